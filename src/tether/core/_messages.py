@@ -1,0 +1,100 @@
+"""Messages, tool calls, tool results and token usage: the data every layer speaks."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ToolCall(_Frozen):
+    """A model's request to call one tool.
+
+    ``arguments`` is the JSON text exactly as the model produced it: it may be
+    malformed, and the runtime (not the provider) decides what to do about that.
+    """
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+    @classmethod
+    def of(cls, name: str, /, *, call_id: str | None = None, **arguments: Any) -> ToolCall:
+        """Build a call from keyword arguments (handy in tests and scripted models)."""
+        return cls(id=call_id or f"call_{name}", name=name, arguments=json.dumps(arguments))
+
+
+class Message(_Frozen):
+    """One message of a conversation, in a provider-neutral shape."""
+
+    role: Role
+    content: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    @classmethod
+    def system(cls, content: str) -> Message:
+        return cls(role="system", content=content)
+
+    @classmethod
+    def user(cls, content: str) -> Message:
+        return cls(role="user", content=content)
+
+    @classmethod
+    def assistant(cls, content: str | None, tool_calls: tuple[ToolCall, ...] = ()) -> Message:
+        return cls(role="assistant", content=content, tool_calls=tool_calls)
+
+    @classmethod
+    def tool(cls, call: ToolCall, content: str) -> Message:
+        return cls(role="tool", content=content, tool_call_id=call.id, name=call.name)
+
+
+class Usage(_Frozen):
+    """Token counts of one model call (or a sum of several)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    requests: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            requests=self.requests + other.requests,
+        )
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+class ToolSpec(_Frozen):
+    """What a model is told about a tool: name, description and JSON schema of its arguments."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+class ToolResult(_Frozen):
+    """The outcome of one tool call: the text the model will see, and whether it is an error."""
+
+    call_id: str
+    name: str
+    content: str
+    is_error: bool = False
+    error_type: str | None = None
