@@ -1,0 +1,41 @@
+"""Agent: configuration only. The Runner executes it; all run state lives in the journal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..models import Model, ModelSettings
+from ..tools import Tool, tool
+from ._budget import Budget
+
+
+@dataclass(frozen=True, kw_only=True)
+class Agent:
+    """What an agent is: its instructions, model, tools and limits.
+
+    Args:
+        name: Names the agent in the journal, the CLI and traces.
+        instructions: The system prompt.
+        model: A :class:`~tether.models.Model`, a selection string such as
+            ``"openai:gpt-4.1-mini"``, or ``None`` for ``$TETHER_MODEL`` or the
+            embedded local model.
+        tools: Tools, or plain functions (turned into tools with :func:`~tether.tools.tool`).
+        settings: Model settings sent with every request.
+        budget: Limits on steps, tokens, cost and time per run.
+        max_recoveries: Consecutive resumes without progress before the run is quarantined.
+    """
+
+    name: str
+    instructions: str = ""
+    model: Model | str | None = None
+    tools: Sequence[Tool | Callable[..., Any]] = ()
+    settings: ModelSettings = field(default_factory=ModelSettings)
+    budget: Budget = field(default_factory=Budget)
+    max_recoveries: int = 3
+
+    def tool_map(self) -> dict[str, Tool]:
+        """The agent's tools by name."""
+        tools = [t if isinstance(t, Tool) else tool(t) for t in self.tools]
+        return {t.name: t for t in tools}

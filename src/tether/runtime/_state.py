@@ -1,0 +1,104 @@
+"""A run's state is a fold over its events. Loading a run and running it use the same fold."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core import STATUS_AFTER, Event, EventType, Message, RunStatus, ToolCall, Usage
+
+
+@dataclass(slots=True, kw_only=True)
+class OpenCall:
+    """A tool call with a committed intent and no committed outcome yet."""
+
+    call_id: str
+    tool: str
+    arguments: dict[str, Any]
+    idempotency_key: str
+    index: int
+    step: int
+
+
+@dataclass(slots=True, kw_only=True)
+class RunState:
+    run_id: str
+    agent: str = ""
+    agent_spec: str | None = None
+    task: str = ""
+    status: RunStatus = RunStatus.RUNNING
+    seq: int = 0
+    step: int = 0
+    messages: list[Message] = field(default_factory=list)
+    #: How many of ``messages`` the last model request sent.
+    sent: int = 0
+    step_calls: tuple[ToolCall, ...] = ()
+    open_calls: dict[str, OpenCall] = field(default_factory=dict)
+    outcomes: dict[str, Message] = field(default_factory=dict)
+    output: str | None = None
+    error: dict[str, Any] | None = None
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+    #: Resumes since the run last made progress (a model response or a tool outcome).
+    recoveries: int = 0
+
+    def apply(self, event: Event) -> None:
+        """Fold one committed event into the state."""
+        p = event.payload
+        kind = event.type
+        self.seq = event.seq
+        if kind in STATUS_AFTER:
+            self.status = STATUS_AFTER[kind]
+        if kind == EventType.RUN_STARTED:
+            self.agent = p["agent"]
+            self.agent_spec = p.get("agent_spec")
+            self.task = p["task"]
+            if p.get("instructions"):
+                self.messages.append(Message.system(p["instructions"]))
+            self.messages.append(Message.user(p["task"]))
+        elif kind == EventType.RUN_RESUMED:
+            self.recoveries += 1
+        elif kind == EventType.MODEL_REQUEST:
+            self.sent = p["prefix"] + len(p["new"])
+        elif kind == EventType.MODEL_RESPONSE:
+            message = Message.model_validate(p["message"])
+            self.step = event.step
+            self.recoveries = 0
+            self.messages.append(message)
+            self.step_calls = message.tool_calls
+            self.outcomes = {}
+            self.usage = self.usage + Usage.model_validate(p["usage"])
+            self.cost_usd += p.get("cost_usd") or 0.0
+        elif kind == EventType.TOOL_INTENT:
+            self.open_calls[p["call_id"]] = OpenCall(
+                call_id=p["call_id"], tool=p["tool"], arguments=p["arguments"],
+                idempotency_key=p["idempotency_key"], index=p["index"], step=event.step,
+            )
+        elif kind in (EventType.TOOL_RESULT, EventType.TOOL_ERROR):
+            self._outcome(p["call_id"], p["tool"], p["content"])
+        elif kind == EventType.RUN_COMPLETED:
+            self.output = p.get("output")
+        elif kind in (EventType.RUN_FAILED, EventType.RUN_NEEDS_ATTENTION,
+                      EventType.RUN_QUARANTINED):
+            self.error = p.get("error")
+
+    def _outcome(self, call_id: str, tool: str, content: str) -> None:
+        self.open_calls.pop(call_id, None)
+        self.recoveries = 0
+        self.outcomes[call_id] = Message(
+            role="tool", content=content, tool_call_id=call_id, name=tool
+        )
+        if all(c.id in self.outcomes for c in self.step_calls):
+            # All of the step's calls are settled: the model sees them in call order,
+            # whatever order they finished in, so a resumed run sends the same prompt.
+            self.messages.extend(self.outcomes[c.id] for c in self.step_calls)
+            self.outcomes = {}
+            self.step_calls = ()
+
+
+def fold(run_id: str, events: list[Event]) -> RunState:
+    """The state of a run after ``events``."""
+    state = RunState(run_id=run_id)
+    for event in events:
+        state.apply(event)
+    return state

@@ -1,0 +1,61 @@
+"""Versioned schema migrations of the SQLite store.
+
+``PRAGMA user_version`` holds the number of migrations applied; each migration is
+applied in its own transaction. Append new migrations; never edit an old one.
+"""
+
+from __future__ import annotations
+
+#: Marks a file as a Tether database ("TETH").
+APPLICATION_ID = 0x54455448
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: runs, events, blobs, tool ledger
+    """
+    CREATE TABLE runs (
+        run_id        TEXT PRIMARY KEY,
+        agent         TEXT NOT NULL,
+        parent_run_id TEXT,
+        status        TEXT NOT NULL,
+        task          TEXT NOT NULL,
+        created_at    REAL NOT NULL,
+        updated_at    REAL NOT NULL,
+        last_seq      INTEGER NOT NULL,
+        steps         INTEGER NOT NULL DEFAULT 0,
+        input_tokens  INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        cost_usd      REAL NOT NULL DEFAULT 0
+    );
+    CREATE INDEX runs_by_created ON runs(created_at);
+    CREATE INDEX runs_by_parent ON runs(parent_run_id) WHERE parent_run_id IS NOT NULL;
+    CREATE TABLE events (
+        run_id         TEXT NOT NULL,
+        seq            INTEGER NOT NULL,
+        type           TEXT NOT NULL,
+        step           INTEGER NOT NULL,
+        ts             REAL NOT NULL,
+        span_id        TEXT,
+        parent_span_id TEXT,
+        duration_ms    REAL,
+        payload        TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE blobs (
+        hash TEXT PRIMARY KEY,
+        data BLOB NOT NULL
+    );
+    CREATE TABLE tool_ledger (
+        run_id          TEXT NOT NULL,
+        call_id         TEXT NOT NULL,
+        tool            TEXT NOT NULL,
+        step            INTEGER NOT NULL,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        status          TEXT NOT NULL,
+        intent_seq      INTEGER NOT NULL,
+        result_seq      INTEGER,
+        PRIMARY KEY (run_id, call_id)
+    ) WITHOUT ROWID;
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)

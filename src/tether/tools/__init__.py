@@ -1,0 +1,6 @@
+"""Tools: the ``@tool`` decorator, validation, and the context handed to each call."""
+
+from ._context import ToolContext
+from ._tool import NOT_APPLIED, Tool, serialize_result, tool
+
+__all__ = ["NOT_APPLIED", "Tool", "ToolContext", "serialize_result", "tool"]

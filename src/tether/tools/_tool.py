@@ -1,0 +1,251 @@
+"""The ``@tool`` decorator: a typed Python function becomes a tool a model can call."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar, get_type_hints, overload
+
+import docstring_parser
+import pydantic_core
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from ..core import ModelBehaviorError, ToolDefinitionError, ToolError, ToolSpec
+from ._context import ToolContext
+
+
+class _NotApplied:
+    def __repr__(self) -> str:
+        return "NOT_APPLIED"
+
+
+#: Returned by a ``reconcile`` hook when the call in doubt did not take effect.
+NOT_APPLIED: Final = _NotApplied()
+
+Reconciler = Callable[[str], Any]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _strip_titles(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {k: _strip_titles(v) for k, v in schema.items() if k != "title"}
+    if isinstance(schema, list):
+        return [_strip_titles(v) for v in schema]
+    return schema
+
+
+def serialize_result(value: Any) -> str:
+    """The text a model sees for a tool's return value: strings as they are, else JSON."""
+    if isinstance(value, str):
+        return value
+    return pydantic_core.to_json(value).decode()
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Tool:
+    """A callable tool. Build one with :func:`tool`."""
+
+    name: str
+    description: str
+    function: Callable[..., Any]
+    args_model: type[BaseModel]
+    context_param: str | None
+    idempotent: bool
+    reconcile: Reconciler | None
+    timeout_s: float | None
+
+    @property
+    def spec(self) -> ToolSpec:
+        schema = _strip_titles(self.args_model.model_json_schema())
+        return ToolSpec(name=self.name, description=self.description, parameters=schema)
+
+    def validate(self, arguments: str) -> dict[str, Any]:
+        """Parse and validate the model's JSON arguments.
+
+        Raises:
+            ModelBehaviorError: with a message precise enough for the model to repair.
+        """
+        try:
+            raw = json.loads(arguments or "{}")
+        except json.JSONDecodeError as e:
+            raise ModelBehaviorError(
+                f"arguments for tool {self.name!r} are not valid JSON ({e.msg} at "
+                f"position {e.pos}): {arguments[:200]!r}",
+                output=arguments,
+            ) from e
+        if not isinstance(raw, dict):
+            raise ModelBehaviorError(
+                f"arguments for tool {self.name!r} must be a JSON object, got {arguments[:200]!r}",
+                output=arguments,
+            )
+        try:
+            model = self.args_model.model_validate(raw)
+        except ValidationError as e:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '(arguments)'}: {err['msg']}"
+                for err in e.errors()
+            )
+            raise ModelBehaviorError(
+                f"arguments for tool {self.name!r} do not match its schema: {problems}",
+                output=arguments,
+            ) from e
+        return {name: getattr(model, name) for name in type(model).model_fields}
+
+    async def invoke(self, arguments: dict[str, Any], context: ToolContext) -> str:
+        """Run the tool with validated ``arguments``; return the result as text.
+
+        Sync tools run in a worker thread so they do not block other calls.
+
+        Raises:
+            ToolError: the result cannot be serialised.
+            Exception: whatever the tool itself raised.
+        """
+        kwargs = dict(arguments)
+        if self.context_param:
+            kwargs[self.context_param] = context
+        if inspect.iscoroutinefunction(self.function):
+            value = await self.function(**kwargs)
+        else:
+            value = await asyncio.to_thread(self.function, **kwargs)
+        try:
+            return serialize_result(value)
+        except pydantic_core.PydanticSerializationError as e:
+            raise ToolError(
+                f"tool {self.name!r} returned a {type(value).__name__}, which cannot be "
+                f"serialised to JSON ({e})",
+                hint="return a str, JSON-compatible values, a dataclass or a pydantic model",
+                tool=self.name,
+                call_id=context.call_id,
+            ) from e
+
+    async def run_reconcile(self, key: str) -> Any:
+        """Ask the tool's ``reconcile`` hook whether the call with ``key`` took effect."""
+        if self.reconcile is None:
+            raise ToolDefinitionError(f"tool {self.name!r} has no reconcile hook")
+        value = self.reconcile(key)
+        if isinstance(value, Awaitable):
+            value = await value
+        return value
+
+    def reconciler(self, function: Reconciler) -> Tool:
+        """Attach a ``reconcile(idempotency_key)`` hook; usable as a decorator.
+
+        The hook returns :data:`NOT_APPLIED` if the call did not take effect (it is then
+        run), or the call's result if it did (which is recorded without running it).
+        """
+        object.__setattr__(self, "reconcile", function)
+        return self
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the underlying function directly (tests, reuse)."""
+        return self.function(*args, **kwargs)
+
+
+def _build(
+    function: Callable[..., Any],
+    *,
+    name: str | None,
+    description: str | None,
+    idempotent: bool,
+    reconcile: Reconciler | None,
+    timeout_s: float | None,
+) -> Tool:
+    tool_name = name or function.__name__
+    doc = docstring_parser.parse(inspect.getdoc(function) or "")
+    param_docs = {p.arg_name: p.description for p in doc.params}
+    try:
+        hints = get_type_hints(function)
+    except Exception as e:
+        raise ToolDefinitionError(
+            f"cannot resolve the type hints of tool {tool_name!r}: {e}",
+            hint="make every annotation importable at module level",
+        ) from e
+    fields: dict[str, Any] = {}
+    context_param = None
+    for param in inspect.signature(function).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise ToolDefinitionError(
+                f"tool {tool_name!r} takes *{param.name}; tools need named parameters",
+                hint="list each argument explicitly",
+            )
+        annotation = hints.get(param.name)
+        if annotation is ToolContext:
+            context_param = param.name
+            continue
+        if annotation is None:
+            raise ToolDefinitionError(
+                f"parameter {param.name!r} of tool {tool_name!r} has no type annotation",
+                hint="annotate it so the model gets a schema, e.g. `x: int`",
+            )
+        default = ... if param.default is param.empty else param.default
+        fields[param.name] = (annotation, Field(default, description=param_docs.get(param.name)))
+    args_model = create_model(f"{tool_name}_arguments", __base__=_Args, **fields)
+    text = description or "\n\n".join(
+        part for part in (doc.short_description, doc.long_description) if part
+    )
+    return Tool(
+        name=tool_name,
+        description=text,
+        function=function,
+        args_model=args_model,
+        context_param=context_param,
+        idempotent=idempotent,
+        reconcile=reconcile,
+        timeout_s=timeout_s,
+    )
+
+
+@overload
+def tool(function: Callable[..., Any], /) -> Tool: ...
+
+
+@overload
+def tool(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    idempotent: bool = False,
+    reconcile: Reconciler | None = None,
+    timeout_s: float | None = None,
+) -> Callable[[Callable[..., Any]], Tool]: ...
+
+
+def tool(
+    function: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    idempotent: bool = False,
+    reconcile: Reconciler | None = None,
+    timeout_s: float | None = None,
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    """Turn a function into a :class:`Tool`.
+
+    The JSON schema comes from the type hints, descriptions from the (Google-style)
+    docstring. A parameter annotated :class:`ToolContext` receives the call's context
+    and is hidden from the model.
+
+    Args:
+        name: The tool's name for the model; defaults to the function's name.
+        description: Overrides the docstring.
+        idempotent: Running the call twice has the same effect as once. A call left in
+            doubt by a crash is then simply run again with the same idempotency key.
+        reconcile: For non-idempotent tools, ``reconcile(idempotency_key)`` decides a
+            call in doubt (see :meth:`Tool.reconciler`). Without it, a call in doubt
+            stops the run as ``needs_attention``.
+        timeout_s: Seconds a call may take.
+    """
+
+    def wrap(f: Callable[..., Any]) -> Tool:
+        return _build(f, name=name, description=description, idempotent=idempotent,
+                      reconcile=reconcile, timeout_s=timeout_s)
+
+    return wrap(function) if function is not None else wrap
