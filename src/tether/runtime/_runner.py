@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from ..core import (
     BudgetExceededError,
@@ -318,8 +318,7 @@ class _Execution:
                 output=call.arguments,
             )
         tool.validate(call.arguments)
-        parsed: dict[str, Any] = json.loads(call.arguments or "{}")
-        return parsed
+        return cast(dict[str, Any], json.loads(call.arguments or "{}"))
 
     # -- tools ----------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import apsw
 
@@ -119,9 +119,12 @@ class SQLiteStore:
 
     # -- schema ---------------------------------------------------------------------
 
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return cast(list[tuple[Any, ...]], self._db.execute(sql, args).fetchall())
+
     def _scalar(self, sql: str, *args: Any) -> Any:
-        row = self._db.execute(sql, args).fetchone()
-        return None if row is None else row[0]
+        rows = self._rows(sql, args)
+        return rows[0][0] if rows else None
 
     def _migrate(self) -> None:
         version = self._scalar("PRAGMA user_version")
@@ -240,11 +243,11 @@ class SQLiteStore:
 
     async def read(self, run_id: str, *, after_seq: int = 0) -> list[Event]:
         with _translated(self.path):
-            rows = self._db.execute(
+            rows = self._rows(
                 "SELECT seq, type, step, ts, span_id, parent_span_id, duration_ms, payload "
                 "FROM events WHERE run_id = ? AND seq > ? ORDER BY seq",
                 (run_id, after_seq),
-            ).fetchall()
+            )
             if not rows and after_seq == 0:
                 await self.run(run_id)  # raises RunNotFoundError
             payloads = [json.loads(r[7]) for r in rows]
@@ -265,7 +268,7 @@ class SQLiteStore:
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            for key, data in self._db.execute(
+            for key, data in self._rows(
                 f"SELECT hash, data FROM blobs WHERE hash IN ({marks})", chunk
             ):
                 found[key] = bytes(data).decode()
@@ -279,15 +282,13 @@ class SQLiteStore:
 
     async def run(self, run_id: str) -> RunSummary:
         with _translated(self.path):
-            row = self._db.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
-            ).fetchone()
-        if row is None:
+            rows = self._rows(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
+        if not rows:
             raise RunNotFoundError(
                 f"no run {run_id!r} in {self.path}",
                 hint="list runs with `tether runs`, or pass the right --db",
             )
-        return _summary(row)
+        return _summary(rows[0])
 
     async def runs(
         self,
@@ -308,20 +309,20 @@ class SQLiteStore:
                 args.append(str(value) if isinstance(value, RunStatus) else value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with _translated(self.path):
-            rows = self._db.execute(
+            rows = self._rows(
                 f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, run_id DESC "
                 "LIMIT ?",
                 (*args, limit),
-            ).fetchall()
+            )
         return [_summary(r) for r in rows]
 
     async def ledger(self, run_id: str) -> list[LedgerEntry]:
         with _translated(self.path):
-            rows = self._db.execute(
+            rows = self._rows(
                 "SELECT call_id, tool, step, idempotency_key, status, intent_seq, result_seq "
                 "FROM tool_ledger WHERE run_id = ? ORDER BY intent_seq",
                 (run_id,),
-            ).fetchall()
+            )
         return [
             LedgerEntry(run_id=run_id, call_id=r[0], tool=r[1], step=r[2], idempotency_key=r[3],
                         status=r[4], intent_seq=r[5], result_seq=r[6])

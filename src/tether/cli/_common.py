@@ -1,0 +1,70 @@
+"""Shared pieces of the CLI: the store option, error display, time formatting."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from ..core import TetherError, UsageError
+from ..store import Store, open_store
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option("--db", help="Database file (default: $TETHER_DB or ./.tether/tether.db).",
+                 show_default=False),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def handle_errors(function: Callable[P, T]) -> Callable[P, T]:
+    """Show Tether errors as a message and a hint, with exit code 2 (misuse) or 1."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return function(*args, **kwargs)
+        except TetherError as e:
+            errors.print(f"[bold red]error:[/] {e.message}", highlight=False)
+            where = ", ".join(x for x in (e.run_id and f"run {e.run_id}",
+                                          e.step is not None and f"step {e.step}") if x)
+            if where:
+                errors.print(f"  where: {where}", highlight=False)
+            if e.hint:
+                errors.print(f"  [bold]hint:[/] {e.hint}", highlight=False)
+            raise typer.Exit(2 if isinstance(e, UsageError) else 1) from None
+
+    return wrapper
+
+
+def with_store(db: Path | None, work: Callable[[Store], Coroutine[Any, Any, T]]) -> T:
+    """Open the store, run ``work`` on it, close it."""
+
+    async def main() -> T:
+        store = open_store(db)
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def seconds(value: float) -> str:
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"

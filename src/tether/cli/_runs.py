@@ -1,0 +1,146 @@
+"""Commands that start, continue and list runs: run, resume, resolve, runs, show."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import time
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..core import RunStatus
+from ..observe import describe
+from ..runtime import Runner, RunResult, load_agent
+from ..store import RunSummary, Store, open_store
+from ._common import DbOption, JsonOption, console, handle_errors, seconds, when, with_store
+
+app = typer.Typer()
+
+
+def _print_result(result: RunResult) -> None:
+    if result.status == RunStatus.COMPLETED:
+        console.print(result.output, highlight=False, markup=False)
+    else:
+        error = result.error or {}
+        console.print(f"[bold red]{result.status}[/]: {error.get('message', '')}", highlight=False)
+        if error.get("hint"):
+            console.print(f"  [bold]hint:[/] {error['hint']}", highlight=False)
+    console.print(
+        f"[dim]run {result.run_id} · {result.status} · {result.steps} steps · "
+        f"{result.usage.input_tokens}+{result.usage.output_tokens} tokens · "
+        f"${result.cost_usd:.6f}[/]\n[dim]inspect: tether show {result.run_id}[/]",
+        highlight=False,
+    )
+
+
+def _finish(result: RunResult) -> None:
+    _print_result(result)
+    if result.status != RunStatus.COMPLETED:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handle_errors
+def run(
+    agent: Annotated[str, typer.Argument(help="The agent, as MODULE:ATTRIBUTE.")],
+    task: Annotated[str, typer.Argument(help="What the agent should do.")],
+    model: Annotated[str | None, typer.Option(help="Model selection string, e.g. "
+                     "openai:gpt-4.1-mini or local (overrides the agent's).")] = None,
+    db: DbOption = None,
+) -> None:
+    """Run an agent on a task; print its answer and the run id."""
+    spec = agent
+    loaded = load_agent(spec)
+    if model is not None:
+        loaded = dataclasses.replace(loaded, model=model)
+
+    async def main() -> RunResult:
+        store = open_store(db)
+        try:
+            return await Runner(store).run(loaded, task, agent_spec=spec)
+        finally:
+            await store.close()
+
+    _finish(asyncio.run(main()))
+
+
+@app.command()
+@handle_errors
+def resume(
+    run_id: Annotated[str, typer.Argument(help="The run to continue.")],
+    db: DbOption = None,
+) -> None:
+    """Continue a run from its journal (after a crash, a budget stop, or a resolve)."""
+    _finish(with_store(db, lambda store: Runner(store).resume(run_id)))
+
+
+@app.command()
+@handle_errors
+def resolve(
+    run_id: Annotated[str, typer.Argument(help="The run that needs attention.")],
+    call_id: Annotated[str, typer.Argument(help="The call in doubt (see `tether show`).")],
+    result: Annotated[str, typer.Option(help="What the call returned, or a note that it "
+                                        "did not take effect; the model will see it.")],
+    db: DbOption = None,
+) -> None:
+    """Settle a tool call in doubt by recording its outcome; then `tether resume`."""
+    with_store(db, lambda store: Runner(store).resolve(run_id, call_id, result=result))
+    console.print(f"recorded; continue with: tether resume {run_id}")
+
+
+def _duration(run: RunSummary) -> float:
+    end = run.updated_at if run.status != RunStatus.RUNNING else time.time()
+    return max(0.0, float(end - run.created_at))
+
+
+@app.command("runs")
+@handle_errors
+def list_runs(
+    status: Annotated[RunStatus | None, typer.Option(help="Only runs with this status.")] = None,
+    agent: Annotated[str | None, typer.Option(help="Only runs of this agent.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many runs.")] = 50,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List runs, newest first."""
+    found = with_store(db, lambda store: store.runs(status=status, agent=agent, limit=limit))
+    if as_json:
+        rows = [dataclasses.asdict(r) | {"duration_s": _duration(r)} for r in found]
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("id", "agent", "status", "steps", "started (UTC)", "duration",
+                  "tokens", "cost $")
+    for r in found:
+        table.add_row(r.run_id, r.agent, str(r.status), str(r.steps), when(r.created_at),
+                      seconds(_duration(r)), f"{r.input_tokens + r.output_tokens}",
+                      f"{r.cost_usd:.4f}")
+    console.print(table)
+
+
+@app.command()
+@handle_errors
+def show(
+    run_id: Annotated[str, typer.Argument(help="The run to show.")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a run's journal, event by event, in order."""
+
+    async def load(store: Store) -> tuple[RunSummary, list]:  # type: ignore[type-arg]
+        return await store.run(run_id), await store.read(run_id)
+
+    summary, events = with_store(db, load)
+    if as_json:
+        print(json.dumps([e.to_dict() for e in events], indent=2))
+        return
+    console.print(f"[bold]{summary.run_id}[/] {summary.agent} · {summary.status} · "
+                  f"{summary.steps} steps", highlight=False)
+    table = Table("seq", "step", "event", "ms", "what")
+    for e in events:
+        table.add_row(str(e.seq), str(e.step), e.type,
+                      "" if e.duration_ms is None else f"{e.duration_ms:.1f}",
+                      describe(e, width=100))
+    console.print(table)

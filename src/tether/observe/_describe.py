@@ -1,0 +1,51 @@
+"""One-line, human-readable descriptions of journal events (``tether show``, ``tail``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core import Event, EventType
+
+
+def _clip(text: Any, width: int = 80) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def describe(event: Event, *, width: int = 80) -> str:
+    """What happened in ``event``, in one line of at most about ``width`` characters."""
+    p = event.payload
+    kind = event.type
+    if kind == EventType.RUN_STARTED:
+        return f"{p['agent']} on {p.get('provider')}:{p.get('model')}: {_clip(p['task'], width)}"
+    if kind == EventType.MODEL_REQUEST:
+        new = len(p["new"])
+        return f"{p.get('provider')}:{p.get('model')}, {p['prefix']} earlier + {new} new messages"
+    if kind == EventType.MODEL_RESPONSE:
+        message = p["message"]
+        calls = message.get("tool_calls") or []
+        usage = p.get("usage") or {}
+        tokens = f"{usage.get('input_tokens', 0)}→{usage.get('output_tokens', 0)} tok"
+        if calls:
+            names = ", ".join(f"{c['name']}({_clip(c.get('arguments', ''), 40)})" for c in calls)
+            return f"calls {names}  [{tokens}]"
+        return f"answers {_clip(message.get('content') or '', width)!r}  [{tokens}]"
+    if kind == EventType.TOOL_INTENT:
+        return f"{p['tool']}({_clip(p['arguments'], 60)}) key={p['idempotency_key']}"
+    if kind == EventType.TOOL_RESULT:
+        how = " (reconciled)" if p.get("reconciled") else ""
+        how = " (resolved by user)" if p.get("resolved_by") else how
+        return f"{p['tool']} → {_clip(p['content'], width)}{how}"
+    if kind == EventType.TOOL_ERROR:
+        error = p.get("error") or {}
+        return f"{p['tool']} ✗ {error.get('type')}: {_clip(error.get('message', ''), width)}"
+    if kind == EventType.RUN_COMPLETED:
+        return _clip(p.get("output", ""), width)
+    if kind in (EventType.RUN_FAILED, EventType.RUN_NEEDS_ATTENTION, EventType.RUN_QUARANTINED):
+        error = p.get("error") or {}
+        return f"{error.get('type')}: {_clip(error.get('message', ''), width)}"
+    if kind == EventType.RUN_RESUMED:
+        return f"attempt {p.get('attempt')} (was {p.get('from_status')})"
+    if kind == EventType.DECISION:
+        return f"{p.get('decision')}: {p.get('chosen')} ({_clip(p.get('reason', ''), width)})"
+    return _clip({k: v for k, v in p.items()}, width)

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tether.cli import app
+
+AGENT = '''
+from tether.core import ToolCall
+from tether.models import ScriptedModel
+from tether.runtime import Agent
+from tether.tools import tool
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add."""
+    return a + b
+
+agent = Agent(name="demo", model=ScriptedModel([ToolCall.of("add", a=2, b=3), "It is 5"]),
+              tools=[add])
+not_an_agent = 42
+'''
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "demo_agent.py").write_text(AGENT)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TETHER_DB", raising=False)
+    return tmp_path
+
+
+def test_run_runs_show_resume(project: Path) -> None:
+    cli = CliRunner()
+    out = cli.invoke(app, ["run", "demo_agent:agent", "what is 2+3?"])
+    assert out.exit_code == 0, out.output
+    assert "It is 5" in out.output
+    assert (project / ".tether" / "tether.db").exists()
+    runs = json.loads(cli.invoke(app, ["runs", "--json"]).output)
+    assert [(r["agent"], r["status"], r["steps"]) for r in runs] == [("demo", "completed", 2)]
+    run_id = runs[0]["run_id"]
+    assert run_id in out.output
+    shown = cli.invoke(app, ["show", run_id])
+    assert shown.exit_code == 0 and "add" in shown.output and "tool.result" in shown.output
+    events = json.loads(cli.invoke(app, ["show", run_id, "--json"]).output)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert cli.invoke(app, ["resume", run_id]).exit_code == 0
+    table = cli.invoke(app, ["runs", "--status", "completed"])
+    assert table.exit_code == 0 and "demo" in table.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["show", "run_nope"], "no run 'run_nope'"),
+    (["resume", "run_nope"], "no run 'run_nope'"),
+    (["run", "nomodule:agent", "x"], "cannot import module 'nomodule'"),
+    (["run", "demo_agent:missing", "x"], "has no attribute 'missing'"),
+    (["run", "demo_agent:not_an_agent", "x"], "not a tether Agent"),
+    (["run", "demo_agent", "x"], "MODULE:ATTRIBUTE"),
+])
+def test_clear_errors(project: Path, args: list[str], message: str) -> None:
+    out = CliRunner().invoke(app, args)
+    assert out.exit_code == 2
+    assert message in out.output
+    assert "hint:" in out.output
+    assert "Traceback" not in out.output
+
+
+def test_store_errors(project: Path) -> None:
+    bad = project / "bad.db"
+    bad.write_bytes(b"garbage" * 1000)
+    out = CliRunner().invoke(app, ["runs", "--db", str(bad)])
+    assert out.exit_code == 1 and "not a valid SQLite database" in out.output
+
+
+def test_every_command_has_help() -> None:
+    cli = CliRunner()
+    for command in app.registered_commands:
+        assert command.callback is not None and command.callback.__doc__, command.name
+        name = command.name or command.callback.__name__
+        out = cli.invoke(app, [name, "--help"])
+        assert out.exit_code == 0, name
