@@ -41,9 +41,12 @@ async def test_a_run_completes_and_folds_to_the_same_state(store: SQLiteStore) -
     state = fold(result.run_id, events)
     assert [m.role for m in state.messages] == ["system", "user", "assistant", "tool", "assistant"]
     assert state.messages[3].content == "5"
-    # model.request records only what is new since the previous request.
+    # model.request records only what is new since the previous request, by reference to
+    # the events that hold it.
     second = events[5].payload
-    assert second["prefix"] == 2 and [m["role"] for m in second["new"]] == ["assistant", "tool"]
+    assert second["prefix"] == 2 and second["new"] == [{"event": 3}, {"event": 5}]
+    assert events[1].payload["new"] == [{"role": "system", "content": "Be brief."},
+                                        {"role": "user", "content": "go"}]
 
 
 async def test_resuming_a_completed_run_changes_nothing(store: SQLiteStore) -> None:

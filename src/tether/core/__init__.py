@@ -26,7 +26,7 @@ from ._errors import (
     TransientModelError,
     UsageError,
 )
-from ._events import STATUS_AFTER, Event, EventType
+from ._events import STATUS_AFTER, Event, EventType, message_of
 from ._ids import Clock, SystemClock, new_id
 from ._messages import Message, Role, ToolCall, ToolResult, ToolSpec, Usage
 from ._status import RunStatus
@@ -68,5 +68,6 @@ __all__ = [
     "TransientModelError",
     "Usage",
     "UsageError",
+    "message_of",
     "new_id",
 ]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from ._messages import Message
 from ._status import RunStatus
 
 
@@ -82,3 +83,19 @@ class Event:
             "duration_ms": self.duration_ms,
             "payload": self.payload,
         }
+
+
+def message_of(event: Event) -> Message | None:
+    """The conversation message an event adds, if any.
+
+    A ``model.response`` adds the assistant's message; a ``tool.result`` or
+    ``tool.error`` adds the tool message the model will see. ``model.request``
+    payloads refer to these events (``{"event": seq}``) instead of copying them.
+    """
+    p = event.payload
+    if event.type == EventType.MODEL_RESPONSE:
+        return Message.model_validate(p["message"])
+    if event.type in (EventType.TOOL_RESULT, EventType.TOOL_ERROR):
+        return Message(role="tool", content=p["content"], tool_call_id=p["call_id"],
+                       name=p["tool"])
+    return None

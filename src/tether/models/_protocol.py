@@ -23,7 +23,9 @@ class ModelSettings(BaseModel):
     temperature: float | None = None
     max_tokens: int | None = None
     seed: int | None = None
-    tool_choice: Literal["auto", "required", "none"] | None = None
+    #: ``"auto"`` (the model decides), ``"required"`` (it must call some tool),
+    #: ``"none"`` (it must answer in text), or the name of the one tool it must call.
+    tool_choice: Literal["auto", "required", "none"] | str | None = None
     parallel_tool_calls: bool | None = None
     #: JSON schema the final answer must follow (structured output).
     output_schema: dict[str, Any] | None = None
@@ -39,6 +41,8 @@ class ModelRequest(BaseModel):
     messages: tuple[Message, ...]
     tools: tuple[ToolSpec, ...] = ()
     settings: ModelSettings = Field(default_factory=ModelSettings)
+    #: The run step this request belongs to (1-based); 0 when not part of a run.
+    step: int = 0
 
 
 class ModelResponse(BaseModel):

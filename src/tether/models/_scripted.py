@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from operator import attrgetter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeAlias
 
@@ -22,16 +23,36 @@ class ScriptExhaustedError(UsageError):
 
 
 def step_of(request: ModelRequest) -> int:
-    """The step a request belongs to: how many assistant turns its conversation already has.
+    """The 0-based index of a request's step: the run's step number less one, or, for a
+    request made outside a run, how many assistant turns its conversation has.
 
     Indexing a script by step rather than by call count keeps it deterministic when a
     run resumes in a fresh process or retries a call.
     """
-    return sum(1 for m in request.messages if m.role == "assistant")
+    if request.step:
+        return request.step - 1
+    return list(map(_role, request.messages)).count("assistant")
+
+
+_role = attrgetter("role")
 
 
 def _estimate_tokens(text: str) -> int:
     return max(1, len(text) // 4)
+
+
+def _new_input_tokens(request: ModelRequest) -> int:
+    """Estimated tokens of what the request adds after the model's previous answer.
+
+    Scripted models count only the new input (about four characters a token), so their
+    cost per call stays flat however long a run gets.
+    """
+    chars = 0
+    for message in reversed(request.messages):
+        if message.role == "assistant":
+            break
+        chars += len(message.content or "")
+    return max(1, chars // 4)
 
 
 def _to_response(item: ScriptItem, request: ModelRequest, step: int) -> ModelResponse:
@@ -53,11 +74,10 @@ def _to_response(item: ScriptItem, request: ModelRequest, step: int) -> ModelRes
         for i, c in enumerate(message.tool_calls)
     )
     message = message.model_copy(update={"tool_calls": calls})
-    prompt = sum(_estimate_tokens(m.content or "") for m in request.messages)
     answer = _estimate_tokens((message.content or "") + "".join(c.arguments for c in calls))
     return ModelResponse(
         message=message,
-        usage=Usage(input_tokens=prompt, output_tokens=answer, requests=1),
+        usage=Usage(input_tokens=_new_input_tokens(request), output_tokens=answer, requests=1),
         provider="scripted",
         model="scripted",
         finish_reason="tool_calls" if calls else "stop",

@@ -252,7 +252,10 @@ class _Execution:
         state = self.state
         step = state.step + 1
         messages = tuple(state.messages)
-        request = ModelRequest(messages=messages, tools=self.specs, settings=self.agent.settings)
+        # Built from already-validated parts: skip re-validating every message each step.
+        request = ModelRequest.model_construct(
+            messages=messages, tools=self.specs, settings=self.agent.settings, step=step
+        )
         clock = self.runner.clock
         started = clock.monotonic()
         try:
@@ -268,15 +271,17 @@ class _Execution:
                 "provider": self.model.provider,
                 "model": self.model.model_name,
                 "prefix": state.sent,
-                "new": [_dump(m) for m in messages[state.sent:]],
+                # Messages that earlier events hold are referenced, not copied.
+                "new": [{"event": origin} if origin else _dump(m) for m, origin in
+                        zip(messages[state.sent:], state.origins[state.sent:], strict=True)],
             }, span=f"s{step}.m"),
             self.event(EventType.MODEL_RESPONSE, step, {
                 "message": _dump(message),
                 "usage": response.usage.model_dump(exclude_defaults=True),
                 "provider": response.provider,
                 "model": response.model,
-                "finish_reason": response.finish_reason,
-                "response_id": response.response_id,
+                **{k: v for k, v in (("finish_reason", response.finish_reason),
+                                     ("response_id", response.response_id)) if v},
             }, span=f"s{step}.m", duration_ms=latency),
         ]
         intents: list[OpenCall] = []
@@ -327,7 +332,10 @@ class _Execution:
 
         Returns True if the run stopped because a call is in doubt.
         """
-        outcomes = await asyncio.gather(*(self.settle_one(c, in_doubt) for c in calls))
+        if len(calls) == 1:
+            outcomes = [await self.settle_one(calls[0], in_doubt)]
+        else:
+            outcomes = await asyncio.gather(*(self.settle_one(c, in_doubt) for c in calls))
         doubtful = [c for c in outcomes if c is not None]
         if not doubtful:
             return False
@@ -390,8 +398,11 @@ class _Execution:
         started = clock.monotonic()
         base = {"call_id": call.call_id, "tool": call.tool}
         try:
-            arguments = tool.validate(json.dumps(call.arguments))
-            content = await asyncio.wait_for(tool.invoke(arguments, context), tool.timeout_s)
+            arguments = tool.validate_object(call.arguments)
+            if tool.timeout_s is None:
+                content = await tool.invoke(arguments, context)
+            else:
+                content = await asyncio.wait_for(tool.invoke(arguments, context), tool.timeout_s)
         except ModelRetry as e:
             error: dict[str, Any] = {"type": "ModelRetry", "message": e.message}
             text = e.message

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from ..core import STATUS_AFTER, Event, EventType, Message, RunStatus, ToolCall, Usage
+from ..core import (
+    STATUS_AFTER,
+    Event,
+    EventType,
+    Message,
+    RunStatus,
+    ToolCall,
+    Usage,
+    message_of,
+)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -30,11 +39,13 @@ class RunState:
     seq: int = 0
     step: int = 0
     messages: list[Message] = field(default_factory=list)
+    #: For each message, the seq of the event it came from (0: written inline).
+    origins: list[int] = field(default_factory=list)
     #: How many of ``messages`` the last model request sent.
     sent: int = 0
     step_calls: tuple[ToolCall, ...] = ()
     open_calls: dict[str, OpenCall] = field(default_factory=dict)
-    outcomes: dict[str, Message] = field(default_factory=dict)
+    outcomes: dict[str, tuple[Message, int]] = field(default_factory=dict)
     output: str | None = None
     error: dict[str, Any] | None = None
     usage: Usage = field(default_factory=Usage)
@@ -56,15 +67,17 @@ class RunState:
             if p.get("instructions"):
                 self.messages.append(Message.system(p["instructions"]))
             self.messages.append(Message.user(p["task"]))
+            self.origins = [0] * len(self.messages)
         elif kind == EventType.RUN_RESUMED:
             self.recoveries += 1
         elif kind == EventType.MODEL_REQUEST:
             self.sent = p["prefix"] + len(p["new"])
         elif kind == EventType.MODEL_RESPONSE:
-            message = Message.model_validate(p["message"])
+            message = cast(Message, message_of(event))
             self.step = event.step
             self.recoveries = 0
             self.messages.append(message)
+            self.origins.append(event.seq)
             self.step_calls = message.tool_calls
             self.outcomes = {}
             self.usage = self.usage + Usage.model_validate(p["usage"])
@@ -75,23 +88,24 @@ class RunState:
                 idempotency_key=p["idempotency_key"], index=p["index"], step=event.step,
             )
         elif kind in (EventType.TOOL_RESULT, EventType.TOOL_ERROR):
-            self._outcome(p["call_id"], p["tool"], p["content"])
+            self._outcome(p["call_id"], cast(Message, message_of(event)), event.seq)
         elif kind == EventType.RUN_COMPLETED:
             self.output = p.get("output")
         elif kind in (EventType.RUN_FAILED, EventType.RUN_NEEDS_ATTENTION,
                       EventType.RUN_QUARANTINED):
             self.error = p.get("error")
 
-    def _outcome(self, call_id: str, tool: str, content: str) -> None:
+    def _outcome(self, call_id: str, message: Message, seq: int) -> None:
         self.open_calls.pop(call_id, None)
         self.recoveries = 0
-        self.outcomes[call_id] = Message(
-            role="tool", content=content, tool_call_id=call_id, name=tool
-        )
+        self.outcomes[call_id] = (message, seq)
         if all(c.id in self.outcomes for c in self.step_calls):
             # All of the step's calls are settled: the model sees them in call order,
             # whatever order they finished in, so a resumed run sends the same prompt.
-            self.messages.extend(self.outcomes[c.id] for c in self.step_calls)
+            for call in self.step_calls:
+                message, seq = self.outcomes[call.id]
+                self.messages.append(message)
+                self.origins.append(seq)
             self.outcomes = {}
             self.step_calls = ()
 

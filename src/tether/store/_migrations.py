@@ -10,10 +10,12 @@ from __future__ import annotations
 APPLICATION_ID = 0x54455448
 
 MIGRATIONS: tuple[str, ...] = (
-    # 1: runs, events, blobs, tool ledger
+    # 1: runs, events, blobs, tool ledger. Events and ledger rows refer to their run by
+    # an integer key, not the 30-character run id: it is repeated in every row.
     """
     CREATE TABLE runs (
-        run_id        TEXT PRIMARY KEY,
+        run_key       INTEGER PRIMARY KEY,
+        run_id        TEXT NOT NULL UNIQUE,
         agent         TEXT NOT NULL,
         parent_run_id TEXT,
         status        TEXT NOT NULL,
@@ -29,7 +31,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX runs_by_created ON runs(created_at);
     CREATE INDEX runs_by_parent ON runs(parent_run_id) WHERE parent_run_id IS NOT NULL;
     CREATE TABLE events (
-        run_id         TEXT NOT NULL,
+        run_key        INTEGER NOT NULL,
         seq            INTEGER NOT NULL,
         type           TEXT NOT NULL,
         step           INTEGER NOT NULL,
@@ -38,22 +40,22 @@ MIGRATIONS: tuple[str, ...] = (
         parent_span_id TEXT,
         duration_ms    REAL,
         payload        TEXT NOT NULL,
-        PRIMARY KEY (run_id, seq)
+        PRIMARY KEY (run_key, seq)
     ) WITHOUT ROWID;
     CREATE TABLE blobs (
-        hash TEXT PRIMARY KEY,
+        hash BLOB PRIMARY KEY,
         data BLOB NOT NULL
     );
     CREATE TABLE tool_ledger (
-        run_id          TEXT NOT NULL,
+        run_key         INTEGER NOT NULL,
         call_id         TEXT NOT NULL,
         tool            TEXT NOT NULL,
         step            INTEGER NOT NULL,
-        idempotency_key TEXT NOT NULL UNIQUE,
+        idempotency_key TEXT NOT NULL,
         status          TEXT NOT NULL,
         intent_seq      INTEGER NOT NULL,
         result_seq      INTEGER,
-        PRIMARY KEY (run_id, call_id)
+        PRIMARY KEY (run_key, call_id)
     ) WITHOUT ROWID;
     """,
 )

@@ -174,43 +174,53 @@ class SQLiteStore:
 
     def _write(self, db: apsw.Connection, events: Sequence[Event]) -> None:
         run_id = events[0].run_id
-        last = self._scalar("SELECT last_seq FROM runs WHERE run_id = ?", run_id)
-        expected = 0 if last is None else last
-        if events[0].seq != expected + 1:
+        found = self._rows("SELECT run_key, last_seq FROM runs WHERE run_id = ?", (run_id,))
+        run_key, last = found[0] if found else (None, 0)
+        if events[0].seq != last + 1:
             raise ConcurrentWriteError(
-                f"run {run_id} is at seq {expected}; refusing to append seq {events[0].seq}",
+                f"run {run_id} is at seq {last}; refusing to append seq {events[0].seq}",
                 hint="another process is writing this run; reload it before continuing",
                 run_id=run_id,
             )
+        if run_key is None:
+            run_key = self._insert_run(db, events[0])
         blobs: dict[str, bytes] = {}
         rows = []
         for e in events:
             payload = _dumps(externalize(e.payload, blobs))
-            rows.append((run_id, e.seq, e.type, e.step, e.ts, e.span_id, e.parent_span_id,
+            rows.append((run_key, e.seq, e.type, e.step, e.ts, e.span_id, e.parent_span_id,
                          e.duration_ms, payload))
         if blobs:
             db.executemany(
-                "INSERT OR IGNORE INTO blobs(hash, data) VALUES (?, ?)", blobs.items()
+                "INSERT OR IGNORE INTO blobs(hash, data) VALUES (?, ?)",
+                [(bytes.fromhex(key), data) for key, data in blobs.items()],
             )
         db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)", rows)
-        self._project(db, events)
+        self._project(db, run_key, events)
 
-    def _project(self, db: apsw.Connection, events: Sequence[Event]) -> None:
+    def _insert_run(self, db: apsw.Connection, first: Event) -> int:
+        if first.type != EventType.RUN_STARTED:
+            raise StoreError(
+                f"run {first.run_id} does not exist; its first event must be run.started",
+                run_id=first.run_id,
+            )
+        p = first.payload
+        db.execute(
+            "INSERT INTO runs(run_id, agent, parent_run_id, status, task, created_at, "
+            "updated_at, last_seq) VALUES (?,?,?,?,?,?,?,0)",
+            (first.run_id, p["agent"], p.get("parent_run_id"), RunStatus.RUNNING,
+             p.get("task", ""), first.ts, first.ts),
+        )
+        return db.last_insert_rowid()
+
+    def _project(self, db: apsw.Connection, run_key: int, events: Sequence[Event]) -> None:
         """Keep the run table and the tool ledger in step with the journal."""
-        run_id = events[0].run_id
         status: str | None = None
         steps = 0
         input_tokens = output_tokens = 0
         cost = 0.0
         for e in events:
             p = e.payload
-            if e.type == EventType.RUN_STARTED:
-                db.execute(
-                    "INSERT INTO runs(run_id, agent, parent_run_id, status, task, created_at, "
-                    "updated_at, last_seq) VALUES (?,?,?,?,?,?,?,0)",
-                    (run_id, p["agent"], p.get("parent_run_id"), RunStatus.RUNNING,
-                     p.get("task", ""), e.ts, e.ts),
-                )
             if e.type in STATUS_AFTER:
                 status = STATUS_AFTER[e.type]
             elif e.type == EventType.MODEL_RESPONSE:
@@ -222,21 +232,21 @@ class SQLiteStore:
             elif e.type == EventType.TOOL_INTENT:
                 db.execute(
                     "INSERT INTO tool_ledger VALUES (?,?,?,?,?,'intent',?,NULL)",
-                    (run_id, p["call_id"], p["tool"], e.step, p["idempotency_key"], e.seq),
+                    (run_key, p["call_id"], p["tool"], e.step, p["idempotency_key"], e.seq),
                 )
             elif e.type in (EventType.TOOL_RESULT, EventType.TOOL_ERROR):
                 db.execute(
                     "UPDATE tool_ledger SET status = ?, result_seq = ? "
-                    "WHERE run_id = ? AND call_id = ?",
-                    ("done" if e.type == EventType.TOOL_RESULT else "error", e.seq, run_id,
+                    "WHERE run_key = ? AND call_id = ?",
+                    ("done" if e.type == EventType.TOOL_RESULT else "error", e.seq, run_key,
                      p["call_id"]),
                 )
         last = events[-1]
         db.execute(
             "UPDATE runs SET last_seq = ?, updated_at = ?, status = coalesce(?, status), "
             "steps = max(steps, ?), input_tokens = input_tokens + ?, "
-            "output_tokens = output_tokens + ?, cost_usd = cost_usd + ? WHERE run_id = ?",
-            (last.seq, last.ts, status, steps, input_tokens, output_tokens, cost, run_id),
+            "output_tokens = output_tokens + ?, cost_usd = cost_usd + ? WHERE run_key = ?",
+            (last.seq, last.ts, status, steps, input_tokens, output_tokens, cost, run_key),
         )
 
     # -- reading --------------------------------------------------------------------
@@ -245,7 +255,8 @@ class SQLiteStore:
         with _translated(self.path):
             rows = self._rows(
                 "SELECT seq, type, step, ts, span_id, parent_span_id, duration_ms, payload "
-                "FROM events WHERE run_id = ? AND seq > ? ORDER BY seq",
+                "FROM events WHERE run_key = (SELECT run_key FROM runs WHERE run_id = ?) "
+                "AND seq > ? ORDER BY seq",
                 (run_id, after_seq),
             )
             if not rows and after_seq == 0:
@@ -264,14 +275,14 @@ class SQLiteStore:
 
     def _blobs(self, refs: set[str]) -> dict[str, str]:
         found: dict[str, str] = {}
-        keys = list(refs)
+        keys = [bytes.fromhex(ref) for ref in refs]
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
             marks = ",".join("?" * len(chunk))
             for key, data in self._rows(
                 f"SELECT hash, data FROM blobs WHERE hash IN ({marks})", chunk
             ):
-                found[key] = bytes(data).decode()
+                found[bytes(key).hex()] = bytes(data).decode()
         missing = refs - found.keys()
         if missing:
             raise StoreCorruptError(
@@ -320,7 +331,8 @@ class SQLiteStore:
         with _translated(self.path):
             rows = self._rows(
                 "SELECT call_id, tool, step, idempotency_key, status, intent_seq, result_seq "
-                "FROM tool_ledger WHERE run_id = ? ORDER BY intent_seq",
+                "FROM tool_ledger WHERE run_key = (SELECT run_key FROM runs WHERE run_id = ?) "
+                "ORDER BY intent_seq",
                 (run_id,),
             )
         return [

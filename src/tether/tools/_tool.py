@@ -60,6 +60,7 @@ class Tool:
     idempotent: bool
     reconcile: Reconciler | None
     timeout_s: float | None
+    inline: bool = False
 
     @property
     def spec(self) -> ToolSpec:
@@ -85,8 +86,14 @@ class Tool:
                 f"arguments for tool {self.name!r} must be a JSON object, got {arguments[:200]!r}",
                 output=arguments,
             )
+        return self.validate_object(raw, raw_text=arguments)
+
+    def validate_object(
+        self, arguments: dict[str, Any], *, raw_text: str | None = None
+    ) -> dict[str, Any]:
+        """Validate already-parsed arguments (e.g. from a journaled intent)."""
         try:
-            model = self.args_model.model_validate(raw)
+            model = self.args_model.model_validate(arguments)
         except ValidationError as e:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in err['loc']) or '(arguments)'}: {err['msg']}"
@@ -94,14 +101,15 @@ class Tool:
             )
             raise ModelBehaviorError(
                 f"arguments for tool {self.name!r} do not match its schema: {problems}",
-                output=arguments,
+                output=raw_text if raw_text is not None else json.dumps(arguments),
             ) from e
         return {name: getattr(model, name) for name in type(model).model_fields}
 
     async def invoke(self, arguments: dict[str, Any], context: ToolContext) -> str:
         """Run the tool with validated ``arguments``; return the result as text.
 
-        Sync tools run in a worker thread so they do not block other calls.
+        Sync tools run in a worker thread so they do not block other calls, unless
+        declared ``inline``.
 
         Raises:
             ToolError: the result cannot be serialised.
@@ -112,6 +120,8 @@ class Tool:
             kwargs[self.context_param] = context
         if inspect.iscoroutinefunction(self.function):
             value = await self.function(**kwargs)
+        elif self.inline:
+            value = self.function(**kwargs)
         else:
             value = await asyncio.to_thread(self.function, **kwargs)
         try:
@@ -156,6 +166,7 @@ def _build(
     idempotent: bool,
     reconcile: Reconciler | None,
     timeout_s: float | None,
+    inline: bool,
 ) -> Tool:
     tool_name = name or function.__name__
     doc = docstring_parser.parse(inspect.getdoc(function) or "")
@@ -199,6 +210,7 @@ def _build(
         idempotent=idempotent,
         reconcile=reconcile,
         timeout_s=timeout_s,
+        inline=inline,
     )
 
 
@@ -214,6 +226,7 @@ def tool(
     idempotent: bool = False,
     reconcile: Reconciler | None = None,
     timeout_s: float | None = None,
+    inline: bool = False,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -226,6 +239,7 @@ def tool(
     idempotent: bool = False,
     reconcile: Reconciler | None = None,
     timeout_s: float | None = None,
+    inline: bool = False,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Turn a function into a :class:`Tool`.
 
@@ -242,10 +256,18 @@ def tool(
             call in doubt (see :meth:`Tool.reconciler`). Without it, a call in doubt
             stops the run as ``needs_attention``.
         timeout_s: Seconds a call may take.
+        inline: Run a sync function on the event loop's thread instead of a worker
+            thread. Saves the thread hop (about 0.1 ms) for fast, non-blocking functions;
+            never use it for I/O, which would stall every other task of the process.
     """
 
     def wrap(f: Callable[..., Any]) -> Tool:
+        if inline and inspect.iscoroutinefunction(f):
+            raise ToolDefinitionError(
+                f"tool {f.__name__!r} is async; inline applies to sync functions only",
+                hint="drop inline=True",
+            )
         return _build(f, name=name, description=description, idempotent=idempotent,
-                      reconcile=reconcile, timeout_s=timeout_s)
+                      reconcile=reconcile, timeout_s=timeout_s, inline=inline)
 
     return wrap(function) if function is not None else wrap
