@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -27,7 +26,7 @@ from _common import emit, w1_agent, write_results  # noqa: E402
 from tether.core import Event  # noqa: E402
 from tether.models import FunctionModel, ModelRequest, ModelResponse  # noqa: E402
 from tether.runtime import Runner, fold  # noqa: E402
-from tether.store import SQLiteStore, Store  # noqa: E402
+from tether.store import SQLiteStore  # noqa: E402
 
 SIZES = (50, 200, 800)
 #: A run id of the length real ones have (they are repeated in stored rows).
