@@ -20,6 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "runtime": {"core", "store", "models", "tools"},
     "observe": {"core", "store", "models"},
     "cli": {"core", "store", "models", "tools", "runtime", "observe"},
+    "testing": set(),
 }
 PACKAGES = sorted(ALLOWED)
 

@@ -89,10 +89,14 @@ def message_of(event: Event) -> Message | None:
     """The conversation message an event adds, if any.
 
     A ``model.response`` adds the assistant's message; a ``tool.result`` or
-    ``tool.error`` adds the tool message the model will see. ``model.request``
-    payloads refer to these events (``{"event": seq}``) instead of copying them.
+    ``tool.error`` adds the tool message the model will see; a ``decision`` that
+    compacts the context adds the note standing for what it dropped.
+    ``model.request`` payloads refer to these events (``{"event": seq}``) instead
+    of copying them.
     """
     p = event.payload
+    if event.type == EventType.DECISION and "message" in p:
+        return Message.model_validate(p["message"])
     if event.type == EventType.MODEL_RESPONSE:
         return Message.model_validate(p["message"])
     if event.type in (EventType.TOOL_RESULT, EventType.TOOL_ERROR):

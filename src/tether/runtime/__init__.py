@@ -1,20 +1,31 @@
 """The runtime: agents, the Runner and its step loop, and the policies around it."""
 
 from ._agent import Agent
-from ._budget import Budget
+from ._breaker import Breaker, BreakerBoard, Transition
+from ._budget import Budget, parse_budget
+from ._policy import BreakerSettings, Policy, RetryPolicy, error_class
 from ._result import RunResult
-from ._runner import Observer, Runner
+from ._runner import Observer, PayloadFilter, Runner
 from ._spec import load_agent
 from ._state import OpenCall, RunState, fold
 
 __all__ = [
     "Agent",
+    "Breaker",
+    "BreakerBoard",
+    "BreakerSettings",
     "Budget",
     "Observer",
     "OpenCall",
+    "PayloadFilter",
+    "Policy",
+    "RetryPolicy",
     "RunResult",
     "RunState",
     "Runner",
+    "Transition",
+    "error_class",
     "fold",
     "load_agent",
+    "parse_budget",
 ]

@@ -9,6 +9,7 @@ from typing import Any
 from ..models import Model, ModelSettings
 from ..tools import Tool, tool
 from ._budget import Budget
+from ._policy import Policy
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -21,18 +22,23 @@ class Agent:
         model: A :class:`~tether.models.Model`, a selection string such as
             ``"openai:gpt-4.1-mini"``, or ``None`` for ``$TETHER_MODEL`` or the
             embedded local model.
+        fallbacks: Models to move on to, in order, when the model is rate-limited, its
+            retries are spent or its circuit breaker is open.
         tools: Tools, or plain functions (turned into tools with :func:`~tether.tools.tool`).
         settings: Model settings sent with every request.
         budget: Limits on steps, tokens, cost and time per run.
+        policy: Retries, timeouts, repair budget and circuit breakers.
         max_recoveries: Consecutive resumes without progress before the run is quarantined.
     """
 
     name: str
     instructions: str = ""
     model: Model | str | None = None
+    fallbacks: Sequence[Model | str] = ()
     tools: Sequence[Tool | Callable[..., Any]] = ()
     settings: ModelSettings = field(default_factory=ModelSettings)
     budget: Budget = field(default_factory=Budget)
+    policy: Policy = field(default_factory=Policy)
     max_recoveries: int = 3
 
     def tool_map(self) -> dict[str, Tool]:

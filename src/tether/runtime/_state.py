@@ -36,6 +36,7 @@ class RunState:
     agent_spec: str | None = None
     task: str = ""
     status: RunStatus = RunStatus.RUNNING
+    started_at: float = 0.0
     seq: int = 0
     step: int = 0
     messages: list[Message] = field(default_factory=list)
@@ -44,6 +45,8 @@ class RunState:
     #: How many of ``messages`` the last model request sent.
     sent: int = 0
     step_calls: tuple[ToolCall, ...] = ()
+    #: Every tool call id the run has used (ids must be unique in a run).
+    call_ids: set[str] = field(default_factory=set)
     open_calls: dict[str, OpenCall] = field(default_factory=dict)
     outcomes: dict[str, tuple[Message, int]] = field(default_factory=dict)
     output: str | None = None
@@ -52,6 +55,19 @@ class RunState:
     cost_usd: float = 0.0
     #: Resumes since the run last made progress (a model response or a tool outcome).
     recoveries: int = 0
+    #: Budget limits raised since the run started (``budget`` events).
+    budget_overrides: dict[str, Any] = field(default_factory=dict)
+    #: Failed attempts of the current model call, per model, from ``retry`` events:
+    #: a crash in the middle of a retry sequence does not reset them.
+    model_attempts: dict[str, int] = field(default_factory=dict)
+    #: Failed attempts per tool call.
+    tool_attempts: dict[str, int] = field(default_factory=dict)
+    #: Malformed model responses: in a row, and in the whole run (never reset).
+    repairs_consecutive: int = 0
+    repairs_total: int = 0
+    last_malformed: dict[str, Any] | None = None
+    #: Whether the context was compacted since the last model response.
+    compacted: bool = False
 
     def apply(self, event: Event) -> None:
         """Fold one committed event into the state."""
@@ -64,6 +80,7 @@ class RunState:
             self.agent = p["agent"]
             self.agent_spec = p.get("agent_spec")
             self.task = p["task"]
+            self.started_at = event.ts
             if p.get("instructions"):
                 self.messages.append(Message.system(p["instructions"]))
             self.messages.append(Message.user(p["task"]))
@@ -73,15 +90,7 @@ class RunState:
         elif kind == EventType.MODEL_REQUEST:
             self.sent = p["prefix"] + len(p["new"])
         elif kind == EventType.MODEL_RESPONSE:
-            message = cast(Message, message_of(event))
-            self.step = event.step
-            self.recoveries = 0
-            self.messages.append(message)
-            self.origins.append(event.seq)
-            self.step_calls = message.tool_calls
-            self.outcomes = {}
-            self.usage = self.usage + Usage.model_validate(p["usage"])
-            self.cost_usd += p.get("cost_usd") or 0.0
+            self._response(event)
         elif kind == EventType.TOOL_INTENT:
             self.open_calls[p["call_id"]] = OpenCall(
                 call_id=p["call_id"], tool=p["tool"], arguments=p["arguments"],
@@ -89,11 +98,49 @@ class RunState:
             )
         elif kind in (EventType.TOOL_RESULT, EventType.TOOL_ERROR):
             self._outcome(p["call_id"], cast(Message, message_of(event)), event.seq)
+        elif kind == EventType.RETRY:
+            if p["target"] == "model":
+                key = p["model_key"]
+                self.model_attempts[key] = self.model_attempts.get(key, 0) + 1
+            else:
+                self.tool_attempts[p["call_id"]] = self.tool_attempts.get(p["call_id"], 0) + 1
+        elif kind == EventType.BUDGET:
+            self.budget_overrides.update(p.get("raised", {}))
+        elif kind == EventType.DECISION and p.get("decision") == "compact":
+            start, end = p["drop"]
+            note = cast(Message, message_of(event))
+            self.messages[start:end] = [note]
+            self.origins[start:end] = [event.seq]
+            self.sent = 0
+            self.compacted = True
         elif kind == EventType.RUN_COMPLETED:
             self.output = p.get("output")
         elif kind in (EventType.RUN_FAILED, EventType.RUN_NEEDS_ATTENTION,
                       EventType.RUN_QUARANTINED):
             self.error = p.get("error")
+
+    def _response(self, event: Event) -> None:
+        p = event.payload
+        self.recoveries = 0
+        self.model_attempts = {}
+        self.compacted = False
+        self.usage = self.usage + Usage.model_validate(p["usage"])
+        self.cost_usd += p.get("cost_usd") or 0.0
+        if p.get("malformed"):
+            self.repairs_consecutive += 1
+            self.repairs_total += 1
+            self.last_malformed = p["malformed"]
+        else:
+            self.repairs_consecutive = 0
+        if p.get("rejected"):
+            return  # empty or truncated: not part of the conversation; the step is retried
+        message = cast(Message, message_of(event))
+        self.step = event.step
+        self.messages.append(message)
+        self.origins.append(event.seq)
+        self.step_calls = message.tool_calls
+        self.call_ids.update(c.id for c in message.tool_calls)
+        self.outcomes = {}
 
     def _outcome(self, call_id: str, message: Message, seq: int) -> None:
         self.open_calls.pop(call_id, None)

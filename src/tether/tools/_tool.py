@@ -61,6 +61,7 @@ class Tool:
     reconcile: Reconciler | None
     timeout_s: float | None
     inline: bool = False
+    fallback: str | None = None
 
     @property
     def spec(self) -> ToolSpec:
@@ -167,6 +168,7 @@ def _build(
     reconcile: Reconciler | None,
     timeout_s: float | None,
     inline: bool,
+    fallback: str | None,
 ) -> Tool:
     tool_name = name or function.__name__
     doc = docstring_parser.parse(inspect.getdoc(function) or "")
@@ -211,6 +213,7 @@ def _build(
         reconcile=reconcile,
         timeout_s=timeout_s,
         inline=inline,
+        fallback=fallback,
     )
 
 
@@ -227,6 +230,7 @@ def tool(
     reconcile: Reconciler | None = None,
     timeout_s: float | None = None,
     inline: bool = False,
+    fallback: str | None = None,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -240,6 +244,7 @@ def tool(
     reconcile: Reconciler | None = None,
     timeout_s: float | None = None,
     inline: bool = False,
+    fallback: str | None = None,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Turn a function into a :class:`Tool`.
 
@@ -259,6 +264,8 @@ def tool(
         inline: Run a sync function on the event loop's thread instead of a worker
             thread. Saves the thread hop (about 0.1 ms) for fast, non-blocking functions;
             never use it for I/O, which would stall every other task of the process.
+        fallback: Name of another tool of the agent to call with the same arguments when
+            this one fails for good (retries spent, or its circuit breaker open).
     """
 
     def wrap(f: Callable[..., Any]) -> Tool:
@@ -268,6 +275,7 @@ def tool(
                 hint="drop inline=True",
             )
         return _build(f, name=name, description=description, idempotent=idempotent,
-                      reconcile=reconcile, timeout_s=timeout_s, inline=inline)
+                      reconcile=reconcile, timeout_s=timeout_s, inline=inline,
+                      fallback=fallback)
 
     return wrap(function) if function is not None else wrap

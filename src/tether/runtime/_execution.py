@@ -1,0 +1,396 @@
+"""One process's drive of one run: the step loop (observe, decide, act, record).
+
+A step commits in two kinds of transaction (see ``docs/architecture.md``):
+
+1. the model request and response together with the intents of the tool calls it
+   asks for (or, with no calls, the run's completion);
+2. each tool call's outcome, on its own, as soon as the call ends.
+
+Resuming folds the journal and continues from there: a committed model response is
+never requested again and a tool call with a committed outcome never runs again. A
+call with an intent but no outcome is *in doubt* and follows its tool's policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import TYPE_CHECKING, Any, cast
+
+from ..core import (
+    BudgetExceededError,
+    CallInDoubtError,
+    ContextLengthError,
+    Event,
+    EventType,
+    Message,
+    ModelBehaviorError,
+    RunStatus,
+    TetherError,
+    ToolCall,
+)
+from ..models import Model, ModelRequest, ModelResponse
+from ..tools import NOT_APPLIED, Tool, serialize_result
+from ._agent import Agent
+from ._budget import Budget
+from ._compaction import compact
+from ._model_call import call_model
+from ._result import RunResult
+from ._state import OpenCall, RunState
+from ._tool_call import run_tool, tool_span
+
+if TYPE_CHECKING:
+    from ._runner import Runner
+
+
+def _resolve_model(model: Model | str | None) -> Model:
+    if model is None or isinstance(model, str):
+        from ..models import select_model
+
+        return select_model(model)
+    return model
+
+
+def _dump(message: Message) -> dict[str, Any]:
+    return message.model_dump(exclude_defaults=True)
+
+
+def result_of(state: RunState) -> RunResult:
+    return RunResult(
+        run_id=state.run_id, status=state.status, output=state.output, steps=state.step,
+        usage=state.usage, cost_usd=state.cost_usd, error=state.error,
+    )
+
+
+class Journal:
+    """Appends a run's events: numbers them, redacts them, commits them, folds them into
+    the state, and hands them to the observers. Everything a run writes goes through
+    :meth:`commit`."""
+
+    def __init__(self, runner: Runner, state: RunState) -> None:
+        self.runner = runner
+        self.state = state
+        self.lock = asyncio.Lock()
+
+    def event(
+        self, kind: EventType, step: int, payload: dict[str, Any], *,
+        span: str | None = None, duration_ms: float | None = None,
+    ) -> Event:
+        """An event to commit; ``seq`` is assigned by :meth:`commit`."""
+        parent = None if span is None else (f"s{step}" if "." in span else "run")
+        return Event(run_id=self.state.run_id, seq=0, type=kind, step=step,
+                     ts=self.runner.clock.now(), payload=payload, span_id=span,
+                     parent_span_id=parent, duration_ms=duration_ms)
+
+    async def commit(self, events: list[Event]) -> None:
+        """Append ``events`` in one transaction, then fold them into the state."""
+        redact = self.runner.redactor
+        async with self.lock:
+            first = self.state.seq + 1
+            numbered = [
+                Event(run_id=e.run_id, seq=first + i, type=e.type, step=e.step, ts=e.ts,
+                      payload=e.payload if redact is None else redact(e.payload),
+                      span_id=e.span_id, parent_span_id=e.parent_span_id,
+                      duration_ms=e.duration_ms)
+                for i, e in enumerate(events)
+            ]
+            await self.runner.store.append(numbered)
+            for e in numbered:
+                self.state.apply(e)
+        for observer in self.runner.observers:
+            observer(numbered)
+
+
+class Execution(Journal):
+    """Drives one run in this process; all it knows is folded from the journal."""
+
+    def __init__(self, runner: Runner, agent: Agent, state: RunState) -> None:
+        super().__init__(runner, state)
+        self.agent = agent
+        self.tools: dict[str, Tool] = agent.tool_map()
+        self.specs = tuple(t.spec for t in self.tools.values())
+        specs = (agent.model, *agent.fallbacks)
+        self.models: list[Model] = [_resolve_model(m) for m in specs]
+        #: Models this execution built from selection strings: it closes them when done.
+        self.owned = [m for m, spec in zip(self.models, specs, strict=True)
+                      if not isinstance(spec, Model)]
+
+    # -- journal --------------------------------------------------------------------
+
+    async def fail(self, error: TetherError, reason: str, **extra: Any) -> None:
+        error.run_id, error.step = self.state.run_id, self.state.step
+        await self.commit([self.event(EventType.RUN_FAILED, self.state.step, {
+            "reason": reason, "error": error.to_dict(), **extra,
+        })])
+
+    # -- budgets and deadlines --------------------------------------------------------
+
+    @property
+    def budget(self) -> Budget:
+        overrides = self.state.budget_overrides
+        return self.agent.budget.raised(overrides) if overrides else self.agent.budget
+
+    def remaining_s(self) -> float | None:
+        """Seconds left before the run's deadline, if it has one."""
+        deadline = self.budget.deadline(self.state.started_at)
+        return None if deadline is None else deadline - self.runner.clock.now()
+
+    def deadline_error(self) -> BudgetExceededError:
+        allowed = self.budget.max_seconds or 0.0
+        return BudgetExceededError(
+            f"the run reached its max_seconds budget of {allowed:g} s",
+            hint="resume it with a raised budget: tether resume RUN_ID --budget max_seconds=...",
+            limit="max_seconds", used=self.runner.clock.now() - self.state.started_at,
+            allowed=allowed,
+        )
+
+    def check_deadline(self, delay: float, error: BaseException) -> None:
+        """Refuse to wait ``delay`` seconds for a retry that would end past the deadline."""
+        remaining = self.remaining_s()
+        if remaining is not None and delay >= remaining:
+            raise self.deadline_error() from error
+
+    def check_budgets(self) -> None:
+        state = self.state
+        self.budget.check(steps=state.step, usage=state.usage, cost_usd=state.cost_usd,
+                          elapsed_s=self.runner.clock.now() - state.started_at)
+        policy = self.agent.policy
+        if (state.repairs_consecutive > policy.max_consecutive_repairs
+                or state.repairs_total > policy.max_repairs):
+            raise ModelBehaviorError(
+                f"the model produced {state.repairs_consecutive} malformed responses in a "
+                f"row ({state.repairs_total} in the run); the repair budget "
+                f"({policy.max_consecutive_repairs} in a row, {policy.max_repairs} in all) "
+                "is spent",
+                hint="use a stronger model, simplify the tools' schemas, or raise "
+                     "Policy.max_consecutive_repairs / max_repairs",
+                output=json.dumps(state.last_malformed),
+            )
+
+    # -- the loop -------------------------------------------------------------------
+
+    async def drive(self, *, in_doubt: bool) -> RunResult:
+        try:
+            return await self._drive(in_doubt=in_doubt)
+        finally:
+            for model in self.owned:
+                close = getattr(model, "aclose", None)
+                if close is not None:
+                    await close()
+
+    async def _drive(self, *, in_doubt: bool) -> RunResult:
+        state = self.state
+        while True:
+            if state.open_calls:
+                stopped = await self.settle(list(state.open_calls.values()), in_doubt=in_doubt)
+                if stopped:
+                    break
+            in_doubt = False
+            if state.status != RunStatus.RUNNING:
+                break
+            try:
+                self.check_budgets()
+            except BudgetExceededError as e:
+                await self.fail(e, "budget_exceeded")
+                break
+            except ModelBehaviorError as e:
+                await self.fail(e, "repair_budget_exhausted", last_output=state.last_malformed)
+                break
+            await self.step()
+        return result_of(state)
+
+    async def step(self) -> None:
+        state = self.state
+        step = state.step + 1
+        messages = tuple(state.messages)
+        # Built from already-validated parts: skip re-validating every message each step.
+        request = ModelRequest.model_construct(
+            messages=messages, tools=self.specs, settings=self.agent.settings, step=step
+        )
+        try:
+            model, response, latency = await call_model(self, request)
+        except ContextLengthError as e:
+            if state.compacted or not await compact(self, step, e):
+                await self.fail(e, "context_length_exceeded")
+            return
+        except BudgetExceededError as e:
+            await self.fail(e, "budget_exceeded")
+            return
+        except TetherError as e:
+            await self.fail(e, "model_error")
+            return
+        await self.record(step, request, model, response, latency)
+
+    async def record(
+        self, step: int, request: ModelRequest, model: Model, response: ModelResponse,
+        latency: float,
+    ) -> None:
+        """Commit a step's response with its tool intents, then settle the calls."""
+        state = self.state
+        response = _unique_call_ids(response, step, state.call_ids)
+        message = response.message
+        estimate = self.runner.prices.estimate(response.provider, response.model,
+                                               response.usage)
+        intents: list[OpenCall] = []
+        calls: list[Event] = []
+        malformed: list[dict[str, Any]] = []
+        for index, call in enumerate(message.tool_calls):
+            span = f"s{step}.t{index}"
+            try:
+                arguments = self.check_call(call)
+            except ModelBehaviorError as e:
+                malformed.append({"call_id": call.id, "tool": call.name,
+                                  "arguments": call.arguments, "error": e.message})
+                calls.append(self.event(EventType.TOOL_ERROR, step, {
+                    "call_id": call.id, "tool": call.name, "error": e.to_dict(),
+                    "content": f"Error: {e.message}",
+                }, span=span))
+                continue
+            intent = OpenCall(
+                call_id=call.id, tool=call.name, arguments=arguments, index=index, step=step,
+                idempotency_key=f"{state.run_id}-{step}-{index}",
+            )
+            intents.append(intent)
+            calls.append(self.event(EventType.TOOL_INTENT, step, {
+                "call_id": call.id, "tool": call.name, "arguments": arguments,
+                "idempotency_key": intent.idempotency_key, "index": index,
+                "idempotent": self.tools[call.name].idempotent,
+            }, span=span))
+        rejected = _rejected(response)
+        extra: dict[str, Any] = {}
+        if rejected:
+            extra = {"rejected": rejected,
+                     "malformed": {"reason": rejected, "output": message.content or ""}}
+        elif malformed:
+            extra = {"malformed": {"reason": "invalid tool calls", "calls": malformed}}
+        if response.finish_reason:
+            extra["finish_reason"] = response.finish_reason
+        if response.response_id:
+            extra["response_id"] = response.response_id
+        if not estimate.known:
+            extra["cost_known"] = False
+        events = [
+            self.event(EventType.MODEL_REQUEST, step, {
+                "provider": model.provider,
+                "model": model.model_name,
+                "prefix": state.sent,
+                # Messages that earlier events hold are referenced, not copied.
+                "new": [{"event": origin} if origin else _dump(m) for m, origin in
+                        zip(request.messages[state.sent:], state.origins[state.sent:],
+                            strict=True)],
+            }, span=f"s{step}.m"),
+            self.event(EventType.MODEL_RESPONSE, step, {
+                "message": _dump(message),
+                "usage": response.usage.model_dump(exclude_defaults=True),
+                "cost_usd": estimate.usd,
+                "provider": response.provider,
+                "model": response.model,
+                **extra,
+            }, span=f"s{step}.m", duration_ms=latency),
+            *calls,
+        ]
+        if not message.tool_calls and not rejected:
+            events.append(self.event(EventType.RUN_COMPLETED, step, {
+                "output": message.content or "",
+            }))
+        await self.commit(events)
+        if intents:
+            await self.settle(intents, in_doubt=False)
+
+    def check_call(self, call: ToolCall) -> dict[str, Any]:
+        """The call's arguments as a JSON object, or why the model must try again."""
+        tool = self.tools.get(call.name)
+        if tool is None:
+            known = ", ".join(sorted(self.tools)) or "none"
+            raise ModelBehaviorError(
+                f"there is no tool named {call.name!r}; available tools: {known}",
+                output=call.arguments,
+            )
+        tool.validate(call.arguments)
+        return cast(dict[str, Any], json.loads(call.arguments or "{}"))
+
+    # -- tools ----------------------------------------------------------------------
+
+    async def settle(self, calls: list[OpenCall], *, in_doubt: bool) -> bool:
+        """Run (or decide) each call concurrently; each commits its own outcome.
+
+        Returns True if the run stopped because a call is in doubt.
+        """
+        if len(calls) == 1:
+            outcomes = [await self.settle_one(calls[0], in_doubt)]
+        else:
+            outcomes = await asyncio.gather(*(self.settle_one(c, in_doubt) for c in calls))
+        doubtful = [c for c in outcomes if c is not None]
+        if not doubtful:
+            return False
+        names = ", ".join(f"{c.tool} (call {c.call_id})" for c in doubtful)
+        error = CallInDoubtError(
+            f"cannot tell whether {names} took effect before the process stopped; "
+            "the tool is not idempotent and has no reconcile hook",
+            hint="check the outside world, then `tether resolve RUN_ID CALL_ID --result ...` "
+                 "and `tether resume RUN_ID`",
+            run_id=self.state.run_id, step=self.state.step,
+        )
+        await self.commit([self.event(EventType.RUN_NEEDS_ATTENTION, self.state.step, {
+            "error": error.to_dict(),
+            "calls": [{"call_id": c.call_id, "tool": c.tool, "arguments": c.arguments,
+                       "idempotency_key": c.idempotency_key} for c in doubtful],
+        })])
+        return True
+
+    async def settle_one(self, call: OpenCall, in_doubt: bool) -> OpenCall | None:
+        tool = self.tools.get(call.tool)
+        span = tool_span(call)
+        if tool is None:
+            await self.commit([self.event(EventType.TOOL_ERROR, call.step, {
+                "call_id": call.call_id, "tool": call.tool,
+                "error": {"type": "ToolDefinitionError",
+                          "message": f"the agent no longer has a tool named {call.tool!r}"},
+                "content": f"Error: tool {call.tool!r} is not available",
+            }, span=span)])
+            return None
+        if in_doubt and not tool.idempotent:
+            if tool.reconcile is None:
+                return call
+            outcome = await tool.run_reconcile(call.idempotency_key)
+            applied = outcome is not NOT_APPLIED
+            decision = self.event(EventType.DECISION, call.step, {
+                "decision": "reconcile", "call_id": call.call_id, "tool": call.tool,
+                "options": ["record_result", "run_again"],
+                "chosen": "record_result" if applied else "run_again",
+                "reason": "reconcile() found the call took effect" if applied
+                          else "reconcile() found the call did not take effect",
+            }, span=span)
+            if applied:
+                await self.commit([decision, self.event(EventType.TOOL_RESULT, call.step, {
+                    "call_id": call.call_id, "tool": call.tool,
+                    "content": serialize_result(outcome), "reconciled": True,
+                }, span=span)])
+                return None
+            await self.commit([decision])
+        await self.commit(await run_tool(self, tool, call))
+        return None
+
+
+def _rejected(response: ModelResponse) -> str | None:
+    """Why a response cannot be used as it is: empty, or cut off by the token limit."""
+    message = response.message
+    if message.tool_calls:
+        return None
+    if response.finish_reason == "length":
+        return "truncated"
+    if not (message.content or "").strip():
+        return "empty"
+    return None
+
+
+def _unique_call_ids(response: ModelResponse, step: int, seen: set[str]) -> ModelResponse:
+    """Give every call an id unique in the run (small models and some servers omit ids or
+    number them from zero each turn); the model sees the ids it is given."""
+    calls = response.message.tool_calls
+    ids = [c.id for c in calls]
+    if all(ids) and len(set(ids)) == len(ids) and seen.isdisjoint(ids):
+        return response
+    fixed = tuple(c.model_copy(update={"id": f"call_{step}_{i}"}) for i, c in enumerate(calls))
+    message = response.message.model_copy(update={"tool_calls": fixed})
+    return response.model_copy(update={"message": message})

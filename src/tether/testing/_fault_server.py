@@ -1,0 +1,239 @@
+"""A real OpenAI-compatible HTTP server with programmable faults, for tests and benchmarks.
+
+It speaks the Chat Completions protocol on 127.0.0.1 and answers like a scripted model:
+by default it calls the tool ``lookup(i=k)`` while fewer than ``steps`` tool results
+are in the conversation, then answers. Each request first takes the next fault of its
+plan (or of ``fault_for``), so a test can say "the 3rd request gets a 429 with
+Retry-After 0.02 s, the 4th a connection reset".
+
+Faults: ``ok``, ``rate_limit`` (429 + Retry-After), ``server_error`` (500),
+``unavailable`` (503), ``reset`` (connection reset mid-body), ``hang`` (no answer for
+``hang_s``), ``truncated`` (body shorter than its Content-Length), ``malformed_args``
+(tool-call arguments that are not JSON), ``unknown_tool``, ``empty_choice``
+(``choices: []``), ``context_length`` (400 context_length_exceeded), ``unauthorized``
+(401).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+FAULTS = ("ok", "rate_limit", "server_error", "unavailable", "reset", "hang", "truncated",
+          "malformed_args", "unknown_tool", "empty_choice", "context_length", "unauthorized")
+
+Responder = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fault:
+    """What to do with one request. ``retry_after_s`` goes with ``rate_limit``."""
+
+    kind: str = "ok"
+    retry_after_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULTS:
+            raise ValueError(f"unknown fault {self.kind!r}; known: {', '.join(FAULTS)}")
+
+
+@dataclass(kw_only=True)
+class Received:
+    """One request as the server saw it, and what it did."""
+
+    index: int
+    body: dict[str, Any]
+    fault: str
+    at: float = field(default_factory=time.monotonic)
+
+
+def counting_responder(steps: int, tool: str = "lookup") -> Responder:
+    """Call ``tool(i=k)`` while the conversation has k < ``steps`` tool results, then answer."""
+
+    def respond(body: dict[str, Any]) -> dict[str, Any]:
+        k = sum(1 for m in body.get("messages", []) if m.get("role") == "tool")
+        if k < steps:
+            return {"role": "assistant", "content": None, "tool_calls": [{
+                "id": f"call_{k}", "type": "function",
+                "function": {"name": tool, "arguments": json.dumps({"i": k})}}]}
+        return {"role": "assistant", "content": f"done after {k} lookups"}
+
+    return respond
+
+
+def _completion(body: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
+    prompt = sum(len(str(m.get("content") or "")) for m in body.get("messages", [])) // 4
+    return {
+        "id": "chatcmpl-fault", "object": "chat.completion", "created": int(time.time()),
+        "model": body.get("model", "fault-model"),
+        "choices": [{"index": 0, "message": message,
+                     "finish_reason": "tool_calls" if message.get("tool_calls") else "stop"}],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": 7,
+                  "total_tokens": prompt + 7},
+    }
+
+
+def _error(message: str, kind: str, code: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+class FaultServer:
+    """Start with ``with FaultServer(...) as server:``; ``server.base_url`` is ``/v1``.
+
+    Args:
+        plan: Faults for the first requests, in order; later requests are ``ok``.
+        fault_for: Instead of a plan, decides each request's fault from its index.
+        responder: Builds the assistant message of an ``ok`` answer.
+        hang_s: How long a ``hang`` holds the request before closing it.
+        port: Listen on this loopback port (default: any free one).
+    """
+
+    def __init__(
+        self,
+        plan: Iterable[Fault | str] = (),
+        *,
+        fault_for: Callable[[int], Fault] | None = None,
+        responder: Responder | None = None,
+        hang_s: float = 2.0,
+        port: int = 0,
+    ) -> None:
+        self.set_plan(plan)
+        self.fault_for = fault_for
+        self.responder = responder or counting_responder(3)
+        self.hang_s = hang_s
+        self.received: list[Received] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> FaultServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def set_plan(self, plan: Iterable[Fault | str]) -> None:
+        """Faults for the next requests, counted from the first one the server got."""
+        self._plan = [f if isinstance(f, Fault) else Fault(kind=f) for f in plan]
+
+    def faults(self) -> list[str]:
+        return [r.fault for r in self.received]
+
+    def _next(self, body: dict[str, Any]) -> Fault:
+        with self._lock:
+            index = len(self.received)
+            if self.fault_for is not None:
+                fault = self.fault_for(index)
+            else:
+                fault = self._plan[index] if index < len(self._plan) else Fault()
+            self.received.append(Received(index=index, body=body, fault=fault.kind))
+            return fault
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def _send(self, status: int, payload: dict[str, Any],
+                      headers: dict[str, str] | None = None) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _abort(self) -> None:
+                # SO_LINGER 0: close with a TCP reset rather than a clean FIN.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                           struct.pack("ii", 1, 0))
+                self.close_connection = True
+                self.connection.close()
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                fault = server._next(body)
+                kind = fault.kind
+                if kind == "rate_limit":
+                    self._send(429, _error("Rate limit reached, slow down", "requests",
+                                           "rate_limit_exceeded"),
+                               {"Retry-After": f"{fault.retry_after_s:g}",
+                                "retry-after-ms": str(int(fault.retry_after_s * 1000))})
+                elif kind == "server_error":
+                    self._send(500, _error("The server had an error", "server_error"))
+                elif kind == "unavailable":
+                    self._send(503, _error("The engine is currently overloaded",
+                                           "server_error"))
+                elif kind == "unauthorized":
+                    self._send(401, _error("Incorrect API key provided",
+                                           "invalid_request_error", "invalid_api_key"))
+                elif kind == "context_length":
+                    self._send(400, _error(
+                        "This model's maximum context length is 128 tokens. However, your "
+                        "messages resulted in 900 tokens.", "invalid_request_error",
+                        "context_length_exceeded"))
+                elif kind in ("reset", "truncated"):
+                    data = json.dumps(_completion(body, server.responder(body))).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    if kind == "reset":
+                        self._abort()
+                    else:
+                        self.close_connection = True
+                elif kind == "hang":
+                    time.sleep(server.hang_s)
+                    self._abort()
+                elif kind == "empty_choice":
+                    payload = _completion(body, {"role": "assistant", "content": ""})
+                    payload["choices"] = []
+                    self._send(200, payload)
+                else:
+                    message = server.responder(body)
+                    if kind in ("malformed_args", "unknown_tool") and message.get("tool_calls"):
+                        call = dict(message["tool_calls"][0])
+                        function = dict(call["function"])
+                        if kind == "malformed_args":
+                            function["arguments"] = function["arguments"][:-1] + ", "
+                        else:
+                            function["name"] = "no_such_tool"
+                        call["function"] = function
+                        message = {**message, "tool_calls": [call]}
+                    self._send(200, _completion(body, message))
+
+        return Handler
+
+
+def closed_port() -> int:
+    """A loopback port with nothing listening (connections are refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
