@@ -85,18 +85,24 @@ async def _call_with_retries(
         allowed, transition = breaker.before_call(clock.monotonic())
         if transition:
             await ex.commit([ex.event(EventType.BREAKER, request.step, transition.payload())])
-        if not allowed:
-            wait = breaker.retry_in(clock.monotonic())
-            error = ChainExhaustedError(
-                f"{_name(model)} is not being called: its circuit breaker is open "
-                f"(next probe in {wait:.1f} s)",
-                hint="configure a fallback model, or wait for the provider to recover",
-                provider=model.provider, model=model.model_name,
-            )
-            raise _MoveOn(error, "circuit breaker open")
         started = clock.monotonic()
         try:
+            if not allowed:
+                wait = breaker.retry_in(clock.monotonic())
+                error = ChainExhaustedError(
+                    f"{_name(model)} is not being called: its circuit breaker is open "
+                    f"(next probe in {wait:.1f} s)",
+                    hint="configure a fallback model, or wait for the provider to recover",
+                    provider=model.provider, model=model.model_name,
+                )
+                if has_fallback:
+                    raise _MoveOn(error, "circuit breaker open")
+                raise error  # without a fallback, wait for the probe like any retry
             response = await _attempt(ex, model, request)
+        except ChainExhaustedError as error:
+            await _retry_or_raise(ex, model, request, error, key,
+                                  minimum=breaker.retry_in(clock.monotonic()))
+            continue
         except ModelError as error:
             transition = None
             if not isinstance(error, ContextLengthError):
@@ -111,25 +117,34 @@ async def _call_with_retries(
                 raise _MoveOn(error, "rate limited") from error
             if breaker.state == "open" and has_fallback:
                 raise _MoveOn(error, "circuit breaker opened") from error
-            if attempt >= policy.model_retry.attempts_for(error):
-                if has_fallback:
-                    reason = ("retries spent" if error.retryable else
-                              f"{error_class(error)} error")
-                    raise _MoveOn(error, reason) from error
-                raise
-            delay = policy.model_retry.delay(attempt, error, ex.runner.rng)
-            ex.check_deadline(delay, error)
-            await ex.commit([ex.event(EventType.RETRY, request.step, {
-                "target": "model", "model_key": key, "provider": model.provider,
-                "model": model.model_name, "attempt": attempt, "error": error.to_dict(),
-                "error_class": error_class(error), "delay_s": round(delay, 4),
-            })])
-            await asyncio.sleep(delay)
+            if attempt >= policy.model_retry.attempts_for(error) and has_fallback:
+                reason = "retries spent" if error.retryable else f"{error_class(error)} error"
+                raise _MoveOn(error, reason) from error
+            await _retry_or_raise(ex, model, request, error, key)
             continue
         transition = breaker.on_success()
         if transition:
             await ex.commit([ex.event(EventType.BREAKER, request.step, transition.payload())])
         return model, response, (clock.monotonic() - started) * 1000
+
+
+async def _retry_or_raise(
+    ex: Execution, model: Model, request: ModelRequest, error: ModelError, key: str,
+    *, minimum: float = 0.0,
+) -> None:
+    """Journal a retry and wait its backoff, or raise ``error`` if its attempts are spent."""
+    policy = ex.agent.policy.model_retry
+    attempt = ex.state.model_attempts.get(key, 0) + 1
+    if attempt >= policy.attempts_for(error):
+        raise error
+    delay = max(minimum, policy.delay(attempt, error, ex.runner.rng))
+    ex.check_deadline(delay, error)
+    await ex.commit([ex.event(EventType.RETRY, request.step, {
+        "target": "model", "model_key": key, "provider": model.provider,
+        "model": model.model_name, "attempt": attempt, "error": error.to_dict(),
+        "error_class": error_class(error), "delay_s": round(delay, 4),
+    })])
+    await asyncio.sleep(delay)
 
 
 async def _attempt(ex: Execution, model: Model, request: ModelRequest) -> ModelResponse:
