@@ -82,3 +82,45 @@ def test_every_command_has_help() -> None:
         name = command.name or command.callback.__name__
         out = cli.invoke(app, [name, "--help"])
         assert out.exit_code == 0, name
+
+
+LOOPING = '''
+from tether.core import ToolCall
+from tether.models import FunctionModel, step_of
+from tether.runtime import Agent, Budget
+from tether.tools import tool
+
+@tool
+def tick(i: int) -> str:
+    """Tick."""
+    return f"tick {i}"
+
+def script(request):
+    k = step_of(request)
+    return ToolCall.of("tick", i=k) if k < 5 else "five ticks"
+
+agent = Agent(name="ticker", model=FunctionModel(script), tools=[tick], budget=Budget(max_steps=2))
+'''
+
+
+def test_budget_stop_then_resume_with_a_raised_budget(project: Path) -> None:
+    (project / "ticker.py").write_text(LOOPING)
+    cli = CliRunner()
+    log = project / "log.jsonl"
+    out = cli.invoke(app, ["run", "ticker:agent", "tick", "--log-file", str(log)])
+    assert out.exit_code == 1 and "max_steps" in out.output and "--budget" in out.output
+    run_id = json.loads(cli.invoke(app, ["runs", "--json"]).output)[0]["run_id"]
+    bad = cli.invoke(app, ["resume", run_id, "--budget", "steps=9"])
+    assert bad.exit_code == 2 and "limits: max_steps" in bad.output
+    out = cli.invoke(app, ["resume", run_id, "--budget", "max_steps=10", "--log-file", str(log)])
+    assert out.exit_code == 0, out.output
+    assert "five ticks" in out.output
+    logged = [json.loads(line) for line in log.read_text().splitlines()]
+    journal = json.loads(cli.invoke(app, ["show", run_id, "--json"]).output)
+    assert [e["seq"] for e in logged] == [e["seq"] for e in journal]
+    assert any(e["type"] == "budget" and e["payload"]["raised"] == {"max_steps": 10}
+               for e in journal)
+    since = cli.invoke(app, ["runs", "--since", "2000-01-01", "--json"])
+    assert len(json.loads(since.output)) == 1
+    future = cli.invoke(app, ["runs", "--since", "2999-01-01", "--json"])
+    assert json.loads(future.output) == []

@@ -2,20 +2,44 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from ..core import RunStatus
-from ..observe import describe
-from ..runtime import Runner, RunResult, load_agent
-from ..store import RunSummary, Store, open_store
+from ..observe import JsonlLog, describe
+from ..runtime import Runner, RunResult, load_agent, parse_budget
+from ..store import RunSummary, Store
 from ._common import DbOption, JsonOption, console, handle_errors, seconds, when, with_store
+
+LogFileOption = Annotated[
+    Path | None,
+    typer.Option("--log-file", help="Mirror every event to this JSONL file as it is "
+                 "committed (see docs/journal.md).", show_default=False),
+]
+
+
+def _drive(
+    db: Path | None, log_file: Path | None, work: Callable[[Runner], Awaitable[RunResult]]
+) -> RunResult:
+    """Run ``work`` with a Runner on the store, mirroring events to ``log_file`` if set."""
+
+    async def main(store: Store) -> RunResult:
+        log = JsonlLog(log_file) if log_file else None
+        try:
+            return await work(Runner(store, observers=[log] if log else []))
+        finally:
+            if log:
+                log.close()
+
+    return with_store(db, main)
 
 app = typer.Typer()
 
@@ -50,6 +74,7 @@ def run(
     model: Annotated[str | None, typer.Option(help="Model selection string, e.g. "
                      "openai:gpt-4.1-mini or local (overrides the agent's).")] = None,
     db: DbOption = None,
+    log_file: LogFileOption = None,
 ) -> None:
     """Run an agent on a task; print its answer and the run id."""
     spec = agent
@@ -57,24 +82,24 @@ def run(
     if model is not None:
         loaded = dataclasses.replace(loaded, model=model)
 
-    async def main() -> RunResult:
-        store = open_store(db)
-        try:
-            return await Runner(store).run(loaded, task, agent_spec=spec)
-        finally:
-            await store.close()
-
-    _finish(asyncio.run(main()))
+    _finish(_drive(db, log_file, lambda runner: runner.run(loaded, task, agent_spec=spec)))
 
 
 @app.command()
 @handle_errors
 def resume(
     run_id: Annotated[str, typer.Argument(help="The run to continue.")],
+    budget: Annotated[list[str] | None, typer.Option(
+        help="Raise a limit, as LIMIT=VALUE (max_steps, max_input_tokens, "
+             "max_output_tokens, max_cost_usd, max_seconds); repeatable.")] = None,
     db: DbOption = None,
+    log_file: LogFileOption = None,
 ) -> None:
     """Continue a run from its journal (after a crash, a budget stop, or a resolve)."""
-    _finish(with_store(db, lambda store: Runner(store).resume(run_id)))
+    overrides = parse_budget(budget or [])
+
+    _finish(_drive(db, log_file, lambda runner: runner.resume(run_id,
+                                                               budget=overrides or None)))
 
 
 @app.command()
@@ -101,12 +126,17 @@ def _duration(run: RunSummary) -> float:
 def list_runs(
     status: Annotated[RunStatus | None, typer.Option(help="Only runs with this status.")] = None,
     agent: Annotated[str | None, typer.Option(help="Only runs of this agent.")] = None,
+    since: Annotated[datetime | None, typer.Option(
+        help="Only runs started at or after this UTC time, e.g. 2026-11-25T08:00.",
+        formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"])] = None,
     limit: Annotated[int, typer.Option(help="At most this many runs.")] = 50,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List runs, newest first."""
-    found = with_store(db, lambda store: store.runs(status=status, agent=agent, limit=limit))
+    after = None if since is None else since.replace(tzinfo=UTC).timestamp()
+    found = with_store(db, lambda store: store.runs(status=status, agent=agent, since=after,
+                                                    limit=limit))
     if as_json:
         rows = [dataclasses.asdict(r) | {"duration_s": _duration(r)} for r in found]
         print(json.dumps(rows, indent=2))

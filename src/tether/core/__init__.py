@@ -29,6 +29,7 @@ from ._errors import (
 from ._events import STATUS_AFTER, Event, EventType, message_of
 from ._ids import Clock, SystemClock, new_id
 from ._messages import Message, Role, ToolCall, ToolResult, ToolSpec, Usage
+from ._redact import Redactor
 from ._status import RunStatus
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "ModelError",
     "ModelRetry",
     "RateLimitError",
+    "Redactor",
     "Role",
     "RunError",
     "RunNotFoundError",

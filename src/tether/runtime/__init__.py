@@ -5,7 +5,7 @@ from ._breaker import Breaker, BreakerBoard, Transition
 from ._budget import Budget, parse_budget
 from ._policy import BreakerSettings, Policy, RetryPolicy, error_class
 from ._result import RunResult
-from ._runner import Observer, PayloadFilter, Runner
+from ._runner import Observer, Runner
 from ._spec import load_agent
 from ._state import OpenCall, RunState, fold
 
@@ -17,7 +17,6 @@ __all__ = [
     "Budget",
     "Observer",
     "OpenCall",
-    "PayloadFilter",
     "Policy",
     "RetryPolicy",
     "RunResult",

@@ -84,12 +84,12 @@ class Journal:
 
     async def commit(self, events: list[Event]) -> None:
         """Append ``events`` in one transaction, then fold them into the state."""
-        redact = self.runner.redactor
+        redact = self.runner.redactor.redact
         async with self.lock:
             first = self.state.seq + 1
             numbered = [
                 Event(run_id=e.run_id, seq=first + i, type=e.type, step=e.step, ts=e.ts,
-                      payload=e.payload if redact is None else redact(e.payload),
+                      payload=redact(e.payload),
                       span_id=e.span_id, parent_span_id=e.parent_span_id,
                       duration_ms=e.duration_ms)
                 for i, e in enumerate(events)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..core import Clock, Event, EventType, SystemClock, UsageError, new_id
+from ..core import Clock, Event, EventType, Redactor, SystemClock, UsageError, new_id
 from ..models import DEFAULT_PRICES, PriceTable
 from ..store import Store, open_store
 from ._agent import Agent
@@ -21,8 +21,6 @@ from ._tool_call import tool_span
 
 #: Called with each batch of events right after it is committed.
 Observer = Callable[[Sequence[Event]], None]
-#: Rewrites a payload before it is committed (secret redaction).
-PayloadFilter = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 class Runner:
@@ -32,8 +30,10 @@ class Runner:
         store: Where runs are journaled; default :func:`~tether.store.open_store`.
         clock: Wall and monotonic time (injected so tests and replay are exact).
         observers: Called with every committed batch of events (live logs, exporters).
-        redactor: Applied to every payload before it is committed, so secrets never
-            reach the journal, the run's state or any observer.
+        redactor: Scrubs every payload before it is committed, so secrets never reach
+            the journal, the run's state or any observer; default
+            :meth:`Redactor.from_env` (known key formats, bearer tokens, passwords in
+            URLs, the values of secret environment variables).
         prices: The price table costs are computed from; its version is recorded.
         breakers: Circuit breakers shared by the runs this Runner drives.
         rng: Source of retry jitter.
@@ -45,7 +45,7 @@ class Runner:
         *,
         clock: Clock | None = None,
         observers: Sequence[Observer] = (),
-        redactor: PayloadFilter | None = None,
+        redactor: Redactor | None = None,
         prices: PriceTable = DEFAULT_PRICES,
         breakers: BreakerBoard | None = None,
         rng: random.Random | None = None,
@@ -53,7 +53,7 @@ class Runner:
         self.store = store if store is not None else open_store()
         self.clock = clock or SystemClock()
         self.observers = list(observers)
-        self.redactor = redactor
+        self.redactor = redactor if redactor is not None else Redactor.from_env()
         self.prices = prices
         self.breakers = breakers or BreakerBoard()
         self.rng = rng or random.Random()
@@ -84,14 +84,16 @@ class Runner:
         return await execution.drive(in_doubt=False)
 
     async def resume(
-        self, run_id: str, agent: Agent | None = None, *, budget: Budget | None = None,
+        self, run_id: str, agent: Agent | None = None, *,
+        budget: Budget | Mapping[str, Any] | None = None,
     ) -> RunResult:
         """Continue a run from its journal, in this process.
 
         Args:
             agent: Defaults to the one recorded by ``agent_spec`` when the run started.
-            budget: Raised limits (journaled, so they hold for later resumes too);
-                needed to continue a run that stopped on ``budget_exceeded``.
+            budget: Raised limits, as a whole :class:`Budget` or as ``{limit: value}``
+                (journaled, so they hold for later resumes too); needed to continue a
+                run that stopped on ``budget_exceeded``.
 
         A completed or quarantined run is returned as it is.
         """
@@ -122,7 +124,8 @@ class Runner:
             "from_status": str(state.status),
         })]
         if budget is not None:
-            raised = {k: v for k, v in vars(budget).items() if v != getattr(agent.budget, k)}
+            raised = (dict(budget) if isinstance(budget, Mapping) else
+                      {k: v for k, v in vars(budget).items() if v != getattr(agent.budget, k)})
             events.append(execution.event(EventType.BUDGET, state.step, {
                 "raised": raised, "reason": "resumed with a raised budget",
             }))
@@ -154,7 +157,8 @@ class Runner:
         return asyncio.run(self.run(agent, task, **kwargs))
 
     def resume_sync(
-        self, run_id: str, agent: Agent | None = None, *, budget: Budget | None = None,
+        self, run_id: str, agent: Agent | None = None, *,
+        budget: Budget | Mapping[str, Any] | None = None,
     ) -> RunResult:
         """:meth:`resume`, for code without an event loop."""
         return asyncio.run(self.resume(run_id, agent, budget=budget))
