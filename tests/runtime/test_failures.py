@@ -139,7 +139,9 @@ async def test_spent_retries_fail_the_run_saying_what_was_tried(
     assert [r.payload["attempt"] for r in of(events, EventType.RETRY)] == [1, 2, 3]
     assert len(server.received) == 4
     assert events[-1].payload["reason"] == "model_error"
-    assert result.error is not None and result.error["status_code"] == 500
+    assert events[-1].payload["tried"] == {"model:openai-compatible:m0": 4}
+    assert events[-1].step == 0 and result.error is not None
+    assert result.error["status_code"] == 500 and result.error["provider"] == "openai-compatible"
 
 
 async def test_context_length_compacts_and_retries_once(

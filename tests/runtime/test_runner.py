@@ -251,3 +251,28 @@ def test_scripted_model_fails_loudly() -> None:
     asyncio.run(model.complete(request))
     with pytest.raises(UsageError, match="never used"):
         model.assert_used()
+
+
+async def test_cancelling_a_run_reaches_the_tool(store: SQLiteStore) -> None:
+    import threading
+
+    started, seen = threading.Event(), {}
+
+    @tool
+    def long_job(ctx: ToolContext) -> str:
+        """Works until told to stop."""
+        started.set()
+        seen["cancelled"] = ctx.cancel_event.wait(5)
+        return "stopped"
+
+    agent = Agent(name="c", model=ScriptedModel([ToolCall.of("long_job"), "done"]),
+                  tools=[long_job])
+    task = asyncio.ensure_future(Runner(store).run(agent, "go", run_id="run_c"))
+    await asyncio.to_thread(started.wait, 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0.05)
+    assert seen == {"cancelled": True}
+    # the intent was committed; the run can be resumed later
+    assert (await store.ledger("run_c"))[0].status == "intent"

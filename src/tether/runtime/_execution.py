@@ -217,7 +217,9 @@ class Execution(Journal):
             await self.fail(e, "budget_exceeded")
             return
         except TetherError as e:
-            await self.fail(e, "model_error")
+            # What was tried: attempts per model of the chain during this step.
+            tried = {key: n + 1 for key, n in state.model_attempts.items()}
+            await self.fail(e, "model_error", tried=tried or None)
             return
         await self.record(step, request, model, response, latency)
 

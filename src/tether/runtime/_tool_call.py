@@ -121,10 +121,13 @@ async def _invoke(ex: Execution, tool: Tool, call: OpenCall, attempt: int) -> st
     remaining = ex.remaining_s()
     if remaining is not None:
         timeout = remaining if timeout is None else min(timeout, remaining)
-    if timeout is None:
-        return await tool.invoke(arguments, context)
     try:
+        if timeout is None:
+            return await tool.invoke(arguments, context)
         return await asyncio.wait_for(tool.invoke(arguments, context), max(0.0, timeout))
+    except asyncio.CancelledError:
+        context.cancel_event.set()  # the run itself was cancelled: tell the tool
+        raise
     except TimeoutError as e:
         context.cancel_event.set()
         raise ToolTimeoutError(
