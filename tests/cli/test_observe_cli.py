@@ -149,3 +149,19 @@ def test_every_command_has_help(command: str) -> None:
     info = next(c for c in app.registered_commands
                 if (c.name or c.callback.__name__) == command)  # type: ignore[union-attr]
     assert info.callback is not None and (info.callback.__doc__ or "").strip()
+
+
+def test_doctor_does_not_write_into_a_running_run(tmp_path: Path) -> None:
+    from tests.observe.conftest import Journal
+
+    db = tmp_path / "t.db"
+    journal = Journal("run_busy").started(tools=["t"])
+    for step in (1, 2):
+        journal.model(step, calls=[("t", {"same": 1})])
+        journal.result(step, 0, "t", "same result")
+    store = SQLiteStore(db)
+    asyncio.run(journal.save(store))
+    asyncio.run(store.close())
+    data = json.loads(_invoke("doctor", "run_busy", "--json", "--db", str(db)).output)
+    assert data["findings"] and data["saved"] == 0 and "still running" in data["note"]
+    assert "finding" not in _invoke("show", "run_busy", "--db", str(db)).output

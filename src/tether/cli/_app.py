@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import _runs
+from . import _observe, _runs
 
 app = typer.Typer(
     name="tether",
@@ -14,6 +14,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.registered_commands.extend(_runs.app.registered_commands)
+app.registered_commands.extend(_observe.app.registered_commands)
 
 
 def main() -> None:

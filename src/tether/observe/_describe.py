@@ -26,6 +26,8 @@ def describe(event: Event, *, width: int = 80) -> str:
         calls = message.get("tool_calls") or []
         usage = p.get("usage") or {}
         tokens = f"{usage.get('input_tokens', 0)}→{usage.get('output_tokens', 0)} tok"
+        if isinstance(p.get("cost_usd"), int | float):
+            tokens += f", ${p['cost_usd']:.6f}"
         if calls:
             names = ", ".join(f"{c['name']}({_clip(c.get('arguments', ''), 40)})" for c in calls)
             return f"calls {names}  [{tokens}]"
@@ -48,4 +50,36 @@ def describe(event: Event, *, width: int = 80) -> str:
         return f"attempt {p.get('attempt')} (was {p.get('from_status')})"
     if kind == EventType.DECISION:
         return f"{p.get('decision')}: {p.get('chosen')} ({_clip(p.get('reason', ''), width)})"
+    return _describe_more(kind, p, width)
+
+
+def _describe_more(kind: str, p: dict[str, Any], width: int) -> str:
+    """Descriptions of the policy, memory, sub-run and doctor events."""
+    if kind == EventType.RETRY:
+        error = p.get("error") or {}
+        where = p.get("tool") or p.get("model") or p.get("call_id") or ""
+        return (f"{p.get('target')} {where} attempt {p.get('attempt')} failed "
+                f"({error.get('type')}: {_clip(error.get('message', ''), 40)}); "
+                f"retrying in {p.get('delay_s')} s")
+    if kind == EventType.FALLBACK:
+        source = p.get("from_model") or p.get("from_tool")
+        target = p.get("to_model") or p.get("to_tool")
+        return f"{source} → {target} ({_clip(p.get('reason', ''), width)})"
+    if kind == EventType.BREAKER:
+        return (f"{p.get('name')}: {p.get('from_state')} → {p.get('to_state')} "
+                f"({_clip(p.get('reason', ''), width)})")
+    if kind == EventType.BUDGET:
+        if "raised" in p:
+            raised = ", ".join(f"{k}={v}" for k, v in (p.get("raised") or {}).items())
+            return f"raised {raised or 'nothing'} ({_clip(p.get('reason', ''), width)})"
+        verdict = "allowed" if p.get("allowed") else "refused"
+        return f"{p.get('limit')}: used {p.get('used')} of {p.get('allowed')}, {verdict}"
+    if kind == EventType.RUN_PAUSED:
+        return _clip(p.get("reason") or p.get("error") or "paused", width)
+    if kind in (EventType.SUBRUN_STARTED, EventType.SUBRUN_COMPLETED):
+        child = p.get("child_run_id") or p.get("run_id")
+        rest = p.get("agent") or p.get("status") or ""
+        return f"{child} {rest}".strip()
+    if kind == EventType.FINDING:
+        return f"{p.get('kind')} (steps {p.get('steps')}): {_clip(p.get('message', ''), width)}"
     return _clip({k: v for k, v in p.items()}, width)

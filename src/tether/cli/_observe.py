@@ -1,0 +1,320 @@
+"""Commands that read runs: trace, tail, diff, export, doctor, cost."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.text import Text
+
+from ..core import Event, EventType, Redactor, RunStatus, StoreError, TetherError
+from ..observe import (
+    CAPTURE_CONTENT_ENV,
+    RunCost,
+    Span,
+    build_trace,
+    describe,
+    diagnose,
+    diff_runs,
+    event_lines,
+    export_events,
+    export_otlp_spans,
+    follow,
+    load_run_tree,
+    otlp_json,
+    send_otlp,
+    tree_cost,
+)
+from ..store import Store
+from ._common import DbOption, JsonOption, console, handle_errors, with_store
+from ._observe_render import (
+    render_cost,
+    render_diff,
+    render_findings,
+    render_trace,
+    show,
+    span_json,
+)
+
+app = typer.Typer()
+
+RunArg = Annotated[str, typer.Argument(help="The run id (see `tether runs`).")]
+SubrunsOption = Annotated[bool, typer.Option(
+    "--subruns/--no-subruns", help="Include sub-runs (child runs), recursively.")]
+
+
+def _dump(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+# -- trace ------------------------------------------------------------------------------
+
+
+async def load_trace(store: Store, run_id: str, *, subruns: bool = True) -> tuple[Span, RunCost]:
+    """The span tree and cost of a run (and its sub-runs)."""
+    tree = await load_run_tree(store, run_id, subruns=subruns)
+    return build_trace(tree), tree_cost(tree)
+
+
+@app.command()
+@handle_errors
+def trace(
+    run_id: RunArg,
+    full: Annotated[bool, typer.Option(
+        "--full", help="Also show each model call's exact prompt and answer, and each tool "
+                       "call's arguments and result.")] = False,
+    subruns: SubrunsOption = True,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a run as a tree of spans: steps, model calls, tool calls and sub-runs, with
+    duration, tokens, cost and status of each."""
+    root, cost = with_store(db, lambda store: load_trace(store, run_id, subruns=subruns))
+    if as_json:
+        _dump({"trace": span_json(root, full=full), "cost": cost.to_dict()})
+        return
+    show(console, render_trace(root, full=full, cost=cost))
+
+
+# -- tail -------------------------------------------------------------------------------
+
+
+def _tail_line(event: Event) -> Text:
+    ms = "" if event.duration_ms is None else f" {event.duration_ms:.0f}ms"
+    style = "red" if event.type in (EventType.RUN_FAILED, EventType.TOOL_ERROR) else ""
+    return Text.assemble((f"{event.seq:>5} ", "dim"), (f"s{event.step:<4}", "dim"),
+                         (f"{event.type:<17}", style or "cyan"), (f"{ms:>7} ", "dim"),
+                         describe(event, width=100))
+
+
+@app.command()
+@handle_errors
+def tail(
+    run_id: RunArg,
+    poll: Annotated[float, typer.Option(help="Seconds between reads of the journal.")] = 0.25,
+    wait: Annotated[float, typer.Option(
+        help="Seconds to wait for a run that does not exist yet.")] = 10.0,
+    timeout: Annotated[float, typer.Option(
+        help="Give up after this many seconds (0: never).")] = 0.0,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Follow a run as another process executes it, event by event, until it stops
+    (completed, failed, needs_attention, quarantined or paused).
+
+    Exits 0 when the run completed or paused, 1 when it failed, needs attention or
+    was quarantined.
+    """
+
+    async def work(store: Store) -> str | None:
+        status: str | None = None
+        async for event in follow(store, run_id, poll_s=poll, wait_s=wait,
+                                  timeout_s=timeout or None):
+            if as_json:
+                sys.stdout.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
+                sys.stdout.flush()
+            else:
+                console.print(_tail_line(event), soft_wrap=True, highlight=False)
+            if event.type.startswith("run."):
+                status = (await store.run(run_id)).status
+        return status or str((await store.run(run_id)).status)
+
+    try:
+        status = with_store(db, work)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except TimeoutError as e:
+        raise TetherError(str(e), hint="the process running it may have died; "
+                                       "`tether resume` continues it") from None
+    if not as_json:
+        console.print(f"[dim]run {run_id} is {status}[/]", highlight=False)
+    if status in (RunStatus.FAILED, RunStatus.NEEDS_ATTENTION, RunStatus.QUARANTINED):
+        raise typer.Exit(1)
+
+
+# -- diff -------------------------------------------------------------------------------
+
+
+@app.command()
+@handle_errors
+def diff(
+    run_a: Annotated[str, typer.Argument(help="The first run.")],
+    run_b: Annotated[str, typer.Argument(help="The run to compare it with.")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Compare two runs: where they first diverge, then step by step the calls, results,
+    tokens and cost of each."""
+
+    async def load(store: Store) -> tuple[list[Event], list[Event]]:
+        return await store.read(run_a), await store.read(run_b)
+
+    events_a, events_b = with_store(db, load)
+    result = diff_runs(events_a, events_b)
+    if as_json:
+        _dump(result.to_dict())
+        return
+    show(console, render_diff(result))
+
+
+# -- export -----------------------------------------------------------------------------
+
+
+class ExportFormat(StrEnum):
+    JSONL = "jsonl"
+    OTLP_JSON = "otlp-json"
+    OTLP = "otlp"
+
+
+@app.command()
+@handle_errors
+def export(
+    run_id: RunArg,
+    format: Annotated[ExportFormat, typer.Option(
+        "--format", "-f", help="jsonl: the journal's events, one JSON object a line; "
+        "otlp-json: OpenTelemetry spans as OTLP/JSON; otlp: send the spans to the OTLP/HTTP "
+        "endpoint ($OTEL_EXPORTER_OTLP_ENDPOINT or --endpoint).")] = ExportFormat.JSONL,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write to this file instead of stdout.")] = None,
+    endpoint: Annotated[str | None, typer.Option(
+        help="OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces "
+             "(--format otlp).")] = None,
+    content: Annotated[bool | None, typer.Option(
+        "--content/--no-content", help="Put prompts, answers, tool arguments and results in "
+        f"the spans (default: ${CAPTURE_CONTENT_ENV}).", show_default=False)] = None,
+    subruns: Annotated[bool | None, typer.Option(
+        "--subruns/--no-subruns", help="Include sub-runs (default: yes for spans, no for "
+        "jsonl).", show_default=False)] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Export a run, redacted: its events as JSONL, or its OpenTelemetry GenAI spans
+    as OTLP/JSON or sent over OTLP/HTTP."""
+    redactor = Redactor.from_env()
+    if format == ExportFormat.JSONL:
+        events = with_store(db, lambda store: export_events(
+            store, run_id, redactor=redactor, subruns=bool(subruns)))
+        _write(output, "".join(event_lines(events)))
+        if as_json and output is not None:
+            _dump({"format": str(format), "events": len(events), "output": str(output)})
+        return
+    spans = with_store(db, lambda store: export_otlp_spans(
+        store, run_id, include_content=content, redactor=redactor,
+        subruns=True if subruns is None else subruns))
+    if format == ExportFormat.OTLP_JSON:
+        _write(output, json.dumps(otlp_json(spans), ensure_ascii=False) + "\n")
+        if as_json and output is not None:
+            _dump({"format": str(format), "spans": len(spans), "output": str(output)})
+        return
+    sent = send_otlp(spans, endpoint=endpoint)
+    if as_json:
+        _dump({"format": str(format), "spans": sent, "endpoint": endpoint})
+    else:
+        console.print(f"sent {sent} spans of {run_id} over OTLP/HTTP", highlight=False)
+
+
+def _write(output: Path | None, text: str) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+
+
+# -- doctor -----------------------------------------------------------------------------
+
+
+async def _record_findings(store: Store, run_id: str, payloads: list[dict[str, Any]],
+                           existing: list[Event]) -> int | None:
+    """Append the findings not already journaled as ``finding`` events; return how many,
+    or None when the run is still running (its process owns the next ``seq``)."""
+    known = {json.dumps(e.payload, sort_keys=True) for e in existing
+             if e.type == EventType.FINDING}
+    fresh = [p for p in payloads if json.dumps(p, sort_keys=True) not in known]
+    if not fresh:
+        return 0
+    summary = await store.run(run_id)
+    if summary.status == RunStatus.RUNNING:
+        return None
+    now = time.time()
+    await store.append([
+        Event(run_id=run_id, seq=summary.last_seq + 1 + i, type=EventType.FINDING,
+              step=summary.steps, ts=now, payload=payload)
+        for i, payload in enumerate(fresh)
+    ])
+    return len(fresh)
+
+
+@app.command()
+@handle_errors
+def doctor(
+    run_id: RunArg,
+    save: Annotated[bool, typer.Option(
+        "--save/--no-save", help="Record the findings in the run's journal as `finding` "
+                                 "events (once each).")] = True,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Look for pathologies in a run: repeated calls, unused results, cycles, steps that
+    change nothing, retry storms, outlier steps; say why each matters and where to look.
+
+    Findings are recorded in the journal of a run that has stopped, not of one still
+    running (its process is the one appending to it).
+    """
+
+    async def work(store: Store) -> tuple[list[Any], int | None]:
+        events = await store.read(run_id)
+        findings = diagnose(events)
+        saved: int | None = 0
+        if save and findings:
+            try:
+                saved = await _record_findings(
+                    store, run_id, [f.to_payload() for f in findings], events)
+            except StoreError as e:
+                e.hint = e.hint or "run `tether doctor --no-save` to only print the findings"
+                raise
+        return findings, saved
+
+    findings, saved = with_store(db, work)
+    running = "the run is still running: findings not recorded (run the doctor again " \
+              "once it stops)"
+    if as_json:
+        _dump({"run_id": run_id, "findings": [f.to_payload() for f in findings],
+               "saved": saved or 0, **({"note": running} if saved is None else {})})
+        return
+    lines = render_findings(run_id, findings)
+    if saved:
+        lines.append(Text(f"recorded {saved} finding event(s) in the journal", "dim"))
+    elif saved is None:
+        lines.append(Text(running, "yellow"))
+    show(console, lines)
+
+
+# -- cost -------------------------------------------------------------------------------
+
+
+@app.command()
+@handle_errors
+def cost(
+    run_id: RunArg,
+    subruns: SubrunsOption = True,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show what a run cost, step by step, and rolled up over its sub-runs."""
+
+    async def work(store: Store) -> RunCost:
+        return tree_cost(await load_run_tree(store, run_id, subruns=subruns))
+
+    result = with_store(db, work)
+    if as_json:
+        _dump(result.to_dict())
+        return
+    show(console, render_cost(result))
+

@@ -1,0 +1,58 @@
+"""Load a run and its sub-runs (child runs, recursively) from a store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..core import Event
+from ..store import RunSummary, Store
+
+#: Most sub-runs listed per parent (``Store.runs`` needs a limit).
+MAX_SUBRUNS = 10_000
+
+
+@dataclass(slots=True, kw_only=True)
+class RunTree:
+    """A run's summary and journal, with its sub-runs' trees, oldest first."""
+
+    summary: RunSummary
+    events: list[Event]
+    children: list[RunTree] = field(default_factory=list)
+
+    @property
+    def run_id(self) -> str:
+        return self.summary.run_id
+
+    def walk(self) -> list[RunTree]:
+        """This run and every descendant, depth first."""
+        found = [self]
+        for child in self.children:
+            found.extend(child.walk())
+        return found
+
+
+async def load_run_tree(
+    store: Store, run_id: str, *, subruns: bool = True, max_depth: int = 16
+) -> RunTree:
+    """Read ``run_id`` (``RunNotFoundError`` if unknown) and, unless ``subruns`` is
+    false, every run whose ``parent_run_id`` leads back to it."""
+    summary = await store.run(run_id)
+    tree = RunTree(summary=summary, events=await store.read(run_id))
+    if subruns and max_depth > 0:
+        children = await store.runs(parent_run_id=run_id, limit=MAX_SUBRUNS)
+        for child in sorted(children, key=lambda r: (r.created_at, r.run_id)):
+            if child.run_id != run_id:
+                tree.children.append(
+                    await load_run_tree(store, child.run_id, max_depth=max_depth - 1)
+                )
+    return tree
+
+
+async def root_run_id(store: Store, run_id: str, *, max_depth: int = 16) -> str:
+    """The top-level ancestor of ``run_id`` (the run itself if it has no parent)."""
+    current = await store.run(run_id)
+    for _ in range(max_depth):
+        if current.parent_run_id is None:
+            break
+        current = await store.run(current.parent_run_id)
+    return current.run_id
