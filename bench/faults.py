@@ -167,12 +167,12 @@ async def primary_down(directory: Path) -> list[dict[str, Any]]:
     ]
 
 
-async def main() -> None:
-    with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parent) as tmp:
-        lines = await faults(Path(tmp))
-        lines += await primary_down(Path(tmp))
+async def main(directory: Path) -> None:
+    lines = await faults(directory)
+    lines += await primary_down(directory)
     write_results(__file__, lines)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parent) as tmp:
+        asyncio.run(main(Path(tmp)))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -185,7 +185,7 @@ async def test_fallback_then_breaker_then_half_open_recovery(
 
     # The primary comes back; after the reset timeout a half-open probe brings it back.
     with FaultServer(responder=counting_responder(STEPS), port=port) as primary:
-        time.sleep(0.35)
+        await asyncio.sleep(0.35)
         result, events = await drive(store, agent, runner)
         assert result.status == RunStatus.COMPLETED
         moves = [(e.payload["from_state"], e.payload["to_state"])

@@ -276,3 +276,20 @@ async def test_cancelling_a_run_reaches_the_tool(store: SQLiteStore) -> None:
     assert seen == {"cancelled": True}
     # the intent was committed; the run can be resumed later
     assert (await store.ledger("run_c"))[0].status == "intent"
+
+
+async def test_reviewers_run_when_a_run_stops_and_their_findings_are_journaled(
+    store: SQLiteStore,
+) -> None:
+    from tether.observe import finding_payloads
+
+    same = ToolCall.of("add", a=1, b=1)
+    agent = Agent(name="r", model=ScriptedModel([same, same, "2"]), tools=[add])
+    result = await Runner(store, reviewers=[finding_payloads]).run(agent, "go")
+    events = await store.read(result.run_id)
+    findings = [e.payload for e in events if e.type == EventType.FINDING]
+    assert "repeated_call" in {f["kind"] for f in findings}
+    assert events[-1].type == EventType.FINDING
+    summary = await store.run(result.run_id)
+    completed = next(e for e in events if e.type == EventType.RUN_COMPLETED)
+    assert summary.updated_at == completed.ts  # findings are not run activity

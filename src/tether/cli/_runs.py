@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from ..core import RunStatus
-from ..observe import JsonlLog, describe
+from ..observe import JsonlLog, describe, finding_payloads
 from ..runtime import Runner, RunResult, load_agent, parse_budget
 from ..store import RunSummary, Store
 from ._common import DbOption, JsonOption, console, handle_errors, seconds, when, with_store
@@ -34,7 +34,9 @@ def _drive(
     async def main(store: Store) -> RunResult:
         log = JsonlLog(log_file) if log_file else None
         try:
-            return await work(Runner(store, observers=[log] if log else []))
+            runner = Runner(store, observers=[log] if log else [],
+                            reviewers=[finding_payloads])
+            return await work(runner)
         finally:
             if log:
                 log.close()

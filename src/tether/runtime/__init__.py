@@ -5,7 +5,7 @@ from ._breaker import Breaker, BreakerBoard, Transition
 from ._budget import Budget, parse_budget
 from ._policy import BreakerSettings, Policy, RetryPolicy, error_class
 from ._result import RunResult
-from ._runner import Observer, Runner
+from ._runner import Observer, Reviewer, Runner
 from ._spec import load_agent
 from ._state import OpenCall, RunState, fold
 
@@ -19,6 +19,7 @@ __all__ = [
     "OpenCall",
     "Policy",
     "RetryPolicy",
+    "Reviewer",
     "RunResult",
     "RunState",
     "Runner",

@@ -171,12 +171,23 @@ class Execution(Journal):
 
     async def drive(self, *, in_doubt: bool) -> RunResult:
         try:
-            return await self._drive(in_doubt=in_doubt)
+            result = await self._drive(in_doubt=in_doubt)
+            if self.runner.reviewers:
+                await self.review()
+            return result
         finally:
             for model in self.owned:
                 close = getattr(model, "aclose", None)
                 if close is not None:
                     await close()
+
+    async def review(self) -> None:
+        """Run the reviewers (the doctor) on the whole journal; commit their findings."""
+        events = await self.runner.store.read(self.state.run_id)
+        findings = [p for reviewer in self.runner.reviewers for p in reviewer(events)]
+        if findings:
+            await self.commit([self.event(EventType.FINDING, self.state.step, p)
+                               for p in findings])
 
     async def _drive(self, *, in_doubt: bool) -> RunResult:
         state = self.state

@@ -21,6 +21,8 @@ from ._tool_call import tool_span
 
 #: Called with each batch of events right after it is committed.
 Observer = Callable[[Sequence[Event]], None]
+#: Called with a run's whole journal when it stops; returns ``finding`` payloads.
+Reviewer = Callable[[Sequence[Event]], list[dict[str, Any]]]
 
 
 class Runner:
@@ -37,6 +39,9 @@ class Runner:
         prices: The price table costs are computed from; its version is recorded.
         breakers: Circuit breakers shared by the runs this Runner drives.
         rng: Source of retry jitter.
+        reviewers: Run on a run's journal whenever it stops (completed, failed, needs
+            attention); what they return is committed as ``finding`` events. The CLI
+            passes the doctor (:func:`tether.observe.finding_payloads`).
     """
 
     def __init__(
@@ -49,6 +54,7 @@ class Runner:
         prices: PriceTable = DEFAULT_PRICES,
         breakers: BreakerBoard | None = None,
         rng: random.Random | None = None,
+        reviewers: Sequence[Reviewer] = (),
     ) -> None:
         self.store = store if store is not None else open_store()
         self.clock = clock or SystemClock()
@@ -57,6 +63,7 @@ class Runner:
         self.prices = prices
         self.breakers = breakers or BreakerBoard()
         self.rng = rng or random.Random()
+        self.reviewers = list(reviewers)
 
     async def run(
         self, agent: Agent, task: str, *, agent_spec: str | None = None,

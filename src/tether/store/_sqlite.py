@@ -241,12 +241,15 @@ class SQLiteStore:
                     ("done" if e.type == EventType.TOOL_RESULT else "error", e.seq, run_key,
                      p["call_id"]),
                 )
-        last = events[-1]
+        # Findings (the doctor's, appended after the run) are not the run's activity.
+        active = [e.ts for e in events if e.type != EventType.FINDING]
         db.execute(
-            "UPDATE runs SET last_seq = ?, updated_at = ?, status = coalesce(?, status), "
-            "steps = max(steps, ?), input_tokens = input_tokens + ?, "
-            "output_tokens = output_tokens + ?, cost_usd = cost_usd + ? WHERE run_key = ?",
-            (last.seq, last.ts, status, steps, input_tokens, output_tokens, cost, run_key),
+            "UPDATE runs SET last_seq = ?, updated_at = coalesce(?, updated_at), "
+            "status = coalesce(?, status), steps = max(steps, ?), "
+            "input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, "
+            "cost_usd = cost_usd + ? WHERE run_key = ?",
+            (events[-1].seq, max(active, default=None), status, steps, input_tokens,
+             output_tokens, cost, run_key),
         )
 
     # -- reading --------------------------------------------------------------------
