@@ -1,18 +1,51 @@
 """Models: the protocol, providers, and deterministic test doubles."""
 
-from ._protocol import Model, ModelRequest, ModelResponse, ModelSettings, StreamDelta, StreamingModel
+from ._anthropic import AnthropicModel
+from ._local import LocalModel, default_local_model_path
+from ._openai import OpenAIModel
+from ._pricing import (
+    DEFAULT_PRICES,
+    PRICE_TABLE_VERSION,
+    CostEstimate,
+    ModelPrice,
+    PriceTable,
+    cost,
+)
+from ._protocol import (
+    Model,
+    ModelRequest,
+    ModelResponse,
+    ModelSettings,
+    StreamDelta,
+    StreamingModel,
+)
 from ._scripted import FunctionModel, ScriptedModel, ScriptExhaustedError, ScriptItem, step_of
+from ._select import MODEL_ENV, ModelSpec, parse_model_spec, select_model
 
 __all__ = [
+    "DEFAULT_PRICES",
+    "MODEL_ENV",
+    "PRICE_TABLE_VERSION",
+    "AnthropicModel",
+    "CostEstimate",
     "FunctionModel",
+    "LocalModel",
     "Model",
+    "ModelPrice",
     "ModelRequest",
     "ModelResponse",
     "ModelSettings",
+    "ModelSpec",
+    "OpenAIModel",
+    "PriceTable",
     "ScriptExhaustedError",
     "ScriptItem",
     "ScriptedModel",
     "StreamDelta",
     "StreamingModel",
+    "cost",
+    "default_local_model_path",
+    "parse_model_spec",
+    "select_model",
     "step_of",
 ]

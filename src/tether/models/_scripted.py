@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from operator import attrgetter
 from collections.abc import Awaitable, Callable, Sequence
+from operator import attrgetter
 from typing import TypeAlias
 
 from ..core import Message, ToolCall, Usage, UsageError
@@ -55,7 +55,9 @@ def _new_input_tokens(request: ModelRequest) -> int:
     return max(1, chars // 4)
 
 
-def _to_response(item: ScriptItem, request: ModelRequest, step: int) -> ModelResponse:
+def _to_response(
+    item: ScriptItem, request: ModelRequest, step: int, model: str = "scripted"
+) -> ModelResponse:
     if isinstance(item, BaseException):
         raise item
     if isinstance(item, ModelResponse):
@@ -79,7 +81,7 @@ def _to_response(item: ScriptItem, request: ModelRequest, step: int) -> ModelRes
         message=message,
         usage=Usage(input_tokens=_new_input_tokens(request), output_tokens=answer, requests=1),
         provider="scripted",
-        model="scripted",
+        model=model,
         finish_reason="tool_calls" if calls else "stop",
     )
 
@@ -136,4 +138,4 @@ class FunctionModel:
         item = self._function(request)
         if inspect.isawaitable(item):
             item = await item
-        return _to_response(item, request, step_of(request))
+        return _to_response(item, request, step_of(request), self.model_name)
