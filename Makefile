@@ -9,7 +9,7 @@ $(STAMP): pyproject.toml scripts/bootstrap.sh
 
 ## Run a real agent on the embedded defaults (SQLite file, local SmolLM2 model).
 run: $(STAMP)
-	cd examples && ../$(VENV)/bin/tether run calculator:agent "What is 12.5 * 8?"
+	cd examples && ../$(VENV)/bin/tether run calculator:agent "What is 12.5 times 8?"
 
 ## Lint, type-check and run the test suite.
 test: $(STAMP) lint

@@ -1,55 +1,64 @@
-"""An agent that does arithmetic through a calculator tool.
+"""An agent that does arithmetic through calculator tools.
 
 Run it with the embedded defaults (SQLite file, local SmolLM2 model)::
 
     tether run calculator:agent "What is 12.5 times 8?"
+
+The tools' descriptions use the words people ask with ("times", "plus"): a 135M
+model picks its tool by them.
 """
 
 from __future__ import annotations
 
-import ast
-import operator
-
 from tether import Agent, tool
-
-_OPERATORS = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-    ast.Pow: operator.pow,
-    ast.USub: operator.neg,
-    ast.UAdd: operator.pos,
-}
-
-
-def _evaluate(node: ast.AST) -> float:
-    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
-        return node.value
-    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
-        return _OPERATORS[type(node.op)](_evaluate(node.left), _evaluate(node.right))
-    if isinstance(node, ast.UnaryOp) and type(node.op) in _OPERATORS:
-        return _OPERATORS[type(node.op)](_evaluate(node.operand))
-    raise ValueError(f"unsupported expression: {ast.dump(node)}")
 
 
 @tool(idempotent=True, inline=True)
-def calculate(expression: str) -> str:
-    """Evaluate an arithmetic expression such as `12.5 * 8` or `(3 + 4) / 2`.
+def add(a: float, b: float) -> float:
+    """Add two numbers (a plus b).
 
     Args:
-        expression: The arithmetic expression, with numbers and + - * / ** ( ).
+        a: The first number.
+        b: The second number.
     """
-    value = _evaluate(ast.parse(expression.replace("x", "*").replace("×", "*"),
-                                mode="eval").body)
-    return f"{expression} = {value:g}"
+    return a + b
+
+
+@tool(idempotent=True, inline=True)
+def subtract(a: float, b: float) -> float:
+    """Subtract two numbers (a minus b).
+
+    Args:
+        a: The number to subtract from.
+        b: The number to subtract.
+    """
+    return a - b
+
+
+@tool(idempotent=True, inline=True)
+def multiply(a: float, b: float) -> float:
+    """Multiply two numbers (a times b).
+
+    Args:
+        a: The first number.
+        b: The second number.
+    """
+    return a * b
+
+
+@tool(idempotent=True, inline=True)
+def divide(a: float, b: float) -> float:
+    """Divide two numbers (a divided by b).
+
+    Args:
+        a: The dividend.
+        b: The divisor, not zero.
+    """
+    return a / b
 
 
 agent = Agent(
     name="calculator",
-    instructions=(
-        "You are a calculator assistant. Use the calculate tool for any arithmetic, "
-        "then answer with the result in one short sentence."
-    ),
-    tools=[calculate],
+    instructions="You are a calculator. Use a tool for the arithmetic, then give the result.",
+    tools=[add, subtract, multiply, divide],
 )

@@ -28,6 +28,7 @@ not_an_agent = 42
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "demo_agent.py").write_text(AGENT)
+    (tmp_path / "broken_agent.py").write_text("agent = Agent(name=\"x\"\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("TETHER_DB", raising=False)
     return tmp_path
@@ -59,6 +60,7 @@ def test_run_runs_show_resume(project: Path) -> None:
     (["run", "demo_agent:missing", "x"], "has no attribute 'missing'"),
     (["run", "demo_agent:not_an_agent", "x"], "not a tether Agent"),
     (["run", "demo_agent", "x"], "MODULE:ATTRIBUTE"),
+    (["run", "broken_agent:agent", "x"], "raised SyntaxError"),
 ])
 def test_clear_errors(project: Path, args: list[str], message: str) -> None:
     out = CliRunner().invoke(app, args)

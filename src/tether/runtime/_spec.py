@@ -30,6 +30,13 @@ def load_agent(spec: str) -> Agent:
             f"cannot import module {module_name!r} of agent spec {spec!r}: {e}",
             hint="run from the directory that contains the module, or fix the module path",
         ) from e
+    except Exception as e:  # the module itself is broken: say where
+        raise AgentSpecError(
+            f"importing module {module_name!r} of agent spec {spec!r} raised "
+            f"{type(e).__name__}: {e}",
+            hint=f"fix the error in {module_name} (run `python -c 'import {module_name}'` "
+                 "for the full traceback)",
+        ) from e
     try:
         value = getattr(module, attribute)
     except AttributeError as e:
