@@ -59,10 +59,3 @@ def test_public_dataclasses_are_keyword_only(package: str) -> None:
         if isinstance(value, type) and dataclasses.is_dataclass(value):
             fields = [f for f in dataclasses.fields(value) if f.init]
             assert all(f.kw_only for f in fields), f"tether.{package}.{name}"
-
-
-@pytest.mark.parametrize("package", PACKAGES)
-def test_all_lists_only_real_names(package: str) -> None:
-    module = importlib.import_module(f"tether.{package}")
-    for name in module.__all__:
-        assert hasattr(module, name), f"tether.{package}.{name}"

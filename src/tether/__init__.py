@@ -5,9 +5,9 @@ The names most programs need are here; each package (``tether.core``,
 ``tether.observe``) exports the rest.
 """
 
-from .core import Message, RunStatus, TetherError, ToolCall, Usage
-from .models import FunctionModel, ScriptedModel
-from .runtime import Agent, Budget, Runner, RunResult
+from .core import Message, Redactor, RunStatus, TetherError, ToolCall, Usage
+from .models import FunctionModel, ScriptedModel, select_model
+from .runtime import Agent, Budget, Policy, RetryPolicy, Runner, RunResult
 from .store import SQLiteStore, open_store
 from .tools import NOT_APPLIED, ToolContext, tool
 
@@ -17,6 +17,9 @@ __all__ = [
     "Budget",
     "FunctionModel",
     "Message",
+    "Policy",
+    "Redactor",
+    "RetryPolicy",
     "RunResult",
     "RunStatus",
     "Runner",
@@ -27,5 +30,6 @@ __all__ = [
     "ToolContext",
     "Usage",
     "open_store",
+    "select_model",
     "tool",
 ]

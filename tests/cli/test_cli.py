@@ -77,13 +77,16 @@ def test_store_errors(project: Path) -> None:
     assert out.exit_code == 1 and "not a valid SQLite database" in out.output
 
 
-def test_every_command_has_help() -> None:
+def test_every_command_has_help_and_a_docs_entry() -> None:
+    root = Path(__file__).resolve().parents[2]
+    docs = "".join(p.read_text() for p in [root / "README.md", *(root / "docs").glob("*.md")])
     cli = CliRunner()
     for command in app.registered_commands:
         assert command.callback is not None and command.callback.__doc__, command.name
-        name = command.name or command.callback.__name__
+        name = command.name or command.callback.__name__.replace("_", "-")
         out = cli.invoke(app, [name, "--help"])
         assert out.exit_code == 0, name
+        assert f"tether {name}" in docs, f"`tether {name}` has no entry in the docs"
 
 
 LOOPING = '''

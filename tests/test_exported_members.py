@@ -1,0 +1,69 @@
+"""The public surface, pinned: a change to any package's ``__all__`` is a change on purpose."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+EXPORTS: dict[str, list[str]] = {
+    "tether": [
+        "NOT_APPLIED", "Agent", "Budget", "FunctionModel", "Message", "Policy", "Redactor",
+        "RetryPolicy", "RunResult", "RunStatus", "Runner", "SQLiteStore", "ScriptedModel",
+        "TetherError", "ToolCall", "ToolContext", "Usage", "open_store", "select_model", "tool",
+    ],
+    "tether.core": [
+        "STATUS_AFTER", "AgentSpecError", "BudgetExceededError", "CallInDoubtError", "Clock",
+        "ConcurrentWriteError", "ConfigurationError", "ContextLengthError", "Event", "EventType",
+        "FatalModelError", "Message", "ModelBehaviorError", "ModelError", "ModelRetry",
+        "RateLimitError", "Redactor", "Role", "RunError", "RunNotFoundError", "RunStatus",
+        "SchemaVersionError", "StoreCorruptError", "StoreError", "StoreLockedError",
+        "SystemClock", "TetherError", "ToolCall", "ToolDefinitionError", "ToolError",
+        "ToolResult", "ToolSpec", "ToolTimeoutError", "ToolUnavailableError",
+        "TransientModelError", "Usage", "UsageError", "message_of", "new_id",
+    ],
+    "tether.store": [
+        "BLOB_THRESHOLD", "DEFAULT_PATH", "SCHEMA_VERSION", "LedgerEntry", "RunSummary",
+        "SQLiteStore", "Store", "Synchronous", "open_store",
+    ],
+    "tether.models": [
+        "DEFAULT_PRICES", "MODEL_ENV", "PRICE_TABLE_VERSION", "AnthropicModel", "CostEstimate",
+        "FunctionModel", "LocalModel", "Model", "ModelPrice", "ModelRequest", "ModelResponse",
+        "ModelSettings", "ModelSpec", "OpenAIModel", "PriceTable", "ScriptExhaustedError",
+        "ScriptItem", "ScriptedModel", "StreamDelta", "StreamingModel", "cost",
+        "default_local_model_path", "parse_model_spec", "select_model", "step_of",
+    ],
+    "tether.tools": [
+        "NOT_APPLIED", "Tool", "ToolContext", "serialize_result", "tool",
+    ],
+    "tether.runtime": [
+        "Agent", "Breaker", "BreakerBoard", "BreakerSettings", "Budget", "Observer", "OpenCall",
+        "Policy", "RetryPolicy", "Reviewer", "RunResult", "RunState", "Runner", "Transition",
+        "error_class", "fold", "load_agent", "parse_budget",
+    ],
+    "tether.observe": [
+        "CAPTURE_CONTENT_ENV", "GENAI_SEMCONV_VERSION", "SCHEMA_URL", "TERMINAL_STATUSES",
+        "Divergence", "DoctorConfig", "Finding", "JsonlLog", "OtelObserver", "OtlpEvent",
+        "OtlpSpan", "RunCost", "RunDiff", "RunTree", "RunView", "Span", "StepCost", "StepDiff",
+        "StepView", "build_spans", "build_trace", "cost_of", "describe", "diagnose", "diff_runs",
+        "event_lines", "export_events", "export_otlp_spans", "finding_payloads", "follow",
+        "load_run_tree", "new_messages", "otlp_json", "otlp_spans", "prompts", "read_jsonl",
+        "redact_tree", "root_run_id", "run_cost", "send_otlp", "span_id_for", "tool_cost",
+        "trace_id_for", "tree_cost", "view_run",
+    ],
+    "tether.testing": [
+        "FAULTS", "Fault", "FaultServer", "Received", "closed_port", "counting_responder",
+    ],
+    "tether.cli": [
+        "app", "main",
+    ],
+}
+
+
+@pytest.mark.parametrize("package", sorted(EXPORTS))
+def test_exports_are_pinned(package: str) -> None:
+    module = importlib.import_module(package)
+    assert sorted(module.__all__) == sorted(EXPORTS[package])
+    assert len(set(module.__all__)) == len(module.__all__)
+    for name in module.__all__:
+        assert hasattr(module, name), f"{package}.{name}"
