@@ -7,7 +7,6 @@ runtime is the one retry owner, and every SDK error is translated here.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ from ._anthropic_wire import (
     messages_response,
 )
 from ._failures import connection_error, status_error, stream_error
+from ._loop_client import LoopBound
 from ._protocol import ModelRequest, ModelResponse, StreamDelta
 
 if TYPE_CHECKING:
@@ -77,8 +77,12 @@ class AnthropicModel:
         self._timeout_s = timeout_s
         self._max_tokens = max_tokens
         self._credential_var = credential_var
-        self._sdk: anthropic.AsyncAnthropic | None = None
-        self._sdk_loop: asyncio.AbstractEventLoop | None = None
+        self._clients: LoopBound[anthropic.AsyncAnthropic] = LoopBound(
+            lambda: self._anthropic.AsyncAnthropic(
+                api_key=self._api_key, base_url=self._base_url, max_retries=0,
+                timeout=self._timeout_s,
+            )
+        )
 
     @property
     def model_name(self) -> str:
@@ -94,23 +98,11 @@ class AnthropicModel:
         return f"AnthropicModel({self._model!r}, base_url={self._base_url!r})"
 
     def _client(self) -> anthropic.AsyncAnthropic:
-        # An httpx connection pool belongs to one event loop: make one client per loop.
-        loop = asyncio.get_running_loop()
-        if self._sdk is None or self._sdk_loop is not loop:
-            self._sdk = self._anthropic.AsyncAnthropic(
-                api_key=self._api_key,
-                base_url=self._base_url,
-                max_retries=0,
-                timeout=self._timeout_s,
-            )
-            self._sdk_loop = loop
-        return self._sdk
+        return self._clients.get()
 
     async def aclose(self) -> None:
         """Close the HTTP connections this model holds."""
-        sdk, self._sdk, self._sdk_loop = self._sdk, None, None
-        if sdk is not None:
-            await sdk.close()
+        await self._clients.aclose()
 
     async def __aenter__(self) -> AnthropicModel:
         return self

@@ -7,12 +7,12 @@ is the one retry owner, and every SDK error is translated here into a Tether err
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from ..core import ConfigurationError, ModelBehaviorError, ModelError
 from ._failures import connection_error, status_error, stream_error
+from ._loop_client import LoopBound
 from ._openai_wire import ChatStreamDecoder, chat_request, chat_response
 from ._protocol import ModelRequest, ModelResponse, StreamDelta
 
@@ -74,8 +74,12 @@ class OpenAIModel:
         self._compatible = provider != "openai" if compatible is None else compatible
         self._timeout_s = timeout_s
         self._credential_var = credential_var
-        self._sdk: openai.AsyncOpenAI | None = None
-        self._sdk_loop: asyncio.AbstractEventLoop | None = None
+        self._clients: LoopBound[openai.AsyncOpenAI] = LoopBound(
+            lambda: self._openai.AsyncOpenAI(
+                api_key=self._api_key, base_url=self._base_url, max_retries=0,
+                timeout=self._timeout_s,
+            )
+        )
 
     @property
     def provider(self) -> str:
@@ -99,23 +103,11 @@ class OpenAIModel:
         )
 
     def _client(self) -> openai.AsyncOpenAI:
-        # An httpx connection pool belongs to one event loop: make one client per loop.
-        loop = asyncio.get_running_loop()
-        if self._sdk is None or self._sdk_loop is not loop:
-            self._sdk = self._openai.AsyncOpenAI(
-                api_key=self._api_key,
-                base_url=self._base_url,
-                max_retries=0,
-                timeout=self._timeout_s,
-            )
-            self._sdk_loop = loop
-        return self._sdk
+        return self._clients.get()
 
     async def aclose(self) -> None:
         """Close the HTTP connections this model holds."""
-        sdk, self._sdk, self._sdk_loop = self._sdk, None, None
-        if sdk is not None:
-            await sdk.close()
+        await self._clients.aclose()
 
     async def __aenter__(self) -> OpenAIModel:
         return self
