@@ -158,7 +158,9 @@ async def _attempt(ex: Execution, model: Model, request: ModelRequest) -> ModelR
     if timeout is None:
         return await model.complete(request)
     try:
-        return await asyncio.wait_for(model.complete(request), timeout)
+        # asyncio.timeout, not wait_for: no extra task per call on the hot path.
+        async with asyncio.timeout(timeout):
+            return await model.complete(request)
     except TimeoutError as e:
         if remaining is not None and timeout >= remaining:
             raise ex.deadline_error() from e

@@ -124,7 +124,8 @@ async def _invoke(ex: Execution, tool: Tool, call: OpenCall, attempt: int) -> st
     try:
         if timeout is None:
             return await tool.invoke(arguments, context)
-        return await asyncio.wait_for(tool.invoke(arguments, context), max(0.0, timeout))
+        async with asyncio.timeout(max(0.0, timeout)):
+            return await tool.invoke(arguments, context)
     except asyncio.CancelledError:
         context.cancel_event.set()  # the run itself was cancelled: tell the tool
         raise
