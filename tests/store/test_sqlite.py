@@ -193,3 +193,32 @@ def test_two_processes_appending_to_one_file_lose_nothing(tmp_path: Path) -> Non
         await store.close()
 
     asyncio.run(check())
+
+
+async def test_payload_dicts_that_look_like_blob_references_round_trip(
+    store: SQLiteStore,
+) -> None:
+    tricky = {"a": {"$blob": "00"}, "b": {"$escaped": {"$blob": "abc"}}, "c": [{"$blob": 1}],
+              "long": "z" * 400}
+    await store.append([started("r1")])
+    await store.append([ev("r1", 2, EventType.DECISION, tricky)])
+    assert (await store.read("r1"))[1].payload == tricky
+
+
+async def test_lone_surrogates_round_trip(store: SQLiteStore) -> None:
+    name = b"report-\xe9.txt".decode("utf-8", "surrogateescape")
+    payload = {"short": name, "long": name * 50}
+    await store.append([started("r1")])
+    await store.append([ev("r1", 2, EventType.DECISION, payload)])
+    assert (await store.read("r1"))[1].payload == payload
+
+
+def test_two_processes_creating_one_file_at_once(tmp_path: Path) -> None:
+    code = "import sys; from tether.store import SQLiteStore; SQLiteStore(sys.argv[1])"
+    for i in range(5):
+        path = str(tmp_path / f"new{i}.db")
+        procs = [subprocess.Popen([sys.executable, "-c", code, path], stderr=subprocess.PIPE)
+                 for _ in range(2)]
+        for p in procs:
+            _, err = p.communicate(timeout=60)
+            assert p.returncode == 0, err.decode()

@@ -13,6 +13,19 @@ from typing import Any
 #: Strings at least this long (in characters) are moved out of payloads into blobs.
 BLOB_THRESHOLD = 256
 BLOB_KEY = "$blob"
+#: Wraps a payload's own dict that happens to use one of these two keys, so that data
+#: from outside (a model's tool arguments) can never pass for a blob reference.
+ESCAPE_KEY = "$escaped"
+_RESERVED = (BLOB_KEY, ESCAPE_KEY)
+
+
+def encode(text: str) -> bytes:
+    """UTF-8, keeping lone surrogates (from undecodable file names, say) round-trippable."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+def decode(data: bytes) -> str:
+    return data.decode("utf-8", "surrogatepass")
 
 
 def blob_hash(data: bytes) -> str:
@@ -28,12 +41,15 @@ def externalize(value: Any, blobs: dict[str, bytes]) -> Any:
     if isinstance(value, str):
         if len(value) < BLOB_THRESHOLD:
             return value
-        data = value.encode()
+        data = encode(value)
         key = blob_hash(data)
         blobs[key] = data
         return {BLOB_KEY: key}
     if isinstance(value, dict):
-        return {k: externalize(v, blobs) for k, v in value.items()}
+        out = {k: externalize(v, blobs) for k, v in value.items()}
+        if BLOB_KEY in value or ESCAPE_KEY in value:
+            return {ESCAPE_KEY: out}
+        return out
     if isinstance(value, list | tuple):
         return [externalize(v, blobs) for v in value]
     return value
@@ -42,11 +58,11 @@ def externalize(value: Any, blobs: dict[str, bytes]) -> Any:
 def blob_refs(value: Any, found: set[str]) -> None:
     """Collect the blob hashes referenced anywhere in ``value``."""
     if isinstance(value, dict):
-        ref = value.get(BLOB_KEY)
-        if isinstance(ref, str) and len(value) == 1:
-            found.add(ref)
+        if len(value) == 1 and BLOB_KEY in value:
+            found.add(value[BLOB_KEY])
             return
-        for v in value.values():
+        inner = value[ESCAPE_KEY] if len(value) == 1 and ESCAPE_KEY in value else value
+        for v in inner.values():
             blob_refs(v, found)
     elif isinstance(value, list):
         for v in value:
@@ -56,10 +72,10 @@ def blob_refs(value: Any, found: set[str]) -> None:
 def internalize(value: Any, blobs: dict[str, str]) -> Any:
     """The inverse of :func:`externalize`, given the referenced blobs as text."""
     if isinstance(value, dict):
-        ref = value.get(BLOB_KEY)
-        if isinstance(ref, str) and len(value) == 1:
-            return blobs[ref]
-        return {k: internalize(v, blobs) for k, v in value.items()}
+        if len(value) == 1 and BLOB_KEY in value:
+            return blobs[value[BLOB_KEY]]
+        inner = value[ESCAPE_KEY] if len(value) == 1 and ESCAPE_KEY in value else value
+        return {k: internalize(v, blobs) for k, v in inner.items()}
     if isinstance(value, list):
         return [internalize(v, blobs) for v in value]
     return value

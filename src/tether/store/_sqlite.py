@@ -29,7 +29,7 @@ from ..core import (
     StoreError,
     StoreLockedError,
 )
-from ._blobs import blob_refs, externalize, internalize
+from ._blobs import blob_refs, decode, externalize, internalize
 from ._migrations import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from ._protocol import LedgerEntry, RunSummary
 
@@ -43,7 +43,13 @@ _RUN_COLUMNS = (
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:  # lone surrogates: keep them as JSON escapes
+            text = json.dumps(value, separators=(",", ":"))
+    return text
 
 
 @contextmanager
@@ -126,8 +132,8 @@ class SQLiteStore:
         rows = self._rows(sql, args)
         return rows[0][0] if rows else None
 
-    def _migrate(self) -> None:
-        version = self._scalar("PRAGMA user_version")
+    def _check_version(self) -> int:
+        version: int = self._scalar("PRAGMA user_version")
         app_id = self._scalar("PRAGMA application_id")
         tables = self._scalar("SELECT count(*) FROM sqlite_master")
         if tables and app_id != APPLICATION_ID:
@@ -141,16 +147,23 @@ class SQLiteStore:
                 f"understands ({SCHEMA_VERSION})",
                 hint="upgrade tether (pip install -U tether) to read this database",
             )
-        for number in range(version, SCHEMA_VERSION):
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+        return version
+
+    def _migrate(self) -> None:
+        if self._check_version() == SCHEMA_VERSION:
+            return
+        # Read the version again inside the write transaction: two processes opening
+        # a new file at once must not both apply the same migration.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for number in range(self._check_version(), SCHEMA_VERSION):
                 self._db.execute(MIGRATIONS[number])
                 self._db.execute(f"PRAGMA application_id={APPLICATION_ID}")
                 self._db.execute(f"PRAGMA user_version={number + 1}")
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     # -- writing --------------------------------------------------------------------
 
@@ -285,7 +298,7 @@ class SQLiteStore:
             for key, data in self._rows(
                 f"SELECT hash, data FROM blobs WHERE hash IN ({marks})", chunk
             ):
-                found[bytes(key).hex()] = bytes(data).decode()
+                found[bytes(key).hex()] = decode(bytes(data))
         missing = refs - found.keys()
         if missing:
             raise StoreCorruptError(
