@@ -59,6 +59,11 @@ class Breaker:
         """Seconds until an open breaker lets a probe through."""
         return max(0.0, self.opened_at + self.settings.reset_timeout_s - now)
 
+    def release(self) -> None:
+        """A call ended without telling whether the dependency works (cancelled, the
+        run's deadline): let the next caller probe."""
+        self.probing = False
+
     def on_success(self) -> Transition | None:
         self.failures = 0
         self.probing = False

@@ -332,43 +332,54 @@ class Execution(Journal):
         if len(calls) == 1:
             outcomes = [await self.settle_one(calls[0], in_doubt)]
         else:
-            outcomes = await asyncio.gather(*(self.settle_one(c, in_doubt) for c in calls))
+            # A task group: if one call fails unexpectedly, the others are cancelled
+            # rather than left running and committing after the run has stopped.
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self.settle_one(c, in_doubt)) for c in calls]
+            outcomes = [t.result() for t in tasks]
         doubtful = [c for c in outcomes if c is not None]
         if not doubtful:
             return False
-        names = ", ".join(f"{c.tool} (call {c.call_id})" for c in doubtful)
+        names = ", ".join(f"{c.runs} (call {c.call_id}: {why})" for c, why in doubtful)
         error = CallInDoubtError(
-            f"cannot tell whether {names} took effect before the process stopped; "
-            "the tool is not idempotent and has no reconcile hook",
+            f"cannot tell whether {names} took effect before the process stopped",
             hint="check the outside world, then `tether resolve RUN_ID CALL_ID --result ...` "
                  "and `tether resume RUN_ID`",
             run_id=self.state.run_id, step=self.state.step,
         )
         await self.commit([self.event(EventType.RUN_NEEDS_ATTENTION, self.state.step, {
             "error": error.to_dict(),
-            "calls": [{"call_id": c.call_id, "tool": c.tool, "arguments": c.arguments,
-                       "idempotency_key": c.idempotency_key} for c in doubtful],
+            "calls": [{"call_id": c.call_id, "tool": c.runs, "arguments": c.arguments,
+                       "idempotency_key": c.idempotency_key, "why": why}
+                      for c, why in doubtful],
         })])
         return True
 
-    async def settle_one(self, call: OpenCall, in_doubt: bool) -> OpenCall | None:
-        tool = self.tools.get(call.tool)
+    async def settle_one(self, call: OpenCall, in_doubt: bool) -> tuple[OpenCall, str] | None:
+        """Settle one call; a call that stays in doubt is returned with the reason."""
+        tool = self.tools.get(call.runs)
         span = tool_span(call)
         if tool is None:
             await self.commit([self.event(EventType.TOOL_ERROR, call.step, {
                 "call_id": call.call_id, "tool": call.tool,
                 "error": {"type": "ToolDefinitionError",
-                          "message": f"the agent no longer has a tool named {call.tool!r}"},
-                "content": f"Error: tool {call.tool!r} is not available",
+                          "message": f"the agent no longer has a tool named {call.runs!r}"},
+                "content": f"Error: tool {call.runs!r} is not available",
             }, span=span)])
             return None
+        if in_doubt and tool.idempotent and _REDACTED in json.dumps(call.arguments):
+            return call, ("idempotent, but its journaled arguments were redacted, so it "
+                          "cannot be re-run as it was called")
         if in_doubt and not tool.idempotent:
             if tool.reconcile is None:
-                return call
-            outcome = await tool.run_reconcile(call.idempotency_key)
+                return call, "not idempotent, and no reconcile hook"
+            try:
+                outcome = await tool.run_reconcile(call.idempotency_key)
+            except Exception as e:
+                return call, f"its reconcile hook raised {e!r}"
             applied = outcome is not NOT_APPLIED
             decision = self.event(EventType.DECISION, call.step, {
-                "decision": "reconcile", "call_id": call.call_id, "tool": call.tool,
+                "decision": "reconcile", "call_id": call.call_id, "tool": call.runs,
                 "options": ["record_result", "run_again"],
                 "chosen": "record_result" if applied else "run_again",
                 "reason": "reconcile() found the call took effect" if applied
@@ -381,8 +392,12 @@ class Execution(Journal):
                 }, span=span)])
                 return None
             await self.commit([decision])
-        await self.commit(await run_tool(self, tool, call))
+        await run_tool(self, call)
         return None
+
+
+#: What redaction leaves in place of a secret (see ``core/_redact.py``).
+_REDACTED = "[REDACTED"
 
 
 def _rejected(response: ModelResponse) -> str | None:

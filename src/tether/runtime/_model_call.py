@@ -74,6 +74,10 @@ class _MoveOn(Exception):  # noqa: N818 - internal control flow, never escapes
         self.reason = reason
 
 
+#: How often a caller refused during another caller's half-open probe looks again.
+PROBE_POLL_S = 0.05
+
+
 async def _call_with_retries(
     ex: Execution, model: Model, request: ModelRequest, *, has_fallback: bool
 ) -> tuple[Model, ModelResponse, float]:
@@ -85,33 +89,37 @@ async def _call_with_retries(
         allowed, transition = breaker.before_call(clock.monotonic())
         if transition:
             await ex.commit([ex.event(EventType.BREAKER, request.step, transition.payload())])
+        if not allowed:
+            wait = breaker.retry_in(clock.monotonic())
+            error = ChainExhaustedError(
+                f"{_name(model)} is not being called: its circuit breaker is open "
+                f"(next probe in {wait:.1f} s)",
+                hint="configure a fallback model, or wait for the provider to recover",
+                provider=model.provider, model=model.model_name,
+            )
+            if has_fallback:
+                raise _MoveOn(error, "circuit breaker open")
+            if breaker.state == "half_open":
+                # Another run is probing: wait for its verdict, which costs no attempt.
+                ex.check_deadline(PROBE_POLL_S, error)
+                await asyncio.sleep(PROBE_POLL_S)
+            else:  # open: wait for the probe like any retry (it counts as an attempt)
+                await _retry_or_raise(ex, model, request, error, key, minimum=wait)
+            continue
         started = clock.monotonic()
         try:
-            if not allowed:
-                wait = breaker.retry_in(clock.monotonic())
-                error = ChainExhaustedError(
-                    f"{_name(model)} is not being called: its circuit breaker is open "
-                    f"(next probe in {wait:.1f} s)",
-                    hint="configure a fallback model, or wait for the provider to recover",
-                    provider=model.provider, model=model.model_name,
-                )
-                if has_fallback:
-                    raise _MoveOn(error, "circuit breaker open")
-                raise error  # without a fallback, wait for the probe like any retry
             response = await _attempt(ex, model, request)
-        except ChainExhaustedError as error:
-            await _retry_or_raise(ex, model, request, error, key,
-                                  minimum=breaker.retry_in(clock.monotonic()))
-            continue
-        except ModelError as error:
-            transition = None
-            if not isinstance(error, ContextLengthError):
-                transition = breaker.on_failure(clock.monotonic(), type(error).__name__)
+        except ContextLengthError:
+            transition = breaker.on_success()  # the provider answered: it is up
             if transition:
                 await ex.commit([ex.event(EventType.BREAKER, request.step,
                                           transition.payload())])
-            if isinstance(error, ContextLengthError):
-                raise
+            raise
+        except ModelError as error:
+            transition = breaker.on_failure(clock.monotonic(), type(error).__name__)
+            if transition:
+                await ex.commit([ex.event(EventType.BREAKER, request.step,
+                                          transition.payload())])
             attempt = ex.state.model_attempts.get(key, 0) + 1
             if isinstance(error, RateLimitError) and has_fallback:
                 raise _MoveOn(error, "rate limited") from error
@@ -122,6 +130,9 @@ async def _call_with_retries(
                 raise _MoveOn(error, reason) from error
             await _retry_or_raise(ex, model, request, error, key)
             continue
+        except BaseException:
+            breaker.release()  # deadline, cancellation: the probe ended undecided
+            raise
         transition = breaker.on_success()
         if transition:
             await ex.commit([ex.event(EventType.BREAKER, request.step, transition.payload())])

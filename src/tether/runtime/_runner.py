@@ -7,7 +7,17 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..core import Clock, Event, EventType, Redactor, SystemClock, UsageError, new_id
+from ..core import (
+    Clock,
+    ConfigurationError,
+    Event,
+    EventType,
+    Redactor,
+    RunStatus,
+    SystemClock,
+    UsageError,
+    new_id,
+)
 from ..models import DEFAULT_PRICES, PriceTable
 from ..store import Store, open_store
 from ._agent import Agent
@@ -115,7 +125,7 @@ class Runner:
                 )
             agent = load_agent(state.agent_spec)
         execution = Execution(self, agent, state)
-        if state.recoveries >= agent.max_recoveries:
+        if state.status == RunStatus.RUNNING and state.recoveries >= agent.max_recoveries:
             await execution.commit([execution.event(EventType.RUN_QUARANTINED, state.step, {
                 "error": {
                     "type": "Quarantined",
@@ -133,6 +143,14 @@ class Runner:
         if budget is not None:
             raised = (dict(budget) if isinstance(budget, Mapping) else
                       {k: v for k, v in vars(budget).items() if v != getattr(agent.budget, k)})
+            try:
+                agent.budget.raised({**state.budget_overrides, **raised})
+            except TypeError as e:  # checked before anything is journaled
+                raise ConfigurationError(
+                    f"not a budget limit: {e}",
+                    hint="limits: max_steps, max_input_tokens, max_output_tokens, "
+                         "max_cost_usd, max_seconds",
+                ) from e
             events.append(execution.event(EventType.BUDGET, state.step, {
                 "raised": raised, "reason": "resumed with a raised budget",
             }))

@@ -27,6 +27,11 @@ class OpenCall:
     idempotency_key: str
     index: int
     step: int
+    #: The tool that runs the call: ``tool``, or its fallback once one was committed.
+    runs: str = ""
+
+    def __post_init__(self) -> None:
+        self.runs = self.runs or self.tool
 
 
 @dataclass(slots=True, kw_only=True)
@@ -60,7 +65,7 @@ class RunState:
     #: Failed attempts of the current model call, per model, from ``retry`` events:
     #: a crash in the middle of a retry sequence does not reset them.
     model_attempts: dict[str, int] = field(default_factory=dict)
-    #: Failed attempts per tool call.
+    #: Failed attempts per tool call and tool (``"call_id/tool"``).
     tool_attempts: dict[str, int] = field(default_factory=dict)
     #: Malformed model responses: in a row, and in the whole run (never reset).
     repairs_consecutive: int = 0
@@ -86,7 +91,10 @@ class RunState:
             self.messages.append(Message.user(p["task"]))
             self.origins = [0] * len(self.messages)
         elif kind == EventType.RUN_RESUMED:
-            self.recoveries += 1
+            # Only a resume of a run that was still running follows a crash; resuming a
+            # run that stopped cleanly (failed, needs attention) is not a recovery.
+            self.recoveries = self.recoveries + 1 if p["from_status"] == "running" else 0
+            self.error = None
         elif kind == EventType.MODEL_REQUEST:
             self.sent = p["prefix"] + len(p["new"])
         elif kind == EventType.MODEL_RESPONSE:
@@ -103,7 +111,12 @@ class RunState:
                 key = p["model_key"]
                 self.model_attempts[key] = self.model_attempts.get(key, 0) + 1
             else:
-                self.tool_attempts[p["call_id"]] = self.tool_attempts.get(p["call_id"], 0) + 1
+                key = f"{p['call_id']}/{p['tool']}"
+                self.tool_attempts[key] = self.tool_attempts.get(key, 0) + 1
+        elif kind == EventType.FALLBACK and "to_tool" in p:
+            call = self.open_calls.get(p["call_id"])
+            if call is not None:
+                call.runs = p["to_tool"]
         elif kind == EventType.BUDGET:
             self.budget_overrides.update(p.get("raised", {}))
         elif kind == EventType.DECISION and p.get("decision") == "compact":

@@ -30,18 +30,26 @@ def _error_payload(error: BaseException) -> dict[str, Any]:
     return {"type": type(error).__name__, "message": str(error)}
 
 
-async def run_tool(ex: Execution, tool: Tool, call: OpenCall) -> list[Event]:
-    """Run ``call`` to an outcome; return the events to commit with it (the outcome last)."""
+async def run_tool(ex: Execution, call: OpenCall) -> None:
+    """Run ``call`` (or, after a fallback, the tool it fell back to) and commit its outcome.
+
+    Falling back is committed *before* the fallback tool runs, so a crash in between
+    leaves a call in doubt under the fallback tool's own policy, not the first tool's.
+    """
+    tool = ex.tools[call.runs]
     events: list[Event] = []
     outcome = await _run_with_retries(ex, tool, call, events)
-    if outcome.type == EventType.TOOL_ERROR and tool.fallback and tool.fallback in ex.tools:
-        fallback = ex.tools[tool.fallback]
-        events.append(ex.event(EventType.FALLBACK, call.step, {
-            "call_id": call.call_id, "from_tool": tool.name, "to_tool": fallback.name,
-            "reason": outcome.payload["error"]["type"],
-        }, span=tool_span(call)))
-        outcome = await _run_with_retries(ex, fallback, call, events)
-    return [*events, outcome]
+    error = outcome.payload.get("error") or {}
+    fallback = tool.fallback if call.runs == call.tool else None
+    if (outcome.type == EventType.TOOL_ERROR and fallback is not None and fallback in ex.tools
+            and error.get("type") != "ModelRetry"):
+        await ex.commit([*events, ex.event(EventType.FALLBACK, call.step, {
+            "call_id": call.call_id, "from_tool": tool.name, "to_tool": fallback,
+            "reason": error.get("type"), "error": error,
+        }, span=tool_span(call))])
+        events = []
+        outcome = await _run_with_retries(ex, ex.tools[fallback], call, events)
+    await ex.commit([*events, outcome])
 
 
 async def _run_with_retries(
@@ -69,12 +77,13 @@ async def _run_with_retries(
                                   "message": "do without this tool for now"})
             return ex.event(EventType.TOOL_ERROR, call.step, {
                 **base, "error": error.to_dict(), "content": content}, span=span)
-        attempt = ex.state.tool_attempts.get(call.call_id, 0) + 1
+        attempt = ex.state.tool_attempts.get(f"{call.call_id}/{tool.name}", 0) + 1
         started = clock.monotonic()
         try:
             content = await _invoke(ex, tool, call, attempt)
         except ModelRetry as e:
             # The tool worked and asks the model to change its request: not a failure.
+            breaker.on_success()
             return ex.event(EventType.TOOL_ERROR, call.step, {
                 **base, "error": {"type": "ModelRetry", "message": e.message},
                 "content": e.message}, span=span,
@@ -102,6 +111,9 @@ async def _run_with_retries(
                 **base, "error": _error_payload(e), "attempts": attempt,
                 "content": f"Error: {tool.name} failed: {type(e).__name__}: {e}"},
                 span=span, duration_ms=duration)
+        except BaseException:
+            breaker.release()  # cancelled: the probe (if this was one) ended undecided
+            raise
         transition = breaker.on_success()
         if transition:
             events.append(ex.event(EventType.BREAKER, call.step, transition.payload(),
