@@ -69,11 +69,8 @@ def _describe_more(kind: str, p: dict[str, Any], width: int) -> str:
         return (f"{p.get('name')}: {p.get('from_state')} → {p.get('to_state')} "
                 f"({_clip(p.get('reason', ''), width)})")
     if kind == EventType.BUDGET:
-        if "raised" in p:
-            raised = ", ".join(f"{k}={v}" for k, v in (p.get("raised") or {}).items())
-            return f"raised {raised or 'nothing'} ({_clip(p.get('reason', ''), width)})"
-        verdict = "allowed" if p.get("allowed") else "refused"
-        return f"{p.get('limit')}: used {p.get('used')} of {p.get('allowed')}, {verdict}"
+        raised = ", ".join(f"{k}={v}" for k, v in (p.get("raised") or {}).items())
+        return f"raised {raised or 'nothing'} ({_clip(p.get('reason', ''), width)})"
     if kind == EventType.RUN_PAUSED:
         return _clip(p.get("reason") or p.get("error") or "paused", width)
     if kind in (EventType.SUBRUN_STARTED, EventType.SUBRUN_COMPLETED):
