@@ -33,25 +33,43 @@ def blob_hash(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+_SCALARS = (int, float, bool, type(None))
+
+
 def externalize(value: Any, blobs: dict[str, bytes]) -> Any:
     """Return ``value`` with every long string replaced by ``{"$blob": hash}``.
 
-    The replaced strings are added to ``blobs`` (hash -> UTF-8 bytes).
+    The replaced strings are added to ``blobs`` (hash -> UTF-8 bytes). This runs on
+    every event committed, so short strings and scalars are passed over inline.
     """
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str:
         if len(value) < BLOB_THRESHOLD:
             return value
         data = encode(value)
         key = blob_hash(data)
         blobs[key] = data
         return {BLOB_KEY: key}
-    if isinstance(value, dict):
-        out = {k: externalize(v, blobs) for k, v in value.items()}
+    if kind is dict:
+        out = {}
+        for k, v in value.items():
+            inner = type(v)
+            if (inner is str and len(v) < BLOB_THRESHOLD) or inner in _SCALARS:
+                out[k] = v
+            else:
+                out[k] = externalize(v, blobs)
         if BLOB_KEY in value or ESCAPE_KEY in value:
             return {ESCAPE_KEY: out}
         return out
-    if isinstance(value, list | tuple):
+    if kind is list or kind is tuple:
         return [externalize(v, blobs) for v in value]
+    # Subclasses (an enum's str, an OrderedDict...): as their base type.
+    if isinstance(value, str):
+        return externalize(str(value), blobs)
+    if isinstance(value, dict):
+        return externalize(dict(value), blobs)
+    if isinstance(value, list | tuple):
+        return externalize(list(value), blobs)
     return value
 
 
