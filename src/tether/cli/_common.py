@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,8 @@ from ..store import Store, open_store
 P = ParamSpec("P")
 T = TypeVar("T")
 
-console = Console(soft_wrap=True)
+#: Piped output is not cut to 80 columns (rich's default away from a terminal).
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 errors = Console(stderr=True, soft_wrap=True)
 
 DbOption = Annotated[

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich import box
+from rich.table import Column, Table
 
 from ..core import RunStatus
 from ..observe import JsonlLog, describe, finding_payloads
@@ -143,8 +144,9 @@ def list_runs(
         rows = [dataclasses.asdict(r) | {"duration_s": _duration(r)} for r in found]
         print(json.dumps(rows, indent=2))
         return
-    table = Table("id", "agent", "status", "steps", "started (UTC)", "duration",
-                  "tokens", "cost $")
+    # Run ids are what people copy into the next command: never cut or wrapped.
+    table = Table(Column("id", no_wrap=True), "agent", "status", "steps", "started (UTC)",
+                  "duration", "tokens", "cost $", box=box.SIMPLE_HEAD, pad_edge=False)
     for r in found:
         table.add_row(r.run_id, r.agent, str(r.status), str(r.steps), when(r.created_at),
                       seconds(_duration(r)), f"{r.input_tokens + r.output_tokens}",
