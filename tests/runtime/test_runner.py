@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -58,35 +57,39 @@ async def test_resuming_a_completed_run_changes_nothing(store: SQLiteStore) -> N
 
 
 async def test_parallel_tool_calls_run_concurrently(store: SQLiteStore) -> None:
-    @tool
-    async def slow(i: int) -> str:
-        """Sleep a while."""
-        await asyncio.sleep(0.3)
-        return f"slow {i}"
+    import threading
+
+    # Each pair can only finish if both of its calls run at the same time.
+    arrived = {1: asyncio.Event(), 2: asyncio.Event()}
+    barrier = threading.Barrier(2, timeout=10)
 
     @tool
-    def blocking(i: int) -> str:
-        """Block a thread a while."""
-        time.sleep(0.3)
-        return f"blocking {i}"
+    async def meet(i: int) -> str:
+        """Wait for the other async call."""
+        arrived[i].set()
+        await asyncio.wait_for(arrived[3 - i].wait(), 10)
+        return f"met {i}"
 
-    calls = [ToolCall.of("slow", i=1), ToolCall.of("slow", i=2), ToolCall.of("blocking", i=3),
-             ToolCall.of("blocking", i=4)]
-    agent = Agent(name="p", model=ScriptedModel([calls, "ok"]), tools=[slow, blocking])
-    started = time.monotonic()
+    @tool
+    def rendezvous(i: int) -> str:
+        """Wait for the other thread."""
+        barrier.wait()
+        return f"rendezvous {i}"
+
+    calls = [ToolCall.of("meet", i=1), ToolCall.of("meet", i=2),
+             ToolCall.of("rendezvous", i=3), ToolCall.of("rendezvous", i=4)]
+    agent = Agent(name="p", model=ScriptedModel([calls, "ok"]), tools=[meet, rendezvous])
     result, events = await run_events(store, agent)
-    elapsed = time.monotonic() - started
     assert result.status == RunStatus.COMPLETED
-    assert elapsed < 1.0  # serially it would take 1.2 s
     results = [e for e in events if e.type == EventType.TOOL_RESULT]
     assert sorted(e.payload["content"] for e in results) == [
-        "blocking 3", "blocking 4", "slow 1", "slow 2"]
+        "met 1", "met 2", "rendezvous 3", "rendezvous 4"]
     # each result committed on its own
     assert len({e.seq for e in results}) == 4
     # the model sees the results in call order whatever order they finished in
     state = fold(result.run_id, events)
     assert [m.content for m in state.messages if m.role == "tool"] == [
-        "slow 1", "slow 2", "blocking 3", "blocking 4"]
+        "met 1", "met 2", "rendezvous 3", "rendezvous 4"]
 
 
 async def test_bad_tool_behaviour_is_recorded_and_the_run_goes_on(store: SQLiteStore) -> None:
