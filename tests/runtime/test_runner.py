@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -237,7 +237,28 @@ def test_a_run_that_crashes_on_every_recovery_is_quarantined(tmp_path: Path) -> 
         await store.close()
 
     asyncio.run(check())
-    assert os.path.exists(db)
+    # Once the cause is fixed, the run can be released from quarantine.
+    still = child("resume")
+    assert still.stdout.strip() == "quarantined"
+
+    async def release() -> None:
+        store = SQLiteStore(db)
+        fixed = Agent(name="doomed", model=ScriptedModel([ToolCall.of("crash"), "fixed"]),
+                      tools=[_harmless_crash_tool()])
+        result = await Runner(store).resume("run_q", fixed, release=True)
+        assert (result.status, result.output) == (RunStatus.COMPLETED, "fixed")
+        await store.close()
+
+    asyncio.run(release())
+
+
+def _harmless_crash_tool() -> Any:
+    @tool(idempotent=True, name="crash")
+    def crash() -> str:
+        """No longer kills anything."""
+        return "survived"
+
+    return crash
 
 
 async def test_sync_facade(tmp_path: Path) -> None:

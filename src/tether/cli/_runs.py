@@ -95,14 +95,16 @@ def resume(
     budget: Annotated[list[str] | None, typer.Option(
         help="Raise a limit, as LIMIT=VALUE (max_steps, max_input_tokens, "
              "max_output_tokens, max_cost_usd, max_seconds); repeatable.")] = None,
+    release: Annotated[bool, typer.Option(
+        "--release", help="Take a quarantined run out of quarantine and continue it.")] = False,
     db: DbOption = None,
     log_file: LogFileOption = None,
 ) -> None:
     """Continue a run from its journal (after a crash, a budget stop, or a resolve)."""
     overrides = parse_budget(budget or [])
 
-    _finish(_drive(db, log_file, lambda runner: runner.resume(run_id,
-                                                               budget=overrides or None)))
+    _finish(_drive(db, log_file, lambda runner: runner.resume(
+        run_id, budget=overrides or None, release=release)))
 
 
 @app.command()

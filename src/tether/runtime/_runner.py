@@ -103,6 +103,7 @@ class Runner:
     async def resume(
         self, run_id: str, agent: Agent | None = None, *,
         budget: Budget | Mapping[str, Any] | None = None,
+        release: bool = False,
     ) -> RunResult:
         """Continue a run from its journal, in this process.
 
@@ -111,11 +112,14 @@ class Runner:
             budget: Raised limits, as a whole :class:`Budget` or as ``{limit: value}``
                 (journaled, so they hold for later resumes too); needed to continue a
                 run that stopped on ``budget_exceeded``.
+            release: Take a quarantined run out of quarantine (once whatever crashed
+                the process on recovery is fixed) and continue it.
 
-        A completed or quarantined run is returned as it is.
+        A completed run, or a quarantined one without ``release``, is returned as it is.
         """
         state = fold(run_id, await self.store.read(run_id))
-        if state.status.is_final:
+        released = release and state.status == RunStatus.QUARANTINED
+        if state.status.is_final and not released:
             return result_of(state)
         if agent is None:
             if not state.agent_spec:
@@ -131,7 +135,8 @@ class Runner:
                     "type": "Quarantined",
                     "message": f"the run was resumed {state.recoveries} times without "
                                "making progress",
-                    "hint": "inspect it with `tether show`; it crashes the process on recovery",
+                    "hint": "it crashes the process on recovery: inspect it with `tether show`, "
+                            "fix the cause, then `tether resume RUN_ID --release`",
                 },
                 "recoveries": state.recoveries,
             })])
@@ -183,7 +188,7 @@ class Runner:
 
     def resume_sync(
         self, run_id: str, agent: Agent | None = None, *,
-        budget: Budget | Mapping[str, Any] | None = None,
+        budget: Budget | Mapping[str, Any] | None = None, release: bool = False,
     ) -> RunResult:
         """:meth:`resume`, for code without an event loop."""
-        return asyncio.run(self.resume(run_id, agent, budget=budget))
+        return asyncio.run(self.resume(run_id, agent, budget=budget, release=release))
