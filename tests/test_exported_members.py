@@ -13,7 +13,8 @@ EXPORTS: dict[str, list[str]] = {
         "TetherError", "ToolCall", "ToolContext", "Usage", "open_store", "select_model", "tool",
     ],
     "tether.core": [
-        "STATUS_AFTER", "AgentSpecError", "BudgetExceededError", "CallInDoubtError", "Clock",
+        "REDACTED_PREFIX", "STATUS_AFTER", "AgentSpecError", "BudgetExceededError",
+        "CallInDoubtError", "Clock",
         "ConcurrentWriteError", "ConfigurationError", "ContextLengthError", "Event", "EventType",
         "FatalModelError", "Message", "ModelBehaviorError", "ModelError", "ModelRetry",
         "RateLimitError", "Redactor", "Role", "RunError", "RunNotFoundError", "RunStatus",

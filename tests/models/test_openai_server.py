@@ -29,15 +29,18 @@ def _model(base_url: str) -> OpenAIModel:
     return model
 
 
+WEATHER_REQUEST = ModelRequest(
+    messages=(
+        Message.system("You are a weather assistant. Answer in one sentence."),
+        Message.user("What is the weather in Paris?"),
+    ),
+    tools=(WEATHER,),
+    settings=DETERMINISTIC,
+)
+
+
 async def test_a_tool_call_with_the_usage_the_server_reported(llama_server: str) -> None:
-    request = ModelRequest(
-        messages=(
-            Message.system("You are a weather assistant. Answer in one sentence."),
-            Message.user("What is the weather in Paris?"),
-        ),
-        tools=(WEATHER,),
-        settings=DETERMINISTIC,
-    )
+    request = WEATHER_REQUEST
     async with _model(llama_server) as model:
         response = await model.complete(request)
     (call,) = response.message.tool_calls
@@ -57,14 +60,7 @@ async def test_a_tool_call_with_the_usage_the_server_reported(llama_server: str)
 
 
 async def test_a_tool_result_then_a_text_answer(llama_server: str) -> None:
-    call_request = ModelRequest(
-        messages=(
-            Message.system("You are a weather assistant. Answer in one sentence."),
-            Message.user("What is the weather in Paris?"),
-        ),
-        tools=(WEATHER,),
-        settings=DETERMINISTIC,
-    )
+    call_request = WEATHER_REQUEST
     async with _model(llama_server) as model:
         first = await model.complete(call_request)
         call = first.message.tool_calls[0]

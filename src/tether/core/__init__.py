@@ -29,10 +29,11 @@ from ._errors import (
 from ._events import STATUS_AFTER, Event, EventType, message_of
 from ._ids import Clock, SystemClock, new_id
 from ._messages import Message, Role, ToolCall, ToolResult, ToolSpec, Usage
-from ._redact import Redactor
+from ._redact import REDACTED_PREFIX, Redactor
 from ._status import RunStatus
 
 __all__ = [
+    "REDACTED_PREFIX",
     "STATUS_AFTER",
     "AgentSpecError",
     "BudgetExceededError",

@@ -74,8 +74,12 @@ BUILTIN_PATTERNS: Final[tuple[tuple[str, str], ...]] = (
 _TRIGGERS = r"[sAgxBb:](?:k-|KIA|SIA|h[pousr]_|ithub_pat_|ox[abposre]-|Iza|earer|//)"
 
 
+#: How every replacement starts: ``[REDACTED:<kind>]`` (or ``[REDACTED]``).
+REDACTED_PREFIX = "[REDACTED"
+
+
 def _label(kind: str) -> str:
-    return f"[REDACTED:{kind}]"
+    return f"{REDACTED_PREFIX}:{kind}]"
 
 
 class Redactor:
@@ -196,7 +200,7 @@ class Redactor:
         if name == "_secret":
             return _label(self._secret_labels.get(match.group(), "secret"))
         keep = self._keep.get(name)
-        label = self._labels.get(name, "[REDACTED]")
+        label = self._labels.get(name, f"{REDACTED_PREFIX}]")
         return match.group(keep) + label if keep else label
 
     def redact_text(self, text: str) -> str:

@@ -18,6 +18,7 @@ import json
 from typing import TYPE_CHECKING, Any, cast
 
 from ..core import (
+    REDACTED_PREFIX,
     BudgetExceededError,
     CallInDoubtError,
     ContextLengthError,
@@ -367,7 +368,7 @@ class Execution(Journal):
                 "content": f"Error: tool {call.runs!r} is not available",
             }, span=span)])
             return None
-        if in_doubt and tool.idempotent and _REDACTED in json.dumps(call.arguments):
+        if in_doubt and tool.idempotent and REDACTED_PREFIX in json.dumps(call.arguments):
             return call, ("idempotent, but its journaled arguments were redacted, so it "
                           "cannot be re-run as it was called")
         if in_doubt and not tool.idempotent:
@@ -394,10 +395,6 @@ class Execution(Journal):
             await self.commit([decision])
         await run_tool(self, call)
         return None
-
-
-#: What redaction leaves in place of a secret (see ``core/_redact.py``).
-_REDACTED = "[REDACTED"
 
 
 def _rejected(response: ModelResponse) -> str | None:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..core import (
+    ContextLengthError,
     ModelBehaviorError,
     RateLimitError,
     StoreLockedError,
@@ -23,8 +24,6 @@ from ..core import (
 def error_class(error: BaseException) -> str:
     """The taxonomy class of an error, as journaled and as keys of per-class settings:
     ``rate_limit``, ``transient``, ``context_length``, ``misbehavior``, ``fatal``."""
-    from ..core import ContextLengthError
-
     if isinstance(error, RateLimitError):
         return "rate_limit"
     if isinstance(error, TransientModelError | ToolTimeoutError | StoreLockedError):

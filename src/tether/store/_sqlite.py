@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -119,8 +120,8 @@ class SQLiteStore:
         with _translated(self.path):
             self._db = apsw.Connection(str(self.path))
             self._db.set_busy_timeout(busy_timeout_ms)
+            self._enable_wal(busy_timeout_ms / 1000)
             self._migrate()
-            self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous}")
 
     # -- schema ---------------------------------------------------------------------
@@ -132,10 +133,26 @@ class SQLiteStore:
         rows = self._rows(sql, args)
         return rows[0][0] if rows else None
 
+    def _enable_wal(self, patience_s: float) -> None:
+        """Switch the file to WAL (it stays so). SQLite does not wait on the busy timeout
+        for this switch, so a process racing another one over a new file tries again."""
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except apsw.BusyError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
+
     def _check_version(self) -> int:
-        version: int = self._scalar("PRAGMA user_version")
-        app_id = self._scalar("PRAGMA application_id")
-        tables = self._scalar("SELECT count(*) FROM sqlite_master")
+        # One statement, so one snapshot: another process may be migrating the file.
+        ((version, app_id, tables),) = self._rows(
+            "SELECT (SELECT user_version FROM pragma_user_version), "
+            "(SELECT application_id FROM pragma_application_id), "
+            "(SELECT count(*) FROM sqlite_master)"
+        )
         if tables and app_id != APPLICATION_ID:
             raise StoreCorruptError(
                 f"{self.path} is an SQLite database but not a Tether store",
@@ -147,7 +164,7 @@ class SQLiteStore:
                 f"understands ({SCHEMA_VERSION})",
                 hint="upgrade tether (pip install -U tether) to read this database",
             )
-        return version
+        return int(version)
 
     def _migrate(self) -> None:
         if self._check_version() == SCHEMA_VERSION:
