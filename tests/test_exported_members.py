@@ -40,7 +40,7 @@ EXPORTS: dict[str, list[str]] = {
     "tether.runtime": [
         "Agent", "Breaker", "BreakerBoard", "BreakerSettings", "Budget", "Observer", "OpenCall",
         "Policy", "RetryPolicy", "Reviewer", "RunResult", "RunState", "Runner", "Transition",
-        "error_class", "fold", "load_agent", "parse_budget",
+        "absolute_spec", "error_class", "fold", "load_agent", "parse_budget",
     ],
     "tether.observe": [
         "CAPTURE_CONTENT_ENV", "GENAI_SEMCONV_VERSION", "SCHEMA_URL", "TERMINAL_STATUSES",

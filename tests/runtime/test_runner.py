@@ -144,6 +144,7 @@ async def test_tool_timeout_cancels_through_the_context(store: SQLiteStore) -> N
     def stuck(ctx: ToolContext) -> str:
         """Waits until cancelled."""
         seen["cancelled"] = ctx.cancel_event.wait(5)
+        ctx.raise_if_cancelled()  # stops cooperatively: a definite failure
         return "late"
 
     agent = Agent(name="t", model=ScriptedModel([ToolCall.of("stuck"), "ok"]), tools=[stuck])

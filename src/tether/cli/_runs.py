@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -14,11 +16,20 @@ import typer
 from rich import box
 from rich.table import Column, Table
 
-from ..core import RunStatus
+from ..core import ConfigurationError, RunStatus, new_id
 from ..observe import JsonlLog, describe, finding_payloads
-from ..runtime import Runner, RunResult, load_agent, parse_budget
+from ..runtime import Runner, RunResult, absolute_spec, load_agent, parse_budget
 from ..store import RunSummary, Store
-from ._common import DbOption, JsonOption, console, handle_errors, seconds, when, with_store
+from ._common import (
+    DbOption,
+    JsonOption,
+    console,
+    errors,
+    handle_errors,
+    seconds,
+    when,
+    with_store,
+)
 
 LogFileOption = Annotated[
     Path | None,
@@ -30,19 +41,34 @@ LogFileOption = Annotated[
 def _drive(
     db: Path | None, log_file: Path | None, work: Callable[[Runner], Awaitable[RunResult]]
 ) -> RunResult:
-    """Run ``work`` with a Runner on the store, mirroring events to ``log_file`` if set."""
+    """Run ``work`` with a Runner on the store, mirroring events to ``log_file`` if set.
+
+    The first Ctrl-C stops the run cleanly (finished outcomes committed, the run paused,
+    exit 130 with the command to resume); a second one exits at once.
+    """
 
     async def main(store: Store) -> RunResult:
         log = JsonlLog(log_file) if log_file else None
+        loop = asyncio.get_running_loop()
+        runner = Runner(store, observers=[log] if log else [], reviewers=[finding_payloads])
+
+        def interrupted() -> None:
+            errors.print("[bold]interrupted[/]: finishing what is in flight; Ctrl-C again "
+                         "to exit at once", highlight=False)
+            loop.remove_signal_handler(signal.SIGINT)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            runner.interrupt()
+
+        loop.add_signal_handler(signal.SIGINT, interrupted)
         try:
-            runner = Runner(store, observers=[log] if log else [],
-                            reviewers=[finding_payloads])
             return await work(runner)
         finally:
+            loop.remove_signal_handler(signal.SIGINT)
             if log:
                 log.close()
 
     return with_store(db, main)
+
 
 app = typer.Typer()
 
@@ -64,28 +90,52 @@ def _print_result(result: RunResult) -> None:
 
 
 def _finish(result: RunResult) -> None:
+    if result.status == RunStatus.PAUSED:
+        errors.print(f"run {result.run_id} paused; continue with: tether resume "
+                     f"{result.run_id}", highlight=False, markup=False)
+        raise typer.Exit(130)
     _print_result(result)
     if result.status != RunStatus.COMPLETED:
         raise typer.Exit(1)
 
 
+BudgetOption = Annotated[list[str] | None, typer.Option(
+    help="A limit, as LIMIT=VALUE (max_steps, max_input_tokens, max_output_tokens, "
+         "max_cost_usd, max_seconds); repeatable.")]
+
+
 @app.command()
 @handle_errors
 def run(
-    agent: Annotated[str, typer.Argument(help="The agent, as MODULE:ATTRIBUTE.")],
+    agent: Annotated[str, typer.Argument(help="The agent, as MODULE:ATTRIBUTE or "
+                                         "FILE.py:ATTRIBUTE.")],
     task: Annotated[str, typer.Argument(help="What the agent should do.")],
     model: Annotated[str | None, typer.Option(help="Model selection string, e.g. "
                      "openai:gpt-4.1-mini or local (overrides the agent's).")] = None,
+    budget: BudgetOption = None,
+    max_steps: Annotated[int | None, typer.Option(
+        help="At most this many model calls (same as --budget max_steps=N).")] = None,
     db: DbOption = None,
     log_file: LogFileOption = None,
 ) -> None:
-    """Run an agent on a task; print its answer and the run id."""
-    spec = agent
-    loaded = load_agent(spec)
+    """Run an agent on a task; print its run id at once, then its answer."""
+    loaded = load_agent(agent)
+    limits = parse_budget(budget or [])
+    if max_steps is not None:
+        limits["max_steps"] = max_steps
     if model is not None:
         loaded = dataclasses.replace(loaded, model=model)
-
-    _finish(_drive(db, log_file, lambda runner: runner.run(loaded, task, agent_spec=spec)))
+    if limits:
+        try:
+            loaded = dataclasses.replace(loaded, budget=loaded.budget.raised(limits))
+        except TypeError as e:
+            raise ConfigurationError(f"not a budget limit: {e}") from e
+    run_id = new_id("run_")
+    errors.print(f"run {run_id} started (Ctrl-C stops it cleanly; `tether show {run_id}`)",
+                 highlight=False, markup=False)
+    spec = absolute_spec(agent)
+    _finish(_drive(db, log_file, lambda runner: runner.run(loaded, task, agent_spec=spec,
+                                                           run_id=run_id)))
 
 
 @app.command()
@@ -97,14 +147,20 @@ def resume(
              "max_output_tokens, max_cost_usd, max_seconds); repeatable.")] = None,
     release: Annotated[bool, typer.Option(
         "--release", help="Take a quarantined run out of quarantine and continue it.")] = False,
+    model: Annotated[str | None, typer.Option(
+        help="Continue on this model instead of the one the run started with "
+             "(journaled as a decision).")] = None,
+    agent: Annotated[str | None, typer.Option(
+        help="Load the agent from this spec instead of the one the run recorded.")] = None,
     db: DbOption = None,
     log_file: LogFileOption = None,
 ) -> None:
-    """Continue a run from its journal (after a crash, a budget stop, or a resolve)."""
+    """Continue a run from its journal (after a crash, Ctrl-C, a budget stop, or a resolve)."""
     overrides = parse_budget(budget or [])
+    loaded = load_agent(agent) if agent else None
 
     _finish(_drive(db, log_file, lambda runner: runner.resume(
-        run_id, budget=overrides or None, release=release)))
+        run_id, loaded, model=model, budget=overrides or None, release=release)))
 
 
 @app.command()
@@ -118,7 +174,7 @@ def resolve(
 ) -> None:
     """Settle a tool call in doubt by recording its outcome; then `tether resume`."""
     with_store(db, lambda store: Runner(store).resolve(run_id, call_id, result=result))
-    console.print(f"recorded; continue with: tether resume {run_id}")
+    console.print(f"recorded; continue with: tether resume {run_id}", markup=False)
 
 
 def _duration(run: RunSummary) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from typing import Protocol
@@ -10,6 +11,8 @@ _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
 class Clock(Protocol):
+    """Where the runtime reads time and waits: injected, so tests skip time."""
+
     def now(self) -> float:
         """Wall-clock UTC seconds since the epoch."""
         ...
@@ -18,13 +21,22 @@ class Clock(Protocol):
         """Seconds on a monotonic clock, for durations."""
         ...
 
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` (retry backoff, breaker waits)."""
+        ...
+
 
 class SystemClock:
+    """The real clock."""
+
     def now(self) -> float:
         return time.time()
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
 
 def new_id(prefix: str = "") -> str:

@@ -6,7 +6,7 @@ from ._budget import Budget, parse_budget
 from ._policy import BreakerSettings, Policy, RetryPolicy, error_class
 from ._result import RunResult
 from ._runner import Observer, Reviewer, Runner
-from ._spec import load_agent
+from ._spec import absolute_spec, load_agent
 from ._state import OpenCall, RunState, fold
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "RunState",
     "Runner",
     "Transition",
+    "absolute_spec",
     "error_class",
     "fold",
     "load_agent",

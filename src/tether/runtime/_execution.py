@@ -31,14 +31,14 @@ from ..core import (
     ToolCall,
 )
 from ..models import Model, ModelRequest, ModelResponse
-from ..tools import NOT_APPLIED, Tool, serialize_result
+from ..tools import Tool
 from ._agent import Agent
 from ._budget import Budget
 from ._compaction import compact
 from ._model_call import call_model
 from ._result import RunResult
 from ._state import OpenCall, RunState
-from ._tool_call import run_tool, tool_span
+from ._tool_call import reconcile, run_tool, tool_span
 
 if TYPE_CHECKING:
     from ._runner import Runner
@@ -98,8 +98,7 @@ class Journal:
             await self.runner.store.append(numbered)
             for e in numbered:
                 self.state.apply(e)
-        for observer in self.runner.observers:
-            observer(numbered)
+        self.runner.notify(numbered)
 
 
 class Execution(Journal):
@@ -108,6 +107,10 @@ class Execution(Journal):
     def __init__(self, runner: Runner, agent: Agent, state: RunState) -> None:
         super().__init__(runner, state)
         self.agent = agent
+        #: Done once the run is asked to stop (Ctrl-C): no new work starts, calls in
+        #: flight get ``Policy.tool_stop_grace_s`` to end, then the run is paused.
+        self.interrupted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._model_task: asyncio.Task[Any] | None = None
         self.tools: dict[str, Tool] = agent.tool_map()
         self.specs = tuple(t.spec for t in self.tools.values())
         specs = (agent.model, *agent.fallbacks)
@@ -115,6 +118,15 @@ class Execution(Journal):
         #: Models this execution built from selection strings: it closes them when done.
         self.owned = [m for m, spec in zip(self.models, specs, strict=True)
                       if not isinstance(spec, Model)]
+
+    def interrupt(self) -> None:
+        """Stop taking new work: a model call in flight is abandoned (it has no effect),
+        tool calls in flight are asked to stop, every outcome that finished is
+        committed, and the run is paused (``run.paused``) for ``tether resume``."""
+        if not self.interrupted.done():
+            self.interrupted.set_result(None)
+        if self._model_task is not None:
+            self._model_task.cancel()
 
     # -- journal --------------------------------------------------------------------
 
@@ -172,7 +184,21 @@ class Execution(Journal):
 
     async def drive(self, *, in_doubt: bool) -> RunResult:
         try:
-            result = await self._drive(in_doubt=in_doubt)
+            try:
+                result = await self._drive(in_doubt=in_doubt)
+            except BaseException as e:
+                error = _first(e) if isinstance(e, BaseExceptionGroup) else e
+                if isinstance(error, KeyboardInterrupt | SystemExit | asyncio.CancelledError):
+                    raise
+                if isinstance(error, TetherError):
+                    raise error from None  # one typed error, never a group
+                # A bug or an exotic exception: the run fails with it, it is not left
+                # `running`; if even that cannot be committed, the store's error surfaces.
+                await self.fail(TetherError(
+                    f"unexpected {type(error).__name__}: {error}",
+                    hint="this is a bug in a tool, a model adapter or Tether; report it "
+                         "with `tether show RUN_ID --json`"), "internal_error")
+                result = result_of(self.state)
             if self.runner.reviewers:
                 await self.review()
             return result
@@ -192,14 +218,17 @@ class Execution(Journal):
 
     async def _drive(self, *, in_doubt: bool) -> RunResult:
         state = self.state
-        while True:
-            if state.open_calls:
-                stopped = await self.settle(list(state.open_calls.values()), in_doubt=in_doubt)
-                if stopped:
-                    break
-            in_doubt = False
-            if state.status != RunStatus.RUNNING:
+        while state.status == RunStatus.RUNNING:
+            if self.interrupted.done():
+                await self.commit([self.event(EventType.RUN_PAUSED, state.step, {
+                    "reason": "interrupted",
+                    "open_calls": sorted(state.open_calls),
+                })])
                 break
+            if state.open_calls:
+                await self.settle(list(state.open_calls.values()), in_doubt=in_doubt)
+                in_doubt = False
+                continue  # settling may have stopped, failed or interrupted the run
             try:
                 self.check_budgets()
             except BudgetExceededError as e:
@@ -219,8 +248,14 @@ class Execution(Journal):
         request = ModelRequest.model_construct(
             messages=messages, tools=self.specs, settings=self.agent.settings, step=step
         )
+        self._model_task = asyncio.current_task()
         try:
             model, response, latency = await call_model(self, request)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self.interrupted.done() and task is not None and task.uncancel() == 0:
+                return  # abandoned by interrupt(): nothing of it was committed
+            raise
         except ContextLengthError as e:
             if state.compacted or not await compact(self, step, e):
                 await self.fail(e, "context_length_exceeded")
@@ -233,6 +268,8 @@ class Execution(Journal):
             tried = {key: n + 1 for key, n in state.model_attempts.items()}
             await self.fail(e, "model_error", tried=tried or None)
             return
+        finally:
+            self._model_task = None
         await self.record(step, request, model, response, latency)
 
     async def record(
@@ -343,7 +380,7 @@ class Execution(Journal):
             return False
         names = ", ".join(f"{c.runs} (call {c.call_id}: {why})" for c, why in doubtful)
         error = CallInDoubtError(
-            f"cannot tell whether {names} took effect before the process stopped",
+            f"cannot tell whether {names} took effect",
             hint="check the outside world, then `tether resolve RUN_ID CALL_ID --result ...` "
                  "and `tether resume RUN_ID`",
             run_id=self.state.run_id, step=self.state.step,
@@ -359,14 +396,13 @@ class Execution(Journal):
     async def settle_one(self, call: OpenCall, in_doubt: bool) -> tuple[OpenCall, str] | None:
         """Settle one call; a call that stays in doubt is returned with the reason."""
         tool = self.tools.get(call.runs)
-        span = tool_span(call)
         if tool is None:
             await self.commit([self.event(EventType.TOOL_ERROR, call.step, {
                 "call_id": call.call_id, "tool": call.tool,
                 "error": {"type": "ToolDefinitionError",
                           "message": f"the agent no longer has a tool named {call.runs!r}"},
                 "content": f"Error: tool {call.runs!r} is not available",
-            }, span=span)])
+            }, span=tool_span(call))])
             return None
         if in_doubt and tool.idempotent and REDACTED_PREFIX in json.dumps(call.arguments):
             return call, ("idempotent, but its journaled arguments were redacted, so it "
@@ -374,27 +410,19 @@ class Execution(Journal):
         if in_doubt and not tool.idempotent:
             if tool.reconcile is None:
                 return call, "not idempotent, and no reconcile hook"
-            try:
-                outcome = await tool.run_reconcile(call.idempotency_key)
-            except Exception as e:
-                return call, f"its reconcile hook raised {e!r}"
-            applied = outcome is not NOT_APPLIED
-            decision = self.event(EventType.DECISION, call.step, {
-                "decision": "reconcile", "call_id": call.call_id, "tool": call.runs,
-                "options": ["record_result", "run_again"],
-                "chosen": "record_result" if applied else "run_again",
-                "reason": "reconcile() found the call took effect" if applied
-                          else "reconcile() found the call did not take effect",
-            }, span=span)
-            if applied:
-                await self.commit([decision, self.event(EventType.TOOL_RESULT, call.step, {
-                    "call_id": call.call_id, "tool": call.tool,
-                    "content": serialize_result(outcome), "reconciled": True,
-                }, span=span)])
-                return None
-            await self.commit([decision])
-        await run_tool(self, call)
-        return None
+            doubt = await reconcile(self, tool, call, after="the process stopped during "
+                                    "the call", run_again=True)
+        else:
+            doubt = await run_tool(self, call)
+        return None if doubt is None else (call, doubt.why)
+
+
+def _first(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The first leaf exception of a (possibly nested) group."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
 
 
 def _rejected(response: ModelResponse) -> str | None:
@@ -416,6 +444,15 @@ def _unique_call_ids(response: ModelResponse, step: int, seen: set[str]) -> Mode
     ids = [c.id for c in calls]
     if all(ids) and len(set(ids)) == len(ids) and seen.isdisjoint(ids):
         return response
-    fixed = tuple(c.model_copy(update={"id": f"call_{step}_{i}"}) for i, c in enumerate(calls))
+    taken = set(seen)
+    fresh: list[str] = []
+    for i in range(len(calls)):
+        candidate, n = f"call_{step}_{i}", 0
+        while candidate in taken:  # a provider may already have used this very id
+            n += 1
+            candidate = f"call_{step}_{i}_{n}"
+        taken.add(candidate)
+        fresh.append(candidate)
+    fixed = tuple(c.model_copy(update={"id": new}) for c, new in zip(calls, fresh, strict=True))
     message = response.message.model_copy(update={"tool_calls": fixed})
     return response.model_copy(update={"message": message})

@@ -95,6 +95,10 @@ class Policy:
             retried automatically: a second attempt could repeat a side effect).
         model_timeout_s: Seconds one model attempt may take.
         tool_timeout_s: Seconds one tool call may take, unless the tool sets its own.
+        tool_stop_grace_s: Seconds a call the run gives up on (timed out, interrupted)
+            has to stop after its ``cancel_event`` is set. One that ends by then has a
+            known outcome; one still running (or an async one cancelled mid-call) is
+            *in doubt* and follows its tool's policy.
         max_consecutive_repairs: Model responses in a row that may be malformed
             (bad JSON, unknown tool, schema violation, empty or truncated output).
         max_repairs: Malformed responses allowed in the whole run; never reset.
@@ -107,6 +111,7 @@ class Policy:
     )
     model_timeout_s: float | None = 120.0
     tool_timeout_s: float | None = None
+    tool_stop_grace_s: float = 2.0
     max_consecutive_repairs: int = 3
     max_repairs: int = 10
     breaker: BreakerSettings = field(default_factory=BreakerSettings)

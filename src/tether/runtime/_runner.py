@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
+import os
 import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -18,7 +21,7 @@ from ..core import (
     UsageError,
     new_id,
 )
-from ..models import DEFAULT_PRICES, PriceTable
+from ..models import DEFAULT_PRICES, Model, PriceTable
 from ..store import Store, open_store
 from ._agent import Agent
 from ._breaker import BreakerBoard
@@ -29,8 +32,18 @@ from ._spec import load_agent
 from ._state import RunState, fold
 from ._tool_call import tool_span
 
-#: Called with each batch of events right after it is committed.
+#: Called with each batch of events right after it is committed. An observer that
+#: raises is reported once and never breaks the commit or the run.
 Observer = Callable[[Sequence[Event]], None]
+
+_log = logging.getLogger("tether")
+
+
+def _selection(spec: Model | str | None) -> str | None:
+    """The selection string a model spec stands for now (None: a Model object)."""
+    if isinstance(spec, Model):
+        return None
+    return spec if spec is not None else (os.environ.get("TETHER_MODEL", "").strip() or "local")
 #: Called with a run's whole journal when it stops; returns ``finding`` payloads.
 Reviewer = Callable[[Sequence[Event]], list[dict[str, Any]]]
 
@@ -74,6 +87,38 @@ class Runner:
         self.breakers = breakers or BreakerBoard()
         self.rng = rng or random.Random()
         self.reviewers = list(reviewers)
+        self._live: set[Execution] = set()
+        self._failed_observers: set[int] = set()
+
+    def notify(self, events: Sequence[Event]) -> None:
+        """Hand committed ``events`` to every observer; one that raises is reported once
+        (on the ``tether`` logger) and skipped, never breaking the commit or the run."""
+        for observer in self.observers:
+            try:
+                observer(events)
+            except Exception as e:
+                if id(observer) not in self._failed_observers:
+                    self._failed_observers.add(id(observer))
+                    _log.error("observer %r failed and is skipped for this batch: %s: %s "
+                               "(the run goes on; its journal is complete)",
+                               observer, type(e).__name__, e)
+
+    def interrupt(self) -> None:
+        """Stop every run this Runner drives, cleanly (what Ctrl-C does in the CLI).
+
+        Outcomes that finished are committed, calls in flight get
+        ``Policy.tool_stop_grace_s`` to stop, and each run is journaled as ``paused``;
+        ``resume`` continues it (calls left in doubt follow their tools' policies).
+        """
+        for execution in list(self._live):
+            execution.interrupt()
+
+    async def _drive(self, execution: Execution, *, in_doubt: bool) -> RunResult:
+        self._live.add(execution)
+        try:
+            return await execution.drive(in_doubt=in_doubt)
+        finally:
+            self._live.discard(execution)
 
     async def run(
         self, agent: Agent, task: str, *, agent_spec: str | None = None,
@@ -95,13 +140,18 @@ class Runner:
             "provider": model.provider,
             "model": model.model_name,
             "fallbacks": [f"{m.provider}:{m.model_name}" for m in execution.models[1:]],
+            "selection": {"model": _selection(agent.model),
+                          "fallbacks": [_selection(f) for f in agent.fallbacks]},
             "tools": [t.spec.model_dump() for t in execution.tools.values()],
             "price_table": self.prices.version,
+            # The limits the run started with; a resume keeps them (budget events raise them).
+            "budget": dataclasses.asdict(agent.budget),
         })])
-        return await execution.drive(in_doubt=False)
+        return await self._drive(execution, in_doubt=False)
 
     async def resume(
         self, run_id: str, agent: Agent | None = None, *,
+        model: str | None = None,
         budget: Budget | Mapping[str, Any] | None = None,
         release: bool = False,
     ) -> RunResult:
@@ -109,6 +159,9 @@ class Runner:
 
         Args:
             agent: Defaults to the one recorded by ``agent_spec`` when the run started.
+            model: A model selection string to continue on instead of the one the run
+                started with (journaled as a ``decision``). By default the run keeps the
+                model and fallbacks it started with, whatever ``$TETHER_MODEL`` says now.
             budget: Raised limits, as a whole :class:`Budget` or as ``{limit: value}``
                 (journaled, so they hold for later resumes too); needed to continue a
                 run that stopped on ``budget_exceeded``.
@@ -128,6 +181,7 @@ class Runner:
                     hint="pass the agent: Runner.resume(run_id, agent)",
                 )
             agent = load_agent(state.agent_spec)
+        agent, decision = _keep_selection(agent, state.selection, model)
         execution = Execution(self, agent, state)
         if state.status == RunStatus.RUNNING and state.recoveries >= agent.max_recoveries:
             await execution.commit([execution.event(EventType.RUN_QUARANTINED, state.step, {
@@ -145,6 +199,8 @@ class Runner:
             "attempt": state.recoveries + 1,
             "from_status": str(state.status),
         })]
+        if decision:
+            events.append(execution.event(EventType.DECISION, state.step, decision))
         if budget is not None:
             raised = (dict(budget) if isinstance(budget, Mapping) else
                       {k: v for k, v in vars(budget).items() if v != getattr(agent.budget, k)})
@@ -160,7 +216,7 @@ class Runner:
                 "raised": raised, "reason": "resumed with a raised budget",
             }))
         await execution.commit(events)
-        return await execution.drive(in_doubt=True)
+        return await self._drive(execution, in_doubt=True)
 
     async def resolve(self, run_id: str, call_id: str, *, result: str) -> None:
         """Settle a call in doubt by hand: record ``result`` as its outcome.
@@ -187,8 +243,29 @@ class Runner:
         return asyncio.run(self.run(agent, task, **kwargs))
 
     def resume_sync(
-        self, run_id: str, agent: Agent | None = None, *,
+        self, run_id: str, agent: Agent | None = None, *, model: str | None = None,
         budget: Budget | Mapping[str, Any] | None = None, release: bool = False,
     ) -> RunResult:
         """:meth:`resume`, for code without an event loop."""
-        return asyncio.run(self.resume(run_id, agent, budget=budget, release=release))
+        return asyncio.run(self.resume(run_id, agent, model=model, budget=budget,
+                                       release=release))
+
+
+def _keep_selection(
+    agent: Agent, recorded: Mapping[str, Any] | None, model: str | None
+) -> tuple[Agent, dict[str, Any] | None]:
+    """The agent to resume with: on ``model`` if given (and a decision saying so), else
+    on the selection strings the run started with, where the agent names models by
+    string (Model objects are code: the agent's own are used)."""
+    recorded = recorded or {}
+    if model is not None:
+        return dataclasses.replace(agent, model=model), {
+            "decision": "model", "options": [recorded.get("model"), model], "chosen": model,
+            "reason": "resumed on another model, as asked",
+        }
+    if not isinstance(agent.model, Model) and recorded.get("model"):
+        fallbacks = [f if isinstance(f, Model) or not was else was for f, was in
+                     zip(agent.fallbacks, recorded.get("fallbacks") or [], strict=False)]
+        fallbacks += list(agent.fallbacks[len(fallbacks):])
+        return dataclasses.replace(agent, model=recorded["model"], fallbacks=fallbacks), None
+    return agent, None

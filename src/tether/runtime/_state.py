@@ -39,6 +39,9 @@ class RunState:
     run_id: str
     agent: str = ""
     agent_spec: str | None = None
+    #: The model selection strings the run started with (``{"model", "fallbacks"}``);
+    #: a resume uses them unless asked otherwise.
+    selection: dict[str, Any] | None = None
     task: str = ""
     status: RunStatus = RunStatus.RUNNING
     started_at: float = 0.0
@@ -60,7 +63,7 @@ class RunState:
     cost_usd: float = 0.0
     #: Resumes since the run last made progress (a model response or a tool outcome).
     recoveries: int = 0
-    #: Budget limits raised since the run started (``budget`` events).
+    #: The limits the run started with, as raised since (``budget`` events).
     budget_overrides: dict[str, Any] = field(default_factory=dict)
     #: Failed attempts of the current model call, per model, from ``retry`` events:
     #: a crash in the middle of a retry sequence does not reset them.
@@ -84,6 +87,8 @@ class RunState:
         if kind == EventType.RUN_STARTED:
             self.agent = p["agent"]
             self.agent_spec = p.get("agent_spec")
+            self.selection = p.get("selection")
+            self.budget_overrides = dict(p.get("budget") or {})
             self.task = p["task"]
             self.started_at = event.ts
             if p.get("instructions"):

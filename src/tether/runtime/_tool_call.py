@@ -1,18 +1,36 @@
-"""Calling a tool: timeouts, retries of idempotent tools, circuit breakers, fallbacks.
+"""Calling a tool: timeouts, retries of idempotent tools, circuit breakers, fallbacks,
+and calls whose outcome is unknown.
 
 A tool's failure is reported to the model as the call's result (a ``tool.error``
 event), never raised out of the run. Only idempotent tools are retried
 automatically: a second attempt at a non-idempotent call could repeat its effect.
+
+A call the run gives up on (its timeout passed, or the run was interrupted) is asked
+to stop (``ToolContext.cancel_event``) and given ``Policy.tool_stop_grace_s`` to do so.
+If it ends by then, its outcome is known and recorded as usual. If it is still running
+(a sync tool's thread cannot be stopped from outside) or was cancelled mid-call (an
+async tool), whether it took effect is unknown: the call is *in doubt*, never a
+failure. An idempotent tool is retried with the same idempotency key; a tool with a
+``reconcile`` hook asks it, once the call has stopped; any other call stops the run as
+``needs_attention``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..core import Event, EventType, ModelRetry, ToolError, ToolTimeoutError, ToolUnavailableError
-from ..tools import Tool, ToolContext
+from ..core import (
+    Event,
+    EventType,
+    ModelRetry,
+    ToolError,
+    ToolTimeoutError,
+    ToolUnavailableError,
+)
+from ..tools import NOT_APPLIED, Tool, ToolContext, serialize_result
 from ._policy import error_class
 from ._state import OpenCall
 
@@ -30,31 +48,105 @@ def _error_payload(error: BaseException) -> dict[str, Any]:
     return {"type": type(error).__name__, "message": str(error)}
 
 
-async def run_tool(ex: Execution, call: OpenCall) -> None:
+@dataclass(frozen=True, slots=True)
+class InDoubt:
+    """A call whose outcome is unknown; it keeps its intent and no outcome."""
+
+    why: str
+    #: Whether the call's code may still be running (a sync tool's thread).
+    running: bool
+
+
+class _Unknown(Exception):
+    def __init__(self, why: str, *, running: bool, interrupted: bool) -> None:
+        super().__init__(why)
+        self.doubt = InDoubt(why, running)
+        self.interrupted = interrupted
+
+
+class _NotStarted(Exception):
+    """The call was never started (the run's deadline had passed): a definite outcome."""
+
+
+async def run_tool(ex: Execution, call: OpenCall) -> InDoubt | None:
     """Run ``call`` (or, after a fallback, the tool it fell back to) and commit its outcome.
 
     Falling back is committed *before* the fallback tool runs, so a crash in between
     leaves a call in doubt under the fallback tool's own policy, not the first tool's.
+
+    Returns why the call is in doubt, or None once its outcome is committed (or the run
+    was interrupted and the call left open for the resume).
     """
     tool = ex.tools[call.runs]
     events: list[Event] = []
     outcome = await _run_with_retries(ex, tool, call, events)
-    error = outcome.payload.get("error") or {}
-    fallback = tool.fallback if call.runs == call.tool else None
-    if (outcome.type == EventType.TOOL_ERROR and fallback is not None and fallback in ex.tools
-            and error.get("type") != "ModelRetry"):
-        await ex.commit([*events, ex.event(EventType.FALLBACK, call.step, {
-            "call_id": call.call_id, "from_tool": tool.name, "to_tool": fallback,
-            "reason": error.get("type"), "error": error,
-        }, span=tool_span(call))])
-        events = []
-        outcome = await _run_with_retries(ex, ex.tools[fallback], call, events)
-    await ex.commit([*events, outcome])
+    if isinstance(outcome, Event):
+        error = outcome.payload.get("error") or {}
+        fallback = tool.fallback if call.runs == call.tool else None
+        if (outcome.type == EventType.TOOL_ERROR and fallback is not None
+                and fallback in ex.tools and error.get("type") != "ModelRetry"):
+            await ex.commit([*events, ex.event(EventType.FALLBACK, call.step, {
+                "call_id": call.call_id, "from_tool": tool.name, "to_tool": fallback,
+                "reason": error.get("type"), "error": error,
+            }, span=tool_span(call))])
+            events = []
+            tool = ex.tools[fallback]
+            outcome = await _run_with_retries(ex, tool, call, events)
+    if isinstance(outcome, Event):
+        await ex.commit([*events, outcome])
+        return None
+    if events:
+        await ex.commit(events)
+    if outcome is None or outcome.running or tool.reconcile is None:
+        return outcome
+    # Stopped, outcome unknown: the hook can tell. If it did not take effect, that is a
+    # definite failure the model is told about (running it again is the model's choice).
+    return await reconcile(ex, tool, call, after=outcome.why, run_again=False)
+
+
+async def reconcile(
+    ex: Execution, tool: Tool, call: OpenCall, *, after: str, run_again: bool
+) -> InDoubt | None:
+    """Ask ``tool``'s reconcile hook whether ``call`` took effect and commit the answer.
+
+    Applied: its result is recorded. Not applied: the call runs again (``run_again``,
+    after a crash) or is recorded as failed. A hook that raises leaves the call in doubt.
+    """
+    span = tool_span(call)
+    try:
+        outcome = await tool.run_reconcile(call.idempotency_key)
+    except Exception as e:
+        return InDoubt(f"its reconcile hook raised {e!r}", running=False)
+    applied = outcome is not NOT_APPLIED
+    otherwise = "run_again" if run_again else "record_failure"
+    decision = ex.event(EventType.DECISION, call.step, {
+        "decision": "reconcile", "call_id": call.call_id, "tool": call.runs,
+        "options": ["record_result", otherwise],
+        "chosen": "record_result" if applied else otherwise,
+        "reason": f"{after}; reconcile() found the call "
+                  + ("took effect" if applied else "did not take effect"),
+    }, span=span)
+    if applied:
+        await ex.commit([decision, ex.event(EventType.TOOL_RESULT, call.step, {
+            "call_id": call.call_id, "tool": call.tool,
+            "content": serialize_result(outcome), "reconciled": True,
+        }, span=span)])
+        return None
+    if run_again:
+        await ex.commit([decision])
+        return await run_tool(ex, call)
+    error = ToolTimeoutError(f"tool {tool.name!r} was stopped ({after}) before it took "
+                             "effect", tool=tool.name, call_id=call.call_id)
+    await ex.commit([decision, ex.event(EventType.TOOL_ERROR, call.step, {
+        "call_id": call.call_id, "tool": call.tool, "error": error.to_dict(),
+        "content": f"Error: {error.message}", "reconciled": True,
+    }, span=span)])
+    return None
 
 
 async def _run_with_retries(
     ex: Execution, tool: Tool, call: OpenCall, events: list[Event]
-) -> Event:
+) -> Event | InDoubt | None:
     breaker = ex.runner.breakers.get(f"tool:{tool.name}", ex.agent.policy.breaker)
     clock = ex.runner.clock
     span = tool_span(call)
@@ -79,51 +171,79 @@ async def _run_with_retries(
                 **base, "error": error.to_dict(), "content": content}, span=span)
         attempt = ex.state.tool_attempts.get(f"{call.call_id}/{tool.name}", 0) + 1
         started = clock.monotonic()
+        unknown: _Unknown | None = None
         try:
             content = await _invoke(ex, tool, call, attempt)
+        except _NotStarted as e:
+            breaker.release()
+            return ex.event(EventType.TOOL_ERROR, call.step, {
+                **base, "error": _error_payload(e.__cause__ or e), "not_started": True,
+                "content": f"Error: {tool.name} was not run: {e}"}, span=span)
         except ModelRetry as e:
             # The tool worked and asks the model to change its request: not a failure.
-            breaker.on_success()
+            transition = breaker.on_success()
+            if transition:
+                events.append(ex.event(EventType.BREAKER, call.step, transition.payload(),
+                                       span=span))
             return ex.event(EventType.TOOL_ERROR, call.step, {
                 **base, "error": {"type": "ModelRetry", "message": e.message},
                 "content": e.message}, span=span,
                 duration_ms=(clock.monotonic() - started) * 1000)
+        except _Unknown as e:
+            if e.interrupted:
+                breaker.release()  # undecided: the run stops, the call stays open
+                return None
+            unknown = e
+            failure: Exception = ToolTimeoutError(
+                f"tool {tool.name!r}: {e.doubt.why}; its outcome is unknown",
+                tool=tool.name, call_id=call.call_id)
         except Exception as e:  # a tool's own failure is reported to the model
-            duration = (clock.monotonic() - started) * 1000
-            transition = breaker.on_failure(clock.monotonic(), type(e).__name__)
-            if transition:
-                events.append(ex.event(EventType.BREAKER, call.step, transition.payload(),
-                                       span=span))
-            retry = ex.agent.policy.tool_retry
-            delay = retry.delay(attempt, e, ex.runner.rng)
-            remaining = ex.remaining_s()
-            if (tool.idempotent and attempt < retry.attempts_for(e) and breaker.state != "open"
-                    and (remaining is None or delay < remaining)):
-                await ex.commit([*events, ex.event(EventType.RETRY, call.step, {
-                    "target": "tool", "call_id": call.call_id, "tool": tool.name,
-                    "attempt": attempt, "error": _error_payload(e),
-                    "error_class": error_class(e), "delay_s": round(delay, 4),
-                }, span=span)])
-                events.clear()
-                await asyncio.sleep(delay)
-                continue
-            return ex.event(EventType.TOOL_ERROR, call.step, {
-                **base, "error": _error_payload(e), "attempts": attempt,
-                "content": f"Error: {tool.name} failed: {type(e).__name__}: {e}"},
-                span=span, duration_ms=duration)
+            failure = e
         except BaseException:
             breaker.release()  # cancelled: the probe (if this was one) ended undecided
             raise
-        transition = breaker.on_success()
+        else:
+            transition = breaker.on_success()
+            if transition:
+                events.append(ex.event(EventType.BREAKER, call.step, transition.payload(),
+                                       span=span))
+            return ex.event(EventType.TOOL_RESULT, call.step, {**base, "content": content},
+                            span=span, duration_ms=(clock.monotonic() - started) * 1000)
+        duration = (clock.monotonic() - started) * 1000
+        transition = breaker.on_failure(clock.monotonic(), type(failure).__name__)
         if transition:
-            events.append(ex.event(EventType.BREAKER, call.step, transition.payload(),
-                                   span=span))
-        return ex.event(EventType.TOOL_RESULT, call.step, {**base, "content": content},
-                        span=span, duration_ms=(clock.monotonic() - started) * 1000)
+            events.append(ex.event(EventType.BREAKER, call.step, transition.payload(), span=span))
+        retry = ex.agent.policy.tool_retry
+        delay = retry.delay(attempt, failure, ex.runner.rng)
+        remaining = ex.remaining_s()
+        if (tool.idempotent and attempt < retry.attempts_for(failure)
+                and breaker.state != "open" and (remaining is None or delay < remaining)):
+            # An idempotent call in doubt may run again: the same key dedupes it outside.
+            await ex.commit([*events, ex.event(EventType.RETRY, call.step, {
+                "target": "tool", "call_id": call.call_id, "tool": tool.name,
+                "attempt": attempt, "error": _error_payload(failure),
+                "error_class": error_class(failure), "delay_s": round(delay, 4),
+                **({"outcome": "unknown"} if unknown else {}),
+            }, span=span)])
+            events.clear()
+            await ex.runner.clock.sleep(delay)
+            continue
+        if unknown is not None:
+            return unknown.doubt
+        return ex.event(EventType.TOOL_ERROR, call.step, {
+            **base, "error": _error_payload(failure), "attempts": attempt,
+            "content": f"Error: {tool.name} failed: {type(failure).__name__}: {failure}"},
+            span=span, duration_ms=duration)
 
 
 async def _invoke(ex: Execution, tool: Tool, call: OpenCall, attempt: int) -> str:
-    """One attempt, bounded by the tool's timeout and the run's deadline."""
+    """One attempt, bounded by the tool's timeout and the run's deadline.
+
+    Raises:
+        _NotStarted: the run's deadline had passed; the tool was not started.
+        _Unknown: the run gave up on the call and cannot tell whether it took effect.
+        Exception: what the tool raised (a definite failure).
+    """
     context = ToolContext(
         run_id=ex.state.run_id, step=call.step, call_id=call.call_id, tool=tool.name,
         idempotency_key=call.idempotency_key, attempt=attempt,
@@ -132,19 +252,45 @@ async def _invoke(ex: Execution, tool: Tool, call: OpenCall, attempt: int) -> st
     timeout = tool.timeout_s if tool.timeout_s is not None else ex.agent.policy.tool_timeout_s
     remaining = ex.remaining_s()
     if remaining is not None:
+        if remaining <= 0:
+            raise _NotStarted("the run's deadline had passed") from ex.deadline_error()
         timeout = remaining if timeout is None else min(timeout, remaining)
+    if ex.interrupted.done():
+        raise _Unknown("the run was interrupted before it started", running=False,
+                       interrupted=True)
+    future = tool.start(arguments, context)
     try:
-        if timeout is None:
-            return await tool.invoke(arguments, context)
-        async with asyncio.timeout(max(0.0, timeout)):
-            return await tool.invoke(arguments, context)
+        if not future.done():
+            await asyncio.wait((future, ex.interrupted), timeout=timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+        if future.done():
+            return future.result()
+        interrupted = ex.interrupted.done()
+        why = "the run was interrupted" if interrupted else \
+            f"it did not finish within {timeout:g} s"
+        context.cancel_event.set()
+        await asyncio.wait((future,), timeout=ex.agent.policy.tool_stop_grace_s)
+        if not future.done() and isinstance(future, asyncio.Task):
+            future.cancel()  # an async tool stops at its next await
+            await asyncio.wait((future,))
     except asyncio.CancelledError:
         context.cancel_event.set()  # the run itself was cancelled: tell the tool
+        if isinstance(future, asyncio.Task):
+            future.cancel()
         raise
-    except TimeoutError as e:
-        context.cancel_event.set()
+    if future.done() and not future.cancelled():
+        error = future.exception()
+        if error is None:
+            return future.result()  # it ended while we waited: its outcome is known
+        if interrupted or isinstance(error, ModelRetry):
+            raise error
         raise ToolTimeoutError(
-            f"tool {tool.name!r} did not finish within {timeout:g} s",
+            f"tool {tool.name!r} did not finish within {timeout:g} s and stopped with "
+            f"{type(error).__name__}: {error}",
             hint="raise the tool's timeout_s if it is slow but healthy",
             tool=tool.name, call_id=call.call_id,
-        ) from e
+        ) from error
+    running = not future.done()
+    raise _Unknown(f"{why} and " + ("is still running" if running else
+                                    "was cancelled mid-call"),
+                   running=running, interrupted=interrupted)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar, get_type_hints, overload
+from typing import Any, Final, TypeVar, cast, get_type_hints, overload
 
 import docstring_parser
 import pydantic_core
@@ -106,25 +107,59 @@ class Tool:
             ) from e
         return {name: getattr(model, name) for name in type(model).model_fields}
 
-    async def invoke(self, arguments: dict[str, Any], context: ToolContext) -> str:
-        """Run the tool with validated ``arguments``; return the result as text.
+    def start(self, arguments: dict[str, Any], context: ToolContext) -> asyncio.Future[str]:
+        """Start the tool with validated ``arguments``; the future resolves to the result
+        as text, or to what the tool raised, **only once the tool's code has stopped**.
 
-        Sync tools run in a worker thread so they do not block other calls, unless
-        declared ``inline``.
+        Cancelling the future stops an async tool at its next ``await``; a sync tool runs
+        in a thread of its own that cannot be stopped from outside (it can stop itself:
+        :meth:`ToolContext.raise_if_cancelled`): cancelling its future only stops
+        waiting for it. The runtime sets ``context.cancel_event``, waits on the future
+        without cancelling it (``asyncio.wait``), and so knows whether a call it gave up
+        on still runs. Inline tools run to the end here.
 
-        Raises:
-            ToolError: the result cannot be serialised.
-            Exception: whatever the tool itself raised.
+        The future's exception is :class:`~tether.core.ToolError` if the result cannot be
+        serialised, otherwise whatever the tool itself raised.
         """
         kwargs = dict(arguments)
         if self.context_param:
             kwargs[self.context_param] = context
+        loop = asyncio.get_running_loop()
         if inspect.iscoroutinefunction(self.function):
-            value = await self.function(**kwargs)
-        elif self.inline:
-            value = self.function(**kwargs)
-        else:
-            value = await asyncio.to_thread(self.function, **kwargs)
+            return loop.create_task(self._finish(self.function(**kwargs), context))
+        future: asyncio.Future[str] = loop.create_future()
+        if self.inline:
+            try:
+                future.set_result(self._serialize(self.function(**kwargs), context))
+            except Exception as e:
+                future.set_exception(e)
+            return future
+
+        def settle(result: str | None, error: BaseException | None) -> None:
+            if future.done():
+                return
+            if error is None:
+                future.set_result(cast(str, result))
+            else:
+                future.set_exception(error)
+
+        def work() -> None:
+            try:
+                result = self._serialize(self.function(**kwargs), context)
+            except BaseException as e:  # handed to the loop, never lost in the thread
+                loop.call_soon_threadsafe(settle, None, e)
+            else:
+                loop.call_soon_threadsafe(settle, result, None)
+
+        # A daemon thread per call: a pool would queue calls beyond its size, and a call
+        # the run gave up on must not hold a worker or keep the process alive at exit.
+        threading.Thread(target=work, name=f"tether-tool-{self.name}", daemon=True).start()
+        return future
+
+    async def _finish(self, value: Awaitable[Any], context: ToolContext) -> str:
+        return self._serialize(await value, context)
+
+    def _serialize(self, value: Any, context: ToolContext) -> str:
         try:
             return serialize_result(value)
         except pydantic_core.PydanticSerializationError as e:
@@ -135,6 +170,10 @@ class Tool:
                 tool=self.name,
                 call_id=context.call_id,
             ) from e
+
+    async def invoke(self, arguments: dict[str, Any], context: ToolContext) -> str:
+        """Run the tool with validated ``arguments`` to its end; return the result as text."""
+        return await self.start(arguments, context)
 
     async def run_reconcile(self, key: str) -> Any:
         """Ask the tool's ``reconcile`` hook whether the call with ``key`` took effect."""
