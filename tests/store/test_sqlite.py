@@ -120,7 +120,7 @@ async def test_schema_is_versioned(tmp_path: Path) -> None:
 def test_durability_settings(tmp_path: Path) -> None:
     for mode, value in (("FULL", 2), ("NORMAL", 1)):
         store = SQLiteStore(tmp_path / f"{mode}.db", synchronous=mode)  # type: ignore[arg-type]
-        assert store._db.execute("PRAGMA synchronous").fetchone()[0] == value
+        assert store._conn.db.execute("PRAGMA synchronous").fetchone()[0] == value
         asyncio.run(store.close())
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
+import click
 import typer
 from rich.console import Console
 
@@ -51,11 +53,33 @@ def handle_errors(function: Callable[P, T]) -> Callable[P, T]:
     return wrapper
 
 
+#: Commands that write the journal; every other command only reads it.
+_WRITERS = {"run", "resume", "resolve"}
+
+
+async def _open(db: Path | None) -> Store:
+    """Open the store as the current command needs it: ``run``, ``resume`` and
+    ``resolve`` write it (creating it if missing); the views open it read-only, so a
+    mistyped ``--db`` is an error and never a new empty database; ``doctor --save``
+    writes its findings where the file can be written."""
+    context = click.get_current_context(silent=True)
+    if context is None or context.info_name in _WRITERS:
+        return open_store(db)
+    command = context.info_name
+    store = open_store(db, readonly=True)
+    if command == "doctor" and context.params.get("save"):
+        path = getattr(store, "path", None)
+        if path is not None and os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
+            await store.close()
+            return open_store(db, create=False)
+    return store
+
+
 def with_store(db: Path | None, work: Callable[[Store], Coroutine[Any, Any, T]]) -> T:
-    """Open the store, run ``work`` on it, close it."""
+    """Open the store (read-only for views), run ``work`` on it, close it."""
 
     async def main() -> T:
-        store = open_store(db)
+        store = await _open(db)
         try:
             return await work(store)
         finally:

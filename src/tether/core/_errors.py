@@ -21,10 +21,16 @@
         ├── BudgetExceededError     a run budget (steps, tokens, cost, time) is spent
         ├── CallInDoubtError        a non-idempotent call may or may not have happened
         └── StoreError              the journal could not be read or written
-            ├── StoreLockedError
+            ├── StoreLockedError        another process held the lock past the bound
+            ├── StoreFullError          the disk (or the file size limit) is full
+            ├── StoreReadOnlyError      the file, its directory or the store is read-only
+            ├── StoreIOError            the operating system reported an I/O error
+            ├── StoreNotFoundError      no database at the path a reader was given
             ├── StoreCorruptError
             ├── SchemaVersionError
-            └── ConcurrentWriteError another writer appended to the same run
+            ├── ConcurrentWriteError    another writer appended to the same run
+            ├── RunLeasedError          another process drives the run (a refusal)
+            └── LeaseLostError          this process lost the run to another driver
 
 Control signals are not failures and sit outside the tree: :class:`ModelRetry`
 (a tool asks the model to try again with a message).
@@ -232,6 +238,25 @@ class StoreLockedError(StoreError):
     retryable = True
 
 
+class StoreFullError(StoreError):
+    """The disk is full (or the file hit a size limit); nothing of the failed commit was
+    written, every earlier commit is intact."""
+
+    retryable = True
+
+
+class StoreReadOnlyError(StoreError):
+    """The store cannot be written: opened read-only, or a read-only file or mount."""
+
+
+class StoreIOError(StoreError):
+    """The operating system reported an I/O error while reading or writing the file."""
+
+
+class StoreNotFoundError(StoreError):
+    """There is no Tether database at the path given to a reader."""
+
+
 class StoreCorruptError(StoreError):
     """The database file is not a valid Tether store."""
 
@@ -242,6 +267,28 @@ class SchemaVersionError(StoreError):
 
 class ConcurrentWriteError(StoreError):
     """Another writer appended to the same run: this writer's view is stale."""
+
+
+class RunLeasedError(StoreError):
+    """Another process holds the run's lease: it is driving the run. A refusal, not a
+    loss: nothing was written, and the run is safe in the other process's hands."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, owner: str, expires_at: float, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.owner = owner
+        self.expires_at = expires_at
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data.update({"owner": self.owner, "expires_at": self.expires_at})
+        return data
+
+
+class LeaseLostError(StoreError):
+    """This process's lease on a run was taken over by another driver (its token moved
+    on); nothing it tried to write was committed. Stop driving the run."""
 
 
 # --- control signals ---------------------------------------------------------------

@@ -58,6 +58,19 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (run_key, call_id)
     ) WITHOUT ROWID;
     """,
+    # 2: one lease per run: who drives it, its fencing token, until when.
+    """
+    CREATE TABLE leases (
+        run_key    INTEGER PRIMARY KEY,
+        owner      TEXT NOT NULL,
+        token      INTEGER NOT NULL,
+        ttl_s      REAL NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    """,
 )
+
+#: The schema version that added the lease table (older journals have no leases).
+LEASES_SINCE = 2
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -7,13 +7,22 @@ from pathlib import Path
 
 from ..core import ConfigurationError
 from ._protocol import Store
-from ._sqlite import DEFAULT_PATH, SQLiteStore
+from ._sqlite import DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_PATH, SQLiteStore
 
 
-def open_store(location: str | os.PathLike[str] | None = None) -> Store:
+def open_store(
+    location: str | os.PathLike[str] | None = None, *, readonly: bool = False,
+    create: bool = True,
+) -> Store:
     """Open a store: ``location``, else ``$TETHER_DB``, else ``./.tether/tether.db``.
 
-    ``$TETHER_SYNCHRONOUS`` (``FULL`` or ``NORMAL``) sets SQLite's durability.
+    ``$TETHER_SYNCHRONOUS`` (``FULL`` or ``NORMAL``) sets SQLite's durability;
+    ``$TETHER_BUSY_TIMEOUT_MS`` how long to wait for another process's lock (30000).
+
+    Args:
+        readonly: Open for inspection only (see :class:`SQLiteStore`); a missing file
+            is ``StoreNotFoundError``, never a new one.
+        create: With ``False``, a missing file is ``StoreNotFoundError``.
     """
     target = location if location is not None else os.environ.get("TETHER_DB") or DEFAULT_PATH
     text = str(target)
@@ -23,10 +32,13 @@ def open_store(location: str | os.PathLike[str] | None = None) -> Store:
             hint="use a SQLite file path for --db / TETHER_DB",
         )
     synchronous = os.environ.get("TETHER_SYNCHRONOUS", "FULL").upper()
-    if synchronous not in ("FULL", "NORMAL"):
+    busy = os.environ.get("TETHER_BUSY_TIMEOUT_MS", str(DEFAULT_BUSY_TIMEOUT_MS))
+    try:
+        busy_ms = int(busy)
+    except ValueError:
         raise ConfigurationError(
-            f"TETHER_SYNCHRONOUS must be FULL or NORMAL, not {synchronous!r}",
-            hint="unset TETHER_SYNCHRONOUS or set it to FULL or NORMAL",
-        )
-    busy = int(os.environ.get("TETHER_BUSY_TIMEOUT_MS", "5000"))
-    return SQLiteStore(Path(text), synchronous=synchronous, busy_timeout_ms=busy)  # type: ignore[arg-type]
+            f"TETHER_BUSY_TIMEOUT_MS must be a whole number of milliseconds, not {busy!r}",
+            hint="unset it (30000) or set e.g. TETHER_BUSY_TIMEOUT_MS=60000",
+        ) from None
+    return SQLiteStore(Path(text), synchronous=synchronous,  # type: ignore[arg-type]
+                       busy_timeout_ms=busy_ms, readonly=readonly, create=create)

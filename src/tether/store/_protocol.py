@@ -46,17 +46,73 @@ class LedgerEntry:
     result_seq: int | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lease:
+    """The right to drive one run, held by one process until it expires or is released.
+
+    Every acquisition of a run's lease increments its ``token``; an append fenced by
+    a lease commits only while the run's lease still has that token, so a process that
+    lost the run (it stalled past its expiry and another took over) cannot write to it.
+    Times are the store's wall clock (``time.time()`` on the machine that commits).
+    """
+
+    run_id: str
+    #: Who drives the run, e.g. ``"host:pid:random"``.
+    owner: str
+    #: Increases by one at every acquisition of this run's lease (the fencing token).
+    token: int
+    #: Each fenced append, and each renewal, extends the expiry to now + ``ttl_s``.
+    ttl_s: float
+    #: Wall-clock seconds when the lease expires, as of its acquisition (or, read back
+    #: with :meth:`Store.lease`, as of its last extension; 0 once released).
+    expires_at: float
+
+
 @runtime_checkable
 class Store(Protocol):
     """Durable, append-only storage of runs."""
 
-    async def append(self, events: Sequence[Event]) -> None:
+    async def acquire(self, events: Sequence[Event], *, owner: str, ttl_s: float) -> Lease:
+        """Commit ``events`` and take the run's lease, in one transaction.
+
+        ``events`` start or resume driving the run: ``run.started`` of a new run,
+        ``run.resumed``, or a resolve's batch. An expired lease (its owner died or
+        stalled) is taken over with ``token + 1``; so is one ``owner`` holds already.
+
+        Raises:
+            RunLeasedError: Another owner holds an unexpired lease; nothing is written.
+            ConcurrentWriteError: ``seq`` does not follow the run's last one.
+        """
+        ...
+
+    async def append(self, events: Sequence[Event], *, lease: Lease | None = None) -> None:
         """Commit ``events`` (all of one run, consecutive ``seq``) atomically.
 
         The first event's ``seq`` must follow the run's last committed one; otherwise
         another writer got there first and ``ConcurrentWriteError`` is raised with
-        nothing written.
+        nothing written. With ``lease``, the same transaction checks the run's lease
+        still has its token (else ``LeaseLostError``, nothing written) and extends its
+        expiry to now + ``lease.ttl_s``. Without one, a run whose lease is live
+        refuses the append with ``RunLeasedError``; a run that never had a lease
+        (journals written before leases) appends as before.
         """
+        ...
+
+    async def renew(self, lease: Lease) -> None:
+        """Extend the lease to now + ``ttl_s`` (a heartbeat between appends).
+
+        Raises:
+            LeaseLostError: The run's lease has another token now.
+        """
+        ...
+
+    async def release(self, lease: Lease) -> None:
+        """End the lease now if its token still holds; do nothing otherwise."""
+        ...
+
+    async def lease(self, run_id: str) -> Lease | None:
+        """The run's lease as stored (live, expired or released), or None if it never
+        had one."""
         ...
 
     async def read(self, run_id: str, *, after_seq: int = 0) -> list[Event]:

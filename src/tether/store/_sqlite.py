@@ -1,94 +1,74 @@
 """The embedded default store: one SQLite file in WAL mode, through apsw.
 
-Each :meth:`SQLiteStore.append` is one ``BEGIN IMMEDIATE`` transaction holding the
-events, their new blobs, and the run-table and tool-ledger projections, so a commit
-point is all or nothing. Calls run on the caller's thread: a commit is short and
-serialised by the file lock anyway, and a thread hop would cost more than it saves.
+Each write (:meth:`SQLiteStore.append`, :meth:`~SQLiteStore.acquire`, ...) is one
+``BEGIN IMMEDIATE`` transaction holding the events, their new blobs, the run-table and
+tool-ledger projections and the run's lease, so a commit point is all or nothing.
+Each read is one snapshot. Both run on the event loop's thread while the file is free
+and move to a worker thread to wait out another process's lock (``_connection.py``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, cast
+from urllib.parse import quote
 
 import apsw
 
 from ..core import (
-    STATUS_AFTER,
     ConcurrentWriteError,
+    ConfigurationError,
     Event,
-    EventType,
+    LeaseLostError,
+    RunLeasedError,
     RunNotFoundError,
     RunStatus,
     SchemaVersionError,
     StoreCorruptError,
     StoreError,
-    StoreLockedError,
+    StoreNotFoundError,
+    StoreReadOnlyError,
+    UsageError,
 )
-from ._blobs import blob_refs, decode, externalize, internalize
-from ._migrations import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
-from ._protocol import LedgerEntry, RunSummary
+from ._blobs import blob_refs, decode, internalize
+from ._connection import Connection
+from ._faults import read_only, translated
+from ._journal import RUN_COLUMNS, insert_events, summary
+from ._migrations import APPLICATION_ID, LEASES_SINCE, MIGRATIONS, SCHEMA_VERSION
+from ._protocol import Lease, LedgerEntry, RunSummary
 
 Synchronous = Literal["FULL", "NORMAL"]
 DEFAULT_PATH = Path(".tether") / "tether.db"
-
-_RUN_COLUMNS = (
-    "run_id, agent, status, task, created_at, updated_at, steps, last_seq, parent_run_id, "
-    "input_tokens, output_tokens, cost_usd"
-)
+#: How long a write waits for another process's lock before ``StoreLockedError``.
+DEFAULT_BUSY_TIMEOUT_MS = 30_000
 
 
-def _dumps(value: Any) -> str:
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    if not text.isascii():
-        try:
-            text.encode()
-        except UnicodeEncodeError:  # lone surrogates: keep them as JSON escapes
-            text = json.dumps(value, separators=(",", ":"))
-    return text
+def _rows(db: apsw.Connection, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    return cast(list[tuple[Any, ...]], db.execute(sql, args).fetchall())
 
 
-@contextmanager
-def _translated(path: Path) -> Iterator[None]:
-    """Turn apsw errors into Tether store errors that say what to do."""
+def _encodable(text: str) -> bool:
     try:
-        yield
-    except (apsw.BusyError, apsw.LockedError) as e:
-        raise StoreLockedError(
-            f"the database {path} is locked by another process",
-            hint="wait for the other process, or raise TETHER_BUSY_TIMEOUT_MS",
-        ) from e
-    except (apsw.NotADBError, apsw.CorruptError) as e:
-        raise StoreCorruptError(
-            f"{path} is not a valid SQLite database ({e})",
-            hint="point --db / TETHER_DB at a Tether database, or restore it from a backup",
-        ) from e
-    except apsw.CantOpenError as e:
-        raise StoreError(
-            f"cannot open the database {path} ({e})",
-            hint="check that the directory exists and is writable",
-        ) from e
+        text.encode()
+    except UnicodeEncodeError:  # lone surrogates: SQLite stores UTF-8 only
+        return False
+    return True
 
 
-def _summary(row: Sequence[Any]) -> RunSummary:
-    return RunSummary(
-        run_id=row[0],
-        agent=row[1],
-        status=RunStatus(row[2]),
-        task=row[3],
-        created_at=row[4],
-        updated_at=row[5],
-        steps=row[6],
-        last_seq=row[7],
-        parent_run_id=row[8],
-        input_tokens=row[9],
-        output_tokens=row[10],
-        cost_usd=row[11],
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+
+
+def not_found(path: Path, why: str = "") -> StoreNotFoundError:
+    return StoreNotFoundError(
+        f"no Tether database at {path}{why}",
+        hint="check --db / TETHER_DB (nothing was created)",
     )
 
 
@@ -96,10 +76,20 @@ class SQLiteStore:
     """A :class:`~tether.store.Store` in one SQLite file.
 
     Args:
-        path: The database file; created with its directory if missing.
+        path: The database file; created with its directory if missing (unless
+            ``readonly`` or ``create=False``).
         synchronous: ``"FULL"`` (default) survives power loss; ``"NORMAL"`` survives
             process crashes only, and commits faster.
-        busy_timeout_ms: How long to wait for another process's write lock.
+        busy_timeout_ms: How long a read or write waits for another process's lock
+            (retrying with backoff, off the event loop) before ``StoreLockedError``.
+        readonly: Open for inspection: never writes, creates or migrates anything;
+            works on a read-only file or mount and on a copy without its ``-wal``.
+            A missing file is ``StoreNotFoundError``; writes are ``StoreReadOnlyError``.
+        create: With ``False``, a missing file is ``StoreNotFoundError`` instead of
+            a new, empty store.
+
+    Raises:
+        ConfigurationError: A bad ``synchronous`` or ``busy_timeout_ms``.
     """
 
     def __init__(
@@ -107,51 +97,127 @@ class SQLiteStore:
         path: str | os.PathLike[str] = DEFAULT_PATH,
         *,
         synchronous: Synchronous = "FULL",
-        busy_timeout_ms: int = 5000,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        readonly: bool = False,
+        create: bool = True,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
-            raise StoreError(
+            raise ConfigurationError(
                 f"synchronous must be FULL or NORMAL, not {synchronous!r}",
-                hint="use TETHER_SYNCHRONOUS=FULL (default) or NORMAL",
+                hint="set TETHER_SYNCHRONOUS (or synchronous=) to FULL (default) or NORMAL",
+            )
+        if isinstance(busy_timeout_ms, bool) or not isinstance(busy_timeout_ms, int) \
+                or busy_timeout_ms < 0:
+            raise ConfigurationError(
+                f"busy_timeout_ms must be a whole number of milliseconds >= 0, "
+                f"not {busy_timeout_ms!r}",
+                hint="set TETHER_BUSY_TIMEOUT_MS (or busy_timeout_ms=), e.g. 30000",
             )
         self.path = Path(path)
         self.synchronous = synchronous
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with _translated(self.path):
-            self._db = apsw.Connection(str(self.path))
-            self._db.set_busy_timeout(busy_timeout_ms)
-            self._enable_wal(busy_timeout_ms / 1000)
-            self._migrate()
-            self._db.execute(f"PRAGMA synchronous={synchronous}")
+        self.readonly = readonly
+        if readonly:
+            db = self._open_readonly(busy_timeout_ms)
+        else:
+            db = self._open_writable(busy_timeout_ms, create=create)
+        self._conn = Connection(db, self.path, busy_timeout_ms)
 
-    # -- schema ---------------------------------------------------------------------
+    # -- opening --------------------------------------------------------------------
 
-    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return cast(list[tuple[Any, ...]], self._db.execute(sql, args).fetchall())
+    def _open_writable(self, busy_timeout_ms: int, *, create: bool) -> apsw.Connection:
+        directory = self.path.parent
+        if self.path.exists():
+            writable = os.access(self.path, os.W_OK)
+        elif not create:
+            raise not_found(self.path)
+        else:
+            with translated(self.path):
+                directory.mkdir(parents=True, exist_ok=True)
+            writable = True
+        if not (writable and os.access(directory, os.W_OK)):
+            raise read_only(self.path, "the file or its directory is read-only "
+                                       "(permissions or a read-only mount)")
+        with translated(self.path):
+            db = apsw.Connection(str(self.path))
+            try:
+                db.set_busy_timeout(busy_timeout_ms)
+                self._enable_wal(db, busy_timeout_ms / 1000)
+                self._migrate(db)
+                db.execute(f"PRAGMA synchronous={self.synchronous}")
+                db.set_busy_timeout(0)  # waits happen in Connection, off the event loop
+            except BaseException:
+                db.close()
+                raise
+        self._leases = True
+        return db
 
-    def _scalar(self, sql: str, *args: Any) -> Any:
-        rows = self._rows(sql, args)
-        return rows[0][0] if rows else None
+    def _open_readonly(self, busy_timeout_ms: int) -> apsw.Connection:
+        if not self.path.exists():
+            raise not_found(self.path)
+        if not self.path.is_file():
+            raise not_found(self.path, " (it is not a file)")
+        version = 0
+        for uri in self._readonly_uris():
+            with translated(self.path):
+                db = apsw.Connection(uri, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+                try:
+                    db.set_busy_timeout(busy_timeout_ms)
+                    version = self._check_version(db, readonly=True)
+                    db.set_busy_timeout(0)
+                    break
+                except apsw.CantOpenError:
+                    db.close()
+                    if uri.endswith("&immutable=1"):
+                        raise
+                except BaseException:
+                    db.close()
+                    raise
+        self._leases = version >= LEASES_SINCE
+        return db
 
-    def _enable_wal(self, patience_s: float) -> None:
+    def _readonly_uris(self) -> list[str]:
+        """How to open the file without writing: ``mode=ro``, which needs a ``-shm`` file
+        (SQLite creates it where the directory is writable); else ``immutable=1``, which
+        needs none but does not read the ``-wal`` file, so only when that is empty."""
+        path = self.path.resolve()
+        uri = f"file:{quote(str(path))}?mode=ro"
+        if os.access(path.parent, os.W_OK):
+            return [uri]
+        wal = Path(f"{path}-wal")
+        shm = Path(f"{path}-shm")
+        uris = [uri] if wal.exists() and shm.exists() else []
+        if not wal.exists() or wal.stat().st_size == 0:
+            uris.append(uri + "&immutable=1")
+        if not uris:
+            raise StoreReadOnlyError(
+                f"{self.path} has commits in {wal.name} that SQLite cannot read without "
+                f"a {shm.name} file, and its directory is read-only",
+                hint=f"copy {path.name} with {wal.name} to a writable directory and "
+                     "open the copy",
+            )
+        return uris
+
+    @staticmethod
+    def _enable_wal(db: apsw.Connection, patience_s: float) -> None:
         """Switch the file to WAL (it stays so). SQLite does not wait on the busy timeout
         for this switch, so a process racing another one over a new file tries again."""
         deadline = time.monotonic() + patience_s
         while True:
             try:
-                self._db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA journal_mode=WAL")
                 return
             except apsw.BusyError:
                 if time.monotonic() >= deadline:
                     raise
                 time.sleep(0.01)
 
-    def _check_version(self) -> int:
+    def _check_version(self, db: apsw.Connection, *, readonly: bool = False) -> int:
         # One statement, so one snapshot: another process may be migrating the file.
-        ((version, app_id, tables),) = self._rows(
+        ((version, app_id, tables),) = _rows(
+            db,
             "SELECT (SELECT user_version FROM pragma_user_version), "
             "(SELECT application_id FROM pragma_application_id), "
-            "(SELECT count(*) FROM sqlite_master)"
+            "(SELECT count(*) FROM sqlite_master)",
         )
         if tables and app_id != APPLICATION_ID:
             raise StoreCorruptError(
@@ -164,156 +230,196 @@ class SQLiteStore:
                 f"understands ({SCHEMA_VERSION})",
                 hint="upgrade tether (pip install -U tether) to read this database",
             )
+        if readonly and version == 0:
+            raise StoreNotFoundError(
+                f"no Tether database at {self.path} (the file is an empty database)",
+                hint="check --db / TETHER_DB; if the file is a copy, copy its -wal file "
+                     "with it (or checkpoint before copying)",
+            )
         return int(version)
 
-    def _migrate(self) -> None:
-        if self._check_version() == SCHEMA_VERSION:
+    def _migrate(self, db: apsw.Connection) -> None:
+        if self._check_version(db) == SCHEMA_VERSION:
             return
         # Read the version again inside the write transaction: two processes opening
         # a new file at once must not both apply the same migration.
-        self._db.execute("BEGIN IMMEDIATE")
+        db.execute("BEGIN IMMEDIATE")
         try:
-            for number in range(self._check_version(), SCHEMA_VERSION):
-                self._db.execute(MIGRATIONS[number])
-                self._db.execute(f"PRAGMA application_id={APPLICATION_ID}")
-                self._db.execute(f"PRAGMA user_version={number + 1}")
-            self._db.execute("COMMIT")
+            for number in range(self._check_version(db), SCHEMA_VERSION):
+                db.execute(MIGRATIONS[number])
+                db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                db.execute(f"PRAGMA user_version={number + 1}")
+            db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
 
     # -- writing --------------------------------------------------------------------
 
-    async def append(self, events: Sequence[Event]) -> None:
-        if not events:
-            return
+    def _writable(self, events: Sequence[Event]) -> None:
+        if self.readonly:
+            raise read_only(self.path, "the store was opened read-only")
         run_id = events[0].run_id
         first = events[0].seq
         for offset, event in enumerate(events):
             if event.run_id != run_id or event.seq != first + offset:
                 raise StoreError("one append takes consecutive events of one run")
-        with _translated(self.path):
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                self._write(db, events)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
 
-    def _write(self, db: apsw.Connection, events: Sequence[Event]) -> None:
+    async def append(self, events: Sequence[Event], *, lease: Lease | None = None) -> None:
+        if not events:
+            return
+        self._writable(events)
+        if lease is not None and lease.run_id != events[0].run_id:
+            raise UsageError(f"the lease is for run {lease.run_id}, the events for "
+                             f"{events[0].run_id}")
+        await self._conn.run(partial(self._write, events=events, lease=lease), write=True)
+
+    async def acquire(self, events: Sequence[Event], *, owner: str, ttl_s: float) -> Lease:
+        if not events:
+            raise UsageError("acquire needs the events that start or resume the run")
+        if not isinstance(owner, str) or not owner or not _encodable(owner):
+            raise ConfigurationError(f"a lease's owner must be a non-empty text, not {owner!r}",
+                                     hint="pass owner='host:pid:random'")
+        if not (isinstance(ttl_s, int | float) and math.isfinite(ttl_s) and ttl_s > 0):
+            raise ConfigurationError(f"a lease's ttl_s must be a positive number of "
+                                     f"seconds, not {ttl_s!r}", hint="e.g. ttl_s=30")
+        self._writable(events)
+        taken = await self._conn.run(
+            partial(self._write, events=events, take=(owner, float(ttl_s))), write=True)
+        return cast(Lease, taken)
+
+    def _write(
+        self, db: apsw.Connection, *, events: Sequence[Event], lease: Lease | None = None,
+        take: tuple[str, float] | None = None,
+    ) -> Lease | None:
         run_id = events[0].run_id
-        found = self._rows("SELECT run_key, last_seq FROM runs WHERE run_id = ?", (run_id,))
-        run_key, last = found[0] if found else (None, 0)
+        found = _rows(
+            db,
+            "SELECT r.run_key, r.last_seq, l.owner, l.token, l.expires_at FROM runs r "
+            "LEFT JOIN leases l ON l.run_key = r.run_key WHERE r.run_id = ?",
+            (run_id,),
+        )
+        run_key, last, holder, token, expires = found[0] if found else (None, 0, None, 0, 0.0)
+        now = time.time()  # read holding the write lock: no other commit comes between
+        if lease is not None:
+            if token != lease.token:
+                raise self._lost(lease, holder, token)
+            db.execute("UPDATE leases SET expires_at = ? WHERE run_key = ?",
+                       (now + lease.ttl_s, run_key))
+        elif holder is not None and expires > now and (take is None or take[0] != holder):
+            raise RunLeasedError(
+                f"run {run_id} is being driven by {holder} (lease {token}, expires "
+                f"{_when(expires)}, in {expires - now:.1f} s)",
+                hint="wait for that process to finish, or stop it (if it died, its lease "
+                     "lapses at that time); nothing was written: a refusal, not data loss",
+                run_id=run_id, owner=holder, expires_at=expires,
+            )
         if events[0].seq != last + 1:
             raise ConcurrentWriteError(
                 f"run {run_id} is at seq {last}; refusing to append seq {events[0].seq}",
                 hint="another process is writing this run; reload it before continuing",
                 run_id=run_id,
             )
-        if run_key is None:
-            run_key = self._insert_run(db, events[0])
-        blobs: dict[str, bytes] = {}
-        rows = []
-        for e in events:
-            payload = _dumps(externalize(e.payload, blobs))
-            rows.append((run_key, e.seq, e.type, e.step, e.ts, e.span_id, e.parent_span_id,
-                         e.duration_ms, payload))
-        if blobs:
-            db.executemany(
-                "INSERT OR IGNORE INTO blobs(hash, data) VALUES (?, ?)",
-                [(bytes.fromhex(key), data) for key, data in blobs.items()],
-            )
-        db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)", rows)
-        self._project(db, run_key, events)
-
-    def _insert_run(self, db: apsw.Connection, first: Event) -> int:
-        if first.type != EventType.RUN_STARTED:
-            raise StoreError(
-                f"run {first.run_id} does not exist; its first event must be run.started",
-                run_id=first.run_id,
-            )
-        p = first.payload
-        db.execute(
-            "INSERT INTO runs(run_id, agent, parent_run_id, status, task, created_at, "
-            "updated_at, last_seq) VALUES (?,?,?,?,?,?,?,0)",
-            (first.run_id, p["agent"], p.get("parent_run_id"), RunStatus.RUNNING,
-             p.get("task", ""), first.ts, first.ts),
+        run_key = insert_events(db, run_key, events)
+        if take is None:
+            return None
+        owner, ttl_s = take
+        ((new_token,),) = _rows(
+            db,
+            "INSERT INTO leases(run_key, owner, token, ttl_s, expires_at) VALUES (?,?,1,?,?) "
+            "ON CONFLICT(run_key) DO UPDATE SET owner = excluded.owner, "
+            "token = token + 1, ttl_s = excluded.ttl_s, expires_at = excluded.expires_at "
+            "RETURNING token",
+            (run_key, owner, ttl_s, now + ttl_s),
         )
-        return db.last_insert_rowid()
+        return Lease(run_id=run_id, owner=owner, token=new_token, ttl_s=ttl_s,
+                     expires_at=now + ttl_s)
 
-    def _project(self, db: apsw.Connection, run_key: int, events: Sequence[Event]) -> None:
-        """Keep the run table and the tool ledger in step with the journal."""
-        status: str | None = None
-        steps = 0
-        input_tokens = output_tokens = 0
-        cost = 0.0
-        for e in events:
-            p = e.payload
-            if e.type in STATUS_AFTER:
-                status = STATUS_AFTER[e.type]
-            elif e.type == EventType.MODEL_RESPONSE:
-                steps = max(steps, e.step)
-                usage = p.get("usage") or {}
-                input_tokens += usage.get("input_tokens", 0)
-                output_tokens += usage.get("output_tokens", 0)
-                cost += p.get("cost_usd") or 0.0
-            elif e.type == EventType.TOOL_INTENT:
-                db.execute(
-                    "INSERT INTO tool_ledger VALUES (?,?,?,?,?,'intent',?,NULL)",
-                    (run_key, p["call_id"], p["tool"], e.step, p["idempotency_key"], e.seq),
-                )
-            elif e.type in (EventType.TOOL_RESULT, EventType.TOOL_ERROR):
-                db.execute(
-                    "UPDATE tool_ledger SET status = ?, result_seq = ? "
-                    "WHERE run_key = ? AND call_id = ?",
-                    ("done" if e.type == EventType.TOOL_RESULT else "error", e.seq, run_key,
-                     p["call_id"]),
-                )
-        # Findings (the doctor's, appended after the run) are not the run's activity.
-        active = [e.ts for e in events if e.type != EventType.FINDING]
-        db.execute(
-            "UPDATE runs SET last_seq = ?, updated_at = coalesce(?, updated_at), "
-            "status = coalesce(?, status), steps = max(steps, ?), "
-            "input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, "
-            "cost_usd = cost_usd + ? WHERE run_key = ?",
-            (events[-1].seq, max(active, default=None), status, steps, input_tokens,
-             output_tokens, cost, run_key),
+    def _lost(self, lease: Lease, holder: str | None, token: int | None) -> LeaseLostError:
+        now = f"{holder} holds lease {token}" if holder else "it has no lease"
+        return LeaseLostError(
+            f"this process ({lease.owner}) lost run {lease.run_id}: its lease "
+            f"{lease.token} was taken over ({now})",
+            hint="stop driving the run here: another process continues it, and nothing "
+                 "this one tried to write was committed (see `tether show`)",
+            run_id=lease.run_id,
         )
+
+    async def renew(self, lease: Lease) -> None:
+        if self.readonly:
+            raise read_only(self.path, "the store was opened read-only")
+
+        def work(db: apsw.Connection) -> None:
+            found = _rows(db, "SELECT l.owner, l.token FROM leases l JOIN runs r "
+                              "ON r.run_key = l.run_key WHERE r.run_id = ?", (lease.run_id,))
+            holder, token = found[0] if found else (None, None)
+            if token != lease.token:
+                raise self._lost(lease, holder, token)
+            db.execute("UPDATE leases SET expires_at = ? WHERE run_key = "
+                       "(SELECT run_key FROM runs WHERE run_id = ?)",
+                       (time.time() + lease.ttl_s, lease.run_id))
+
+        await self._conn.run(work, write=True)
+
+    async def release(self, lease: Lease) -> None:
+        if self.readonly:
+            raise read_only(self.path, "the store was opened read-only")
+        await self._conn.run(lambda db: db.execute(
+            "UPDATE leases SET expires_at = 0 WHERE token = ? AND run_key = "
+            "(SELECT run_key FROM runs WHERE run_id = ?)", (lease.token, lease.run_id)),
+            write=True)
 
     # -- reading --------------------------------------------------------------------
 
+    async def lease(self, run_id: str) -> Lease | None:
+        if not self._leases:  # a read-only look at a journal from before leases
+            return None
+        rows = await self._conn.run(lambda db: _rows(
+            db, "SELECT l.owner, l.token, l.ttl_s, l.expires_at FROM leases l JOIN runs r "
+                "ON r.run_key = l.run_key WHERE r.run_id = ?", (run_id,)), write=False)
+        if not rows:
+            return None
+        owner, token, ttl_s, expires_at = rows[0]
+        return Lease(run_id=run_id, owner=owner, token=token, ttl_s=ttl_s,
+                     expires_at=expires_at)
+
     async def read(self, run_id: str, *, after_seq: int = 0) -> list[Event]:
-        with _translated(self.path):
-            rows = self._rows(
-                "SELECT seq, type, step, ts, span_id, parent_span_id, duration_ms, payload "
-                "FROM events WHERE run_key = (SELECT run_key FROM runs WHERE run_id = ?) "
-                "AND seq > ? ORDER BY seq",
-                (run_id, after_seq),
-            )
-            if not rows and after_seq == 0:
-                await self.run(run_id)  # raises RunNotFoundError
-            payloads = [json.loads(r[7]) for r in rows]
-            refs: set[str] = set()
-            for payload in payloads:
-                blob_refs(payload, refs)
-            blobs = self._blobs(refs)
+        rows, payloads, blobs = await self._conn.run(
+            partial(self._read, run_id=run_id, after_seq=after_seq), write=False)
         return [
             Event(run_id=run_id, seq=r[0], type=r[1], step=r[2], ts=r[3], span_id=r[4],
                   parent_span_id=r[5], duration_ms=r[6],
-                  payload=internalize(p, blobs) if refs else p)
+                  payload=internalize(p, blobs) if blobs else p)
             for r, p in zip(rows, payloads, strict=True)
         ]
 
-    def _blobs(self, refs: set[str]) -> dict[str, str]:
+    def _read(
+        self, db: apsw.Connection, *, run_id: str, after_seq: int
+    ) -> tuple[list[tuple[Any, ...]], list[Any], dict[str, str]]:
+        rows = _rows(
+            db,
+            "SELECT seq, type, step, ts, span_id, parent_span_id, duration_ms, payload "
+            "FROM events WHERE run_key = (SELECT run_key FROM runs WHERE run_id = ?) "
+            "AND seq > ? ORDER BY seq",
+            (run_id, after_seq),
+        )
+        if not rows and after_seq == 0:
+            self._summary(db, run_id)  # raises RunNotFoundError
+        payloads = [json.loads(r[7]) for r in rows]
+        refs: set[str] = set()
+        for payload in payloads:
+            blob_refs(payload, refs)
+        return rows, payloads, self._blobs(db, refs) if refs else {}
+
+    def _blobs(self, db: apsw.Connection, refs: set[str]) -> dict[str, str]:
         found: dict[str, str] = {}
         keys = [bytes.fromhex(ref) for ref in refs]
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            for key, data in self._rows(
-                f"SELECT hash, data FROM blobs WHERE hash IN ({marks})", chunk
+            for key, data in _rows(
+                db, f"SELECT hash, data FROM blobs WHERE hash IN ({marks})", chunk
             ):
                 found[bytes(key).hex()] = decode(bytes(data))
         missing = refs - found.keys()
@@ -324,15 +430,17 @@ class SQLiteStore:
             )
         return found
 
-    async def run(self, run_id: str) -> RunSummary:
-        with _translated(self.path):
-            rows = self._rows(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
+    def _summary(self, db: apsw.Connection, run_id: str) -> RunSummary:
+        rows = _rows(db, f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
         if not rows:
             raise RunNotFoundError(
                 f"no run {run_id!r} in {self.path}",
                 hint="list runs with `tether runs`, or pass the right --db",
             )
-        return _summary(rows[0])
+        return summary(rows[0])
+
+    async def run(self, run_id: str) -> RunSummary:
+        return await self._conn.run(partial(self._summary, run_id=run_id), write=False)
 
     async def runs(
         self,
@@ -352,22 +460,16 @@ class SQLiteStore:
                 clauses.append(f"{column} {op} ?")
                 args.append(str(value) if isinstance(value, RunStatus) else value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        with _translated(self.path):
-            rows = self._rows(
-                f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, run_id DESC "
-                "LIMIT ?",
-                (*args, limit),
-            )
-        return [_summary(r) for r in rows]
+        rows = await self._conn.run(lambda db: _rows(
+            db, f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, "
+                "run_id DESC LIMIT ?", (*args, limit)), write=False)
+        return [summary(r) for r in rows]
 
     async def ledger(self, run_id: str) -> list[LedgerEntry]:
-        with _translated(self.path):
-            rows = self._rows(
-                "SELECT call_id, tool, step, idempotency_key, status, intent_seq, result_seq "
+        rows = await self._conn.run(lambda db: _rows(
+            db, "SELECT call_id, tool, step, idempotency_key, status, intent_seq, result_seq "
                 "FROM tool_ledger WHERE run_key = (SELECT run_key FROM runs WHERE run_id = ?) "
-                "ORDER BY intent_seq",
-                (run_id,),
-            )
+                "ORDER BY intent_seq", (run_id,)), write=False)
         return [
             LedgerEntry(run_id=run_id, call_id=r[0], tool=r[1], step=r[2], idempotency_key=r[3],
                         status=r[4], intent_seq=r[5], result_seq=r[6])
@@ -376,8 +478,12 @@ class SQLiteStore:
 
     def checkpoint(self) -> None:
         """Fold the WAL into the main file (used before measuring the file's size)."""
-        with _translated(self.path):
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._conn.run_now(lambda db: db.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
+
+    @property
+    def busy_attempts(self) -> int:
+        """How many attempts so far found the file locked by another process."""
+        return self._conn.busy_attempts
 
     async def close(self) -> None:
-        self._db.close()
+        self._conn.close()

@@ -1,0 +1,132 @@
+"""One apsw connection shared by the event loop and a worker thread, patient with locks.
+
+Every operation is first tried on the caller's (the event loop's) thread with SQLite's
+busy timeout at zero: when nobody else holds the lock, which is nearly always, the
+commit costs no thread hop. When the file is locked by another process (or this
+store's connection is in use by its worker), the operation is finished in the store's
+worker thread, retried with jittered exponential backoff until the bound
+(``busy_timeout_ms``) has passed, and only then fails with ``StoreLockedError``. The
+event loop keeps running meanwhile. A ``threading.Lock`` serialises the two threads'
+use of the connection; the loop's thread only ever *tries* it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar, cast
+
+import apsw
+
+from ._faults import locked, rollback, translate
+
+T = TypeVar("T")
+
+#: First wait after a busy attempt, and the longest one (seconds).
+FIRST_BACKOFF_S = 0.0005
+MAX_BACKOFF_S = 0.02
+
+
+class _Busy(Exception):
+    """This attempt found the database locked; try again later."""
+
+
+class Connection:
+    """Runs units of work on one apsw connection without blocking the event loop."""
+
+    def __init__(self, db: apsw.Connection, path: Path, busy_timeout_ms: int) -> None:
+        self.db = db
+        self.path = path
+        self.busy_timeout_ms = busy_timeout_ms
+        self._lock = threading.Lock()
+        self._worker: ThreadPoolExecutor | None = None
+        #: Attempts that found the database locked (for benchmarks and tests).
+        self.busy_attempts = 0
+
+    async def run(self, work: Callable[[apsw.Connection], T], *, write: bool) -> T:
+        """Run ``work`` in one transaction (``BEGIN IMMEDIATE`` when ``write``, else a
+        read snapshot) and return its result; Tether errors only."""
+        if self._lock.acquire(blocking=False):
+            try:
+                return self._attempt(work, write)
+            except _Busy:
+                pass
+            finally:
+                self._lock.release()
+        if self.busy_timeout_ms <= 0:
+            raise locked(self.path, self.busy_timeout_ms)
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        stop = threading.Event()
+        loop = asyncio.get_running_loop()
+        job = loop.run_in_executor(self._pool(), self._patiently, work, write, deadline, stop)
+        try:
+            return await asyncio.shield(job)
+        except asyncio.CancelledError:
+            # The worker gives up before its next attempt. One already under way may
+            # still commit: as after a crash, the journal says whether it did.
+            stop.set()
+            raise
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="tether-store")
+        return self._worker
+
+    def _patiently(
+        self, work: Callable[[apsw.Connection], T], write: bool, deadline: float,
+        stop: threading.Event,
+    ) -> T:
+        delay = FIRST_BACKOFF_S
+        while not stop.is_set():
+            with self._lock:
+                try:
+                    return self._attempt(work, write)
+                except _Busy:
+                    pass
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise locked(self.path, self.busy_timeout_ms)
+            stop.wait(min(left, delay * (0.5 + random.random() / 2)))
+            delay = min(delay * 2, MAX_BACKOFF_S)
+        return cast(T, None)  # abandoned: nobody awaits this result any more
+
+    def _attempt(self, work: Callable[[apsw.Connection], T], write: bool) -> T:
+        db = self.db
+        try:
+            rollback(db)  # a transaction left open by a failed ROLLBACK must not linger
+            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            result = work(db)
+            db.execute("COMMIT")
+            return result
+        except (apsw.BusyError, apsw.LockedError) as e:
+            rollback(db)
+            self.busy_attempts += 1
+            raise _Busy from e
+        except BaseException as e:
+            rollback(db)
+            mapped = translate(e, self.path)
+            if mapped is e:
+                raise
+            raise mapped from e
+
+    def run_now(self, work: Callable[[apsw.Connection], T]) -> T:
+        """Run ``work`` on the caller's thread outside a transaction (opening, closing)."""
+        with self._lock:
+            try:
+                return work(self.db)
+            except BaseException as e:
+                mapped = translate(e, self.path)
+                if mapped is e:
+                    raise
+                raise mapped from e
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+        if self._worker is not None:
+            self._worker.shutdown(wait=False, cancel_futures=True)
