@@ -26,7 +26,7 @@ from _common import emit, w1_agent, write_results  # noqa: E402
 from tether.core import Event  # noqa: E402
 from tether.models import FunctionModel, ModelRequest, ModelResponse  # noqa: E402
 from tether.runtime import Runner, fold  # noqa: E402
-from tether.store import SQLiteStore  # noqa: E402
+from tether.store import Lease, SQLiteStore  # noqa: E402
 
 SIZES = (50, 200, 800)
 #: A run id of the length real ones have (they are repeated in stored rows).
@@ -36,7 +36,14 @@ RUN_ID = "run_01kmb0z6f8cxc3rj1ad2y5g0fz"
 class NoStore:
     """Keeps nothing: the loop's own cost, without persistence."""
 
-    async def append(self, events: Sequence[Event]) -> None:
+    async def append(self, events: Sequence[Event], *, lease: Lease | None = None) -> None:
+        return None
+
+    async def acquire(self, events: Sequence[Event], *, owner: str, ttl_s: float,
+                      takeover: str | None = None) -> Lease:
+        return Lease(run_id=events[0].run_id, owner=owner, token=1, ttl_s=ttl_s, expires_at=0)
+
+    async def release(self, lease: Lease) -> None:
         return None
 
     async def close(self) -> None:

@@ -13,11 +13,12 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from tether.core import Event, ToolCall
 from tether.models import ScriptedModel
 from tether.runtime import Agent, Runner
-from tether.store import SQLiteStore
+from tether.store import Lease, SQLiteStore
 from tether.tools import NOT_APPLIED, ToolContext, tool
 
 EFFECTS_ENV = "CRASH_TEST_EFFECTS"
@@ -103,11 +104,19 @@ class KillingStore(SQLiteStore):
         self.kill_after = kill_after
         self.commits = 0
 
-    async def append(self, events: Sequence[Event]) -> None:
-        await super().append(events)
+    def _committed(self) -> None:
         self.commits += 1
         if self.commits == self.kill_after:
             os.kill(os.getpid(), signal.SIGKILL)
+
+    async def append(self, events: Sequence[Event], *, lease: Lease | None = None) -> None:
+        await super().append(events, lease=lease)
+        self._committed()
+
+    async def acquire(self, events: Sequence[Event], **kwargs: Any) -> Lease:
+        lease = await super().acquire(events, **kwargs)
+        self._committed()
+        return lease
 
 
 async def _main(argv: list[str]) -> None:

@@ -61,13 +61,16 @@ def remember(note: str, ctx: ToolContext) -> str:
     """Store a note; idempotent by its key (an atomic create-if-absent outside)."""
     _phase(IN_TOOL)
     time.sleep(random.uniform(0, 0.004))
+    # The effect is the note's file, created whole or not at all: written aside, then
+    # linked into place (a second link with the same key fails: that is the dedupe).
+    aside = _EFFECTS[0] / f".tmp-{os.getpid()}-{ctx.idempotency_key}"
+    aside.write_text(f"remember {ctx.idempotency_key} {note}")
     try:
-        fd = os.open(_EFFECTS[0] / f"remember-{ctx.idempotency_key}",
-                     os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        os.close(fd)
-        _log(f"remember {ctx.idempotency_key} {note}")
+        os.link(aside, _EFFECTS[0] / f"remember-{ctx.idempotency_key}")
     except FileExistsError:
         pass
+    finally:
+        aside.unlink()
     _phase(OTHER)
     return f"noted {note}"
 
@@ -253,7 +256,7 @@ class Sweep:
                reference: tuple[str, Counter[str]] | None) -> str:
         status, events = asyncio.run(_summary(db, run_id)) or (None, [])
         answer = next(e.payload["output"] for e in events if e.type == EventType.RUN_COMPLETED)
-        lines = (effects / "log").read_text().splitlines()
+        lines = _effect_lines(effects)
         keys = Counter(" ".join(line.split(" ")[:2]) for line in lines)
         duplicates = sum(n - 1 for n in keys.values() if n > 1)
         kinds = Counter(line.split(" ")[0] for line in lines)
@@ -274,7 +277,7 @@ class Sweep:
     def reference(self) -> tuple[str, Counter[str]]:
         effects = self.root / "effects-ref"
         answer = self.run_one("ref", None)
-        lines = (effects / "log").read_text().splitlines()
+        lines = _effect_lines(effects)
         self.stats.runs -= 1
         return answer, Counter(line.split(" ")[0] for line in lines)
 
@@ -285,6 +288,13 @@ class Sweep:
                 "needs_attention": s.needs_attention, "refused": s.refused,
                 "duplicate_effects": s.duplicate_effects, "lost_results": s.lost_results,
                 "wrong_answers": s.wrong_answers, "problems": s.problems[:5]}
+
+
+def _effect_lines(effects: Path) -> list[str]:
+    """Every side effect: the log's lines and the notes' files."""
+    log = effects / "log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    return lines + [p.read_text() for p in sorted(effects.glob("remember-*"))]
 
 
 async def _summary(db: Path, run_id: str) -> tuple[RunStatus, list[Any]] | None:

@@ -84,8 +84,8 @@ CHILD = textwrap.dedent("""
     from tether.store import SQLiteStore
 
     class KillOnSecondRetry(SQLiteStore):
-        async def append(self, events):
-            await super().append(events)
+        async def append(self, events, *, lease=None):
+            await super().append(events, lease=lease)
             if any(e.type == EventType.RETRY and e.payload["attempt"] == 2 for e in events):
                 os.kill(os.getpid(), signal.SIGKILL)
 

@@ -31,6 +31,7 @@ from ..core import (
     ToolCall,
 )
 from ..models import Model, ModelRequest, ModelResponse
+from ..store import Lease
 from ..tools import Tool
 from ._agent import Agent
 from ._budget import Budget
@@ -72,6 +73,8 @@ class Journal:
         self.runner = runner
         self.state = state
         self.lock = asyncio.Lock()
+        #: The run's lease, taken by the first commit; every later commit is fenced by it.
+        self.lease: Lease | None = None
 
     def event(
         self, kind: EventType, step: int, payload: dict[str, Any], *,
@@ -84,7 +87,11 @@ class Journal:
                      parent_span_id=parent, duration_ms=duration_ms)
 
     async def commit(self, events: list[Event]) -> None:
-        """Append ``events`` in one transaction, then fold them into the state."""
+        """Append ``events`` in one transaction, then fold them into the state.
+
+        The first commit takes the run's lease (``RunLeasedError`` if another live
+        process drives the run); every later one is fenced by it (``LeaseLostError``
+        once another process took the run over: nothing is written)."""
         redact = self.runner.redactor.redact
         async with self.lock:
             first = self.state.seq + 1
@@ -95,7 +102,10 @@ class Journal:
                       duration_ms=e.duration_ms)
                 for i, e in enumerate(events)
             ]
-            await self.runner.store.append(numbered)
+            if self.lease is None:
+                self.lease = await self.runner.take_lease(numbered)
+            else:
+                await self.runner.store.append(numbered, lease=self.lease)
             for e in numbered:
                 self.state.apply(e)
         self.runner.notify(numbered)

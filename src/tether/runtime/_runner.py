@@ -16,17 +16,20 @@ from ..core import (
     Event,
     EventType,
     Redactor,
+    RunLeasedError,
     RunStatus,
     SystemClock,
+    TetherError,
     UsageError,
     new_id,
 )
 from ..models import DEFAULT_PRICES, Model, PriceTable
-from ..store import Store, open_store
+from ..store import Lease, Store, open_store
 from ._agent import Agent
 from ._breaker import BreakerBoard
 from ._budget import Budget
 from ._execution import Execution, Journal, result_of
+from ._lease import owner_dead, owner_id
 from ._result import RunResult
 from ._spec import load_agent
 from ._state import RunState, fold
@@ -65,6 +68,9 @@ class Runner:
         reviewers: Run on a run's journal whenever it stops (completed, failed, needs
             attention); what they return is committed as ``finding`` events. The CLI
             passes the doctor (:func:`tether.observe.finding_payloads`).
+        lease_ttl_s: How long a run's lease outlives its last commit or heartbeat: the
+            wait before another machine may take over a run whose driver died (a
+            driver on this host that no longer exists is taken over at once).
     """
 
     def __init__(
@@ -78,7 +84,9 @@ class Runner:
         breakers: BreakerBoard | None = None,
         rng: random.Random | None = None,
         reviewers: Sequence[Reviewer] = (),
+        lease_ttl_s: float = 30.0,
     ) -> None:
+        self.lease_ttl_s = lease_ttl_s
         self.store = store if store is not None else open_store()
         self.clock = clock or SystemClock()
         self.observers = list(observers)
@@ -113,12 +121,49 @@ class Runner:
         for execution in list(self._live):
             execution.interrupt()
 
+    async def take_lease(self, events: Sequence[Event]) -> Lease:
+        """Commit ``events`` and take their run's lease: at once if it is free or its
+        owner is a process of this host that died, else ``RunLeasedError``."""
+        owner = owner_id()
+        try:
+            return await self.store.acquire(events, owner=owner, ttl_s=self.lease_ttl_s)
+        except RunLeasedError as e:
+            if not owner_dead(e.owner):
+                raise
+            return await self.store.acquire(events, owner=owner, ttl_s=self.lease_ttl_s,
+                                            takeover=e.owner)
+
     async def _drive(self, execution: Execution, *, in_doubt: bool) -> RunResult:
         self._live.add(execution)
+        heartbeat = asyncio.create_task(self._heartbeat(execution))
         try:
             return await execution.drive(in_doubt=in_doubt)
         finally:
+            heartbeat.cancel()
             self._live.discard(execution)
+            await self._release(execution)
+
+    async def _heartbeat(self, journal: Journal) -> None:
+        """Renew the lease while a long model or tool call keeps the run from committing;
+        once it is lost, stop taking new work (the next commit would be refused)."""
+        while journal.lease is not None:
+            await asyncio.sleep(self.lease_ttl_s / 3)
+            try:
+                await self.store.renew(journal.lease)
+            except TetherError as e:
+                _log.error("run %s: %s", journal.state.run_id, e.message)
+                if isinstance(journal, Execution):
+                    journal.interrupt()
+                return
+
+    async def _release(self, journal: Journal) -> None:
+        if journal.lease is not None:
+            try:
+                await self.store.release(journal.lease)
+            except TetherError as e:  # it lapses by itself; say why it was not released
+                _log.warning("run %s: lease not released: %s", journal.state.run_id,
+                             e.message)
+            journal.lease = None
 
     async def run(
         self, agent: Agent, task: str, *, agent_spec: str | None = None,
@@ -184,16 +229,20 @@ class Runner:
         agent, decision = _keep_selection(agent, state.selection, model)
         execution = Execution(self, agent, state)
         if state.status == RunStatus.RUNNING and state.recoveries >= agent.max_recoveries:
-            await execution.commit([execution.event(EventType.RUN_QUARANTINED, state.step, {
-                "error": {
-                    "type": "Quarantined",
-                    "message": f"the run was resumed {state.recoveries} times without "
-                               "making progress",
-                    "hint": "it crashes the process on recovery: inspect it with `tether show`, "
-                            "fix the cause, then `tether resume RUN_ID --release`",
-                },
-                "recoveries": state.recoveries,
-            })])
+            try:
+                await execution.commit([execution.event(EventType.RUN_QUARANTINED, state.step, {
+                    "error": {
+                        "type": "Quarantined",
+                        "message": f"the run was resumed {state.recoveries} times without "
+                                   "making progress",
+                        "hint": "it crashes the process on recovery: inspect it with "
+                                "`tether show`, fix the cause, then "
+                                "`tether resume RUN_ID --release`",
+                    },
+                    "recoveries": state.recoveries,
+                })])
+            finally:
+                await self._release(execution)
             return result_of(execution.state)
         events = [execution.event(EventType.RUN_RESUMED, state.step, {
             "attempt": state.recoveries + 1,
@@ -233,10 +282,13 @@ class Runner:
                 hint=f"see the open calls with `tether show {run_id}`",
             )
         journal = Journal(self, state)
-        await journal.commit([journal.event(EventType.TOOL_RESULT, call.step, {
-            "call_id": call.call_id, "tool": call.tool, "content": result,
-            "resolved_by": "user",
-        }, span=tool_span(call))])
+        try:  # refused (RunLeasedError) while another process drives the run
+            await journal.commit([journal.event(EventType.TOOL_RESULT, call.step, {
+                "call_id": call.call_id, "tool": call.tool, "content": result,
+                "resolved_by": "user",
+            }, span=tool_span(call))])
+        finally:
+            await self._release(journal)
 
     def run_sync(self, agent: Agent, task: str, **kwargs: Any) -> RunResult:
         """:meth:`run`, for code without an event loop."""

@@ -67,10 +67,21 @@ class Connection:
         try:
             return await asyncio.shield(job)
         except asyncio.CancelledError:
-            # The worker gives up before its next attempt. One already under way may
-            # still commit: as after a crash, the journal says whether it did.
-            stop.set()
-            raise
+            if not write:
+                stop.set()  # a read can be abandoned: the worker gives up its next try
+                raise
+        # A commit is all or nothing, and its caller must learn which (it folds what it
+        # committed into the run's state): finish it, then deliver the cancellation at
+        # the caller's next await.
+        while not job.done():
+            try:
+                await asyncio.shield(job)
+            except asyncio.CancelledError:
+                continue
+        task = asyncio.current_task()
+        if task is not None:
+            task.cancel()
+        return job.result()
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._worker is None:

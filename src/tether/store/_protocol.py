@@ -72,8 +72,13 @@ class Lease:
 class Store(Protocol):
     """Durable, append-only storage of runs."""
 
-    async def acquire(self, events: Sequence[Event], *, owner: str, ttl_s: float) -> Lease:
+    async def acquire(
+        self, events: Sequence[Event], *, owner: str, ttl_s: float, takeover: str | None = None
+    ) -> Lease:
         """Commit ``events`` and take the run's lease, in one transaction.
+
+        ``takeover`` names an owner the caller knows to be dead (a process of this host
+        that no longer exists): its lease is taken over without waiting for it to lapse.
 
         ``events`` start or resume driving the run: ``run.started`` of a new run,
         ``run.resumed``, or a resolve's batch. An expired lease (its owner died or

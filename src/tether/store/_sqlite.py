@@ -275,7 +275,9 @@ class SQLiteStore:
                              f"{events[0].run_id}")
         await self._conn.run(partial(self._write, events=events, lease=lease), write=True)
 
-    async def acquire(self, events: Sequence[Event], *, owner: str, ttl_s: float) -> Lease:
+    async def acquire(
+        self, events: Sequence[Event], *, owner: str, ttl_s: float, takeover: str | None = None
+    ) -> Lease:
         if not events:
             raise UsageError("acquire needs the events that start or resume the run")
         if not isinstance(owner, str) or not owner or not _encodable(owner):
@@ -286,12 +288,13 @@ class SQLiteStore:
                                      f"seconds, not {ttl_s!r}", hint="e.g. ttl_s=30")
         self._writable(events)
         taken = await self._conn.run(
-            partial(self._write, events=events, take=(owner, float(ttl_s))), write=True)
+            partial(self._write, events=events, take=(owner, float(ttl_s)), takeover=takeover),
+            write=True)
         return cast(Lease, taken)
 
     def _write(
         self, db: apsw.Connection, *, events: Sequence[Event], lease: Lease | None = None,
-        take: tuple[str, float] | None = None,
+        take: tuple[str, float] | None = None, takeover: str | None = None,
     ) -> Lease | None:
         run_id = events[0].run_id
         found = _rows(
@@ -307,7 +310,8 @@ class SQLiteStore:
                 raise self._lost(lease, holder, token)
             db.execute("UPDATE leases SET expires_at = ? WHERE run_key = ?",
                        (now + lease.ttl_s, run_key))
-        elif holder is not None and expires > now and (take is None or take[0] != holder):
+        elif (holder is not None and expires > now and holder != takeover
+              and (take is None or take[0] != holder)):
             raise RunLeasedError(
                 f"run {run_id} is being driven by {holder} (lease {token}, expires "
                 f"{_when(expires)}, in {expires - now:.1f} s)",

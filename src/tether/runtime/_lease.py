@@ -1,0 +1,61 @@
+"""Who drives a run: this process's owner id, and whether another owner is dead.
+
+A run is driven under a lease (see ``Store.acquire``): the first commit of a
+:class:`~tether.runtime._execution.Journal` takes it, every later commit is fenced by
+its token, a heartbeat renews it between commits, and it is released when the drive
+ends. A lease whose owner died lapses after its ``ttl_s``; an owner on this host that
+no longer exists is known dead at once, so a crashed run can be resumed immediately.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import cache
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), None if it is gone
+    or a zombie; ``"?"`` where /proc is not there to ask."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode(errors="replace")
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return "?"
+    fields = stat[stat.rindex(")") + 2:].split()
+    if fields[0] in ("Z", "X"):  # killed, not yet reaped: dead all the same
+        return None
+    return fields[19]
+
+
+@cache
+def _host() -> str:
+    return socket.gethostname()
+
+
+def owner_id() -> str:
+    """``host:pid:start`` of this process: unique even when the pid is reused later."""
+    pid = os.getpid()
+    return f"{_host()}:{pid}:{_start_time(pid) or '?'}"
+
+
+def owner_dead(owner: str) -> bool:
+    """Whether ``owner`` (an :func:`owner_id`) is a process of this host that no longer
+    exists. Owners on other hosts, or not in this form, are never known dead here."""
+    host, _, rest = owner.partition(":")
+    pid_text, _, start = rest.partition(":")
+    if host != _host() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    now = _start_time(pid)
+    if now == "?":  # no /proc: ask the kernel whether the pid exists at all
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+    return now is None or (start not in ("", "?") and now != start)
