@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,8 +37,9 @@ RUNNER_TYPES = {
 FAST = RetryPolicy(max_attempts={"transient": 3, "rate_limit": 3}, base_delay_s=0.001)
 
 
-class Crash(BaseException):
-    """Stands in for the process dying in the middle of a tool call."""
+class Crash(asyncio.CancelledError):
+    """Stands in for the process dying in the middle of a tool call (a cancellation: it
+    passes through the runtime, where other exotic exceptions fail the run)."""
 
 
 @tool
