@@ -9,7 +9,10 @@ bench/results/contention.jsonl):
 - ``lost_results``: side effects whose result was never committed (must be 0);
 - ``crashed_runs``: runs that did not complete (must be 0);
 - ``commits_per_s``: commits (events batches) of all processes per wall-clock second;
-- ``busy_attempts``: attempts that found the file locked and waited (off the loop).
+- ``busy_attempts``: attempts that found the file locked and waited (off the loop);
+- ``longest_lock_wait_ms``: the longest one call waited (the bound is 30 000 ms);
+- ``append_us_plain`` / ``append_us_fenced``: an uncontended append without and with a
+  lease (what fencing adds to every commit).
 
 ``python bench/contention.py --worker DB EFFECTS RUNS STEPS PREFIX`` is one process of
 it (``tests/store/test_contention.py`` runs a smaller one).
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,7 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import emit, write_results  # noqa: E402
 
-from tether.core import ToolCall  # noqa: E402
+from tether.core import Event, ToolCall  # noqa: E402
 from tether.models import ScriptedModel  # noqa: E402
 from tether.runtime import Agent, Budget, Runner  # noqa: E402
 from tether.store import SQLiteStore  # noqa: E402
@@ -74,7 +78,8 @@ async def worker(db: str, effects: str, runs: int, steps: int, prefix: str) -> d
         return str(result.status)
 
     outcomes = await asyncio.gather(*(one(i) for i in range(runs)))
-    report = {"outcomes": outcomes, "busy_attempts": getattr(store, "busy_attempts", 0)}
+    report = {"outcomes": outcomes, "busy_attempts": getattr(store, "busy_attempts", 0),
+              "longest_wait_s": getattr(store, "longest_lock_wait_s", 0.0)}
     await store.close()
     side.close()
     return report
@@ -126,7 +131,32 @@ def run(directory: Path, processes: int, runs: int, steps: int) -> dict[str, Any
     counts = count(db, effects)
     return {**counts, "seconds": elapsed, "reports": reports,
             "busy_attempts": sum(r.get("busy_attempts", 0) for r in reports),
+            "longest_wait_s": max(r.get("longest_wait_s", 0.0) for r in reports),
             "failed_processes": sum("error" in r for r in reports)}
+
+
+async def append_cost(directory: Path, n: int = 2000) -> dict[str, float]:
+    """Median time of an uncontended append, plain and fenced by a lease (NORMAL: the
+    disk's flush aside), interleaved so both see the same machine."""
+    store = SQLiteStore(directory / "fence.db", synchronous="NORMAL")
+
+    def event(run_id: str, seq: int) -> Event:
+        kind = "run.started" if seq == 1 else "decision"
+        return Event(run_id=run_id, seq=seq, type=kind, step=seq, ts=0.0,
+                     payload={"agent": "a", "task": "t"} if seq == 1 else {"x": "y" * 100})
+
+    lease = await store.acquire([event("fenced", 1)], owner="bench", ttl_s=60)
+    await store.append([event("plain", 1)])
+    fenced, plain = [], []
+    for seq in range(2, n + 2):
+        started = time.perf_counter()
+        await store.append([event("fenced", seq)], lease=lease)
+        fenced.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        await store.append([event("plain", seq)])
+        plain.append(time.perf_counter() - started)
+    await store.close()
+    return {"plain": statistics.median(plain) * 1e6, "fenced": statistics.median(fenced) * 1e6}
 
 
 def main() -> None:
@@ -134,13 +164,17 @@ def main() -> None:
               "durability": "FULL", "busy_timeout_ms": 30000}
     with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parent) as tmp:
         got = run(Path(tmp), PROCESSES, RUNS, STEPS)
+        cost = asyncio.run(append_cost(Path(tmp)))
     crashed = got["crashed_runs"] + got["failed_processes"] * RUNS
     lines = [
         emit("lost_results", got["lost_results"], "results", **config),
         emit("crashed_runs", crashed, "runs", **config),
         emit("commits_per_s", got["commits"] / got["seconds"], "commits/s", **config),
         emit("busy_attempts", got["busy_attempts"], "attempts", **config),
+        emit("longest_lock_wait_ms", got["longest_wait_s"] * 1000, "ms", **config),
         emit("wall_s", got["seconds"], "s", **config),
+        emit("append_us_plain", cost["plain"], "us", durability="NORMAL", processes=1),
+        emit("append_us_fenced", cost["fenced"], "us", durability="NORMAL", processes=1),
     ]
     write_results(__file__, lines)
 

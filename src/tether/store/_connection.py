@@ -47,6 +47,8 @@ class Connection:
         self._worker: ThreadPoolExecutor | None = None
         #: Attempts that found the database locked (for benchmarks and tests).
         self.busy_attempts = 0
+        #: The longest a call waited for another process's lock, in seconds.
+        self.longest_wait_s = 0.0
 
     async def run(self, work: Callable[[apsw.Connection], T], *, write: bool) -> T:
         """Run ``work`` in one transaction (``BEGIN IMMEDIATE`` when ``write``, else a
@@ -60,7 +62,8 @@ class Connection:
                 self._lock.release()
         if self.busy_timeout_ms <= 0:
             raise locked(self.path, self.busy_timeout_ms)
-        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        began = time.monotonic()
+        deadline = began + self.busy_timeout_ms / 1000
         stop = threading.Event()
         loop = asyncio.get_running_loop()
         job = loop.run_in_executor(self._pool(), self._patiently, work, write, deadline, stop)
@@ -71,6 +74,8 @@ class Connection:
             # still commit: as after a crash, the journal says whether it did.
             stop.set()
             raise
+        finally:
+            self.longest_wait_s = max(self.longest_wait_s, time.monotonic() - began)
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._worker is None:

@@ -485,5 +485,10 @@ class SQLiteStore:
         """How many attempts so far found the file locked by another process."""
         return self._conn.busy_attempts
 
+    @property
+    def longest_lock_wait_s(self) -> float:
+        """The longest any call so far waited for another process's lock (seconds)."""
+        return self._conn.longest_wait_s
+
     async def close(self) -> None:
         self._conn.close()
