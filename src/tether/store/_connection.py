@@ -7,7 +7,9 @@ store's connection is in use by its worker), the operation is finished in the st
 worker thread, retried with jittered exponential backoff until the bound
 (``busy_timeout_ms``) has passed, and only then fails with ``StoreLockedError``. The
 event loop keeps running meanwhile. A ``threading.Lock`` serialises the two threads'
-use of the connection; the loop's thread only ever *tries* it.
+use of the connection; the worker holds it for one attempt at a time (never while it
+backs off), so the loop's thread waits for it at most one commit's time, never for
+another process, and reads go on while a write waits for the file.
 """
 
 from __future__ import annotations
@@ -53,13 +55,13 @@ class Connection:
     async def run(self, work: Callable[[apsw.Connection], T], *, write: bool) -> T:
         """Run ``work`` in one transaction (``BEGIN IMMEDIATE`` when ``write``, else a
         read snapshot) and return its result; Tether errors only."""
-        if self._lock.acquire(blocking=False):
+        # The worker holds the lock only for one attempt, which never waits for another
+        # process (busy timeout 0): waiting for it costs at most one commit's time.
+        with self._lock:
             try:
                 return self._attempt(work, write)
             except _Busy:
                 pass
-            finally:
-                self._lock.release()
         if self.busy_timeout_ms <= 0:
             raise locked(self.path, self.busy_timeout_ms)
         began = time.monotonic()
