@@ -8,7 +8,8 @@ bench/results/contention.jsonl):
 
 - ``lost_results``: side effects whose result was never committed (must be 0);
 - ``crashed_runs``: runs that did not complete (must be 0);
-- ``commits_per_s``: commits (events batches) of all processes per wall-clock second;
+- ``commits_per_s``: commits (events batches) of all processes per wall-clock second
+  (bounded by ``commit_latency_ms``, the disk's one-row commit: commits are serial);
 - ``busy_attempts``: attempts that found the file locked and waited (off the loop);
 - ``longest_lock_wait_ms``: the longest one call waited (the bound is 30 000 ms);
 - ``append_us_plain`` / ``append_us_fenced``: an uncontended append without and with a
@@ -159,14 +160,33 @@ async def append_cost(directory: Path, n: int = 2000) -> dict[str, float]:
     return {"plain": statistics.median(plain) * 1e6, "fenced": statistics.median(fenced) * 1e6}
 
 
+def commit_latency_ms(directory: Path) -> float:
+    """The disk's floor: median latency of a one-row WAL commit at synchronous=FULL."""
+    db = sqlite3.connect(directory / "probe.db", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE t(x)")
+    times = []
+    for _ in range(200):
+        started = time.perf_counter()
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO t VALUES (?)", (b"x" * 200,))
+        db.execute("COMMIT")
+        times.append((time.perf_counter() - started) * 1000)
+    db.close()
+    return statistics.median(times)
+
+
 def main() -> None:
     config = {"processes": PROCESSES, "runs_per_process": RUNS, "steps": STEPS,
               "durability": "FULL", "busy_timeout_ms": 30000}
     with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parent) as tmp:
+        floor = commit_latency_ms(Path(tmp))
         got = run(Path(tmp), PROCESSES, RUNS, STEPS)
         cost = asyncio.run(append_cost(Path(tmp)))
     crashed = got["crashed_runs"] + got["failed_processes"] * RUNS
     lines = [
+        emit("commit_latency_ms", floor, "ms", durability="FULL", processes=1),
         emit("lost_results", got["lost_results"], "results", **config),
         emit("crashed_runs", crashed, "runs", **config),
         emit("commits_per_s", got["commits"] / got["seconds"], "commits/s", **config),
