@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import os
 import sys
 from collections.abc import Callable, Coroutine
@@ -11,7 +12,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
-import click
 import typer
 from rich.console import Console
 
@@ -57,17 +57,32 @@ def handle_errors(function: Callable[P, T]) -> Callable[P, T]:
 _WRITERS = {"run", "resume", "resolve"}
 
 
+def _command() -> tuple[str | None, dict[str, Any]]:
+    """The CLI command being run and its parameters (none outside a command).
+
+    Typer >= 0.2x vendors click as ``typer._click``; older ones use click itself.
+    """
+    for module in ("typer._click.globals", "click.globals"):
+        try:
+            current = importlib.import_module(module).get_current_context
+        except (ImportError, AttributeError):
+            continue
+        context = current(silent=True)
+        if context is not None:
+            return context.info_name, dict(context.params)
+    return None, {}
+
+
 async def _open(db: Path | None) -> Store:
     """Open the store as the current command needs it: ``run``, ``resume`` and
     ``resolve`` write it (creating it if missing); the views open it read-only, so a
     mistyped ``--db`` is an error and never a new empty database; ``doctor --save``
     writes its findings where the file can be written."""
-    context = click.get_current_context(silent=True)
-    if context is None or context.info_name in _WRITERS:
+    command, params = _command()
+    if command is None or command in _WRITERS:
         return open_store(db)
-    command = context.info_name
     store = open_store(db, readonly=True)
-    if command == "doctor" and context.params.get("save"):
+    if command == "doctor" and params.get("save"):
         path = getattr(store, "path", None)
         if path is not None and os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
             await store.close()

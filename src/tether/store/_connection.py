@@ -7,7 +7,9 @@ store's connection is in use by its worker), the operation is finished in the st
 worker thread, retried with jittered exponential backoff until the bound
 (``busy_timeout_ms``) has passed, and only then fails with ``StoreLockedError``. The
 event loop keeps running meanwhile. A ``threading.Lock`` serialises the two threads'
-use of the connection; the loop's thread only ever *tries* it.
+use of the connection; the worker holds it for one attempt at a time (never while it
+backs off), so the loop's thread waits for it at most one commit's time, never for
+another process, and reads go on while a write waits for the file.
 """
 
 from __future__ import annotations
@@ -47,41 +49,47 @@ class Connection:
         self._worker: ThreadPoolExecutor | None = None
         #: Attempts that found the database locked (for benchmarks and tests).
         self.busy_attempts = 0
+        #: The longest a call waited for another process's lock, in seconds.
+        self.longest_wait_s = 0.0
 
     async def run(self, work: Callable[[apsw.Connection], T], *, write: bool) -> T:
         """Run ``work`` in one transaction (``BEGIN IMMEDIATE`` when ``write``, else a
         read snapshot) and return its result; Tether errors only."""
-        if self._lock.acquire(blocking=False):
+        # The worker holds the lock only for one attempt, which never waits for another
+        # process (busy timeout 0): waiting for it costs at most one commit's time.
+        with self._lock:
             try:
                 return self._attempt(work, write)
             except _Busy:
                 pass
-            finally:
-                self._lock.release()
         if self.busy_timeout_ms <= 0:
             raise locked(self.path, self.busy_timeout_ms)
-        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        began = time.monotonic()
+        deadline = began + self.busy_timeout_ms / 1000
         stop = threading.Event()
         loop = asyncio.get_running_loop()
         job = loop.run_in_executor(self._pool(), self._patiently, work, write, deadline, stop)
         try:
-            return await asyncio.shield(job)
-        except asyncio.CancelledError:
-            if not write:
-                stop.set()  # a read can be abandoned: the worker gives up its next try
-                raise
-        # A commit is all or nothing, and its caller must learn which (it folds what it
-        # committed into the run's state): finish it, then deliver the cancellation at
-        # the caller's next await.
-        while not job.done():
             try:
-                await asyncio.shield(job)
+                return await asyncio.shield(job)
             except asyncio.CancelledError:
-                continue
-        task = asyncio.current_task()
-        if task is not None:
-            task.cancel()
-        return job.result()
+                if not write:
+                    stop.set()  # a read can be abandoned: the worker gives up its next try
+                    raise
+            # A commit is all or nothing, and its caller must learn which (it folds what
+            # it committed into the run's state): finish it, then deliver the
+            # cancellation at the caller's next await.
+            while not job.done():
+                try:
+                    await asyncio.shield(job)
+                except asyncio.CancelledError:
+                    continue
+            task = asyncio.current_task()
+            if task is not None:
+                task.cancel()
+            return job.result()
+        finally:
+            self.longest_wait_s = max(self.longest_wait_s, time.monotonic() - began)
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._worker is None:

@@ -32,6 +32,7 @@ from ..core import (
     SchemaVersionError,
     StoreCorruptError,
     StoreError,
+    StoreIOError,
     StoreNotFoundError,
     StoreReadOnlyError,
     UsageError,
@@ -156,22 +157,24 @@ class SQLiteStore:
             raise not_found(self.path)
         if not self.path.is_file():
             raise not_found(self.path, " (it is not a file)")
-        version = 0
-        for uri in self._readonly_uris():
-            with translated(self.path):
-                db = apsw.Connection(uri, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
-                try:
-                    db.set_busy_timeout(busy_timeout_ms)
-                    version = self._check_version(db, readonly=True)
-                    db.set_busy_timeout(0)
-                    break
-                except apsw.CantOpenError:
-                    db.close()
-                    if uri.endswith("&immutable=1"):
-                        raise
-                except BaseException:
-                    db.close()
-                    raise
+        *others, last = self._readonly_uris()
+        for uri in others:
+            try:
+                return self._open_uri(uri, busy_timeout_ms)
+            except StoreIOError:  # cannot open this way: try the next
+                pass
+        return self._open_uri(last, busy_timeout_ms)
+
+    def _open_uri(self, uri: str, busy_timeout_ms: int) -> apsw.Connection:
+        with translated(self.path):
+            db = apsw.Connection(uri, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+            try:
+                db.set_busy_timeout(busy_timeout_ms)
+                version = self._check_version(db, readonly=True)
+                db.set_busy_timeout(0)
+            except BaseException:
+                db.close()
+                raise
         self._leases = version >= LEASES_SINCE
         return db
 
@@ -488,6 +491,11 @@ class SQLiteStore:
     def busy_attempts(self) -> int:
         """How many attempts so far found the file locked by another process."""
         return self._conn.busy_attempts
+
+    @property
+    def longest_lock_wait_s(self) -> float:
+        """The longest any call so far waited for another process's lock (seconds)."""
+        return self._conn.longest_wait_s
 
     async def close(self) -> None:
         self._conn.close()
