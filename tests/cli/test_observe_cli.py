@@ -111,11 +111,11 @@ def test_export(runs: tuple[Path, str, str], tmp_path: Path) -> None:
     spans = document["resourceSpans"][0]["scopeSpans"][0]["spans"]
     assert sorted(s["name"] for s in spans) == [
         "chat function", "chat function", "chat function", "execute_tool add",
-        "execute_tool add", "invoke_agent adder"]
+        "execute_tool add", "invoke_agent adder", "step 1", "step 2", "step 3"]
     target = tmp_path / "out" / "trace.json"
     summary = json.loads(_invoke("export", run_id, "-f", "otlp-json", "-o", str(target),
                                  "--json", "--db", str(db)).output)
-    assert summary == {"format": "otlp-json", "spans": 6, "output": str(target)}
+    assert summary == {"format": "otlp-json", "spans": 9, "output": str(target)}
     assert json.loads(target.read_text()) == document
 
 
