@@ -75,6 +75,10 @@ def wasted_steps(run_id: str, events: Sequence[Event], min_steps: int) -> list[F
     return found
 
 
+def _key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
 def _one_difference(a: dict[str, Any], b: dict[str, Any]) -> str | None:
     if a.keys() != b.keys():
         return None
@@ -96,7 +100,8 @@ def call_loops(run_id: str, calls: Sequence[tuple[int, str, str, Any]],
             i += 1
             continue
         field: str | None = None
-        seen: list[Any] = []
+        seen: set[str] = set()
+        last: Any = None
         j = i + 1
         while j < len(calls):
             _, call_id, name, arguments = calls[j]
@@ -106,16 +111,17 @@ def call_loops(run_id: str, calls: Sequence[tuple[int, str, str, Any]],
             if key is None or (field is not None and key != field):
                 break
             value = arguments[key]
-            if (_shape(value) != _shape(first[key]) or value in seen or value == first[key]
+            if (_shape(value) != _shape(first[key]) or _key(value) in seen or value == first[key]
                     or _echo_free(content[call_id], value)
                     != _echo_free(content[first_id], first[key])):
                 break
             field = key
-            seen.append(value)
+            seen.add(_key(value))
+            last = value
             j += 1
         if field is not None and j - i >= min_calls:
             steps = tuple(sorted({calls[k][0] for k in range(i, j)}))
-            values = f"{json.dumps(first[field])} … {json.dumps(seen[-1])}"
+            values = f"{json.dumps(first[field])} … {json.dumps(last)}"
             found.append(Finding(
                 kind="call_loop", steps=steps, subject=f"{tool}.{field}",
                 message=f"{j - i} calls of {tool} in a row differ only in {field} ({values}) "
