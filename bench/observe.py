@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import statistics
 import subprocess
 import sys
@@ -228,7 +229,8 @@ def big_run(directory: Path) -> list[dict[str, Any]]:
         return count
 
     events = asyncio.run(make())
-    config = {"workload": "W1", "N": N_BIG, "events": events}
+    config = {"workload": "W1", "N": N_BIG, "events": events,
+              "load_avg_1m": round(os.getloadavg()[0], 1)}
     cli = {"scope": "fresh process, interpreter start-up included, output to a file"}
     journal, full = directory / "journal.jsonl", directory / "full.txt"
     lines = [
