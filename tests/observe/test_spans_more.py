@@ -198,3 +198,13 @@ def test_findings_of_a_run_the_observer_never_saw() -> None:
     assert observer.runs_tracked == 0
     (span, *_) = exporter.get_finished_spans()
     assert span.name == "doctor" and span.events[0].attributes["tether.finding.kind"] == "cycle"
+
+
+def test_streamed_otlp_json_is_the_same_document() -> None:
+    from tether.observe import otlp_json, otlp_json_chunks
+
+    records = otlp_spans(build_spans(_failing_then_fallback().events), include_content=True)
+    chunks = list(otlp_json_chunks(records))
+    assert len(chunks) == len(records) + 2 and chunks[-1].endswith("\n")
+    assert json.loads("".join(chunks)) == otlp_json(records)
+    assert json.loads("".join(otlp_json_chunks([]))) == otlp_json([])
