@@ -6,19 +6,25 @@
   fsync jitter is of the same order as the overhead: see ``iqr_us``). Also the
   difference in process CPU time, and the time spent inside the JSONL observer and
   the redactor, measured directly.
-- ``trace_s``, ``doctor_s``, ``otlp_export_s`` (and ``otlp_json_s``) on a W1 run of
-  about 10,000 events: the commands' work in process (open the store, read, build,
-  render or send), and the ``tether trace`` / ``tether doctor`` commands end to end
-  in a fresh process (interpreter start-up included).
+- ``trace_s``, ``trace_full_s``, ``show_s``, ``export_content_s`` on a W1 run of
+  about 10,000 events (its prompts grow with every step): ``tether trace``,
+  ``tether trace --full``, ``tether show`` and
+  ``tether export --format otlp-json --content`` end to end in a fresh process
+  (interpreter start-up included), output written to a file; and
+  ``trace_full_bytes_ratio``: the size of ``trace --full``'s output over the journal's
+  (``tether export --format jsonl``).
+- ``doctor_s``, ``otlp_export_s`` (and ``otlp_json_s``): the work in process (open the
+  store, read, diagnose or build and send), and ``doctor_cli_s`` in a fresh process.
 
 Prints one JSON object per figure and writes them to bench/results/observe.jsonl.
-Run with no arguments; it takes about a minute.
+Run with no arguments; it takes a few minutes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import os
 import statistics
 import subprocess
 import sys
@@ -34,8 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import emit, w1_agent, write_results  # noqa: E402
 from rich.console import Console  # noqa: E402
 
-from tether.cli._observe import load_trace  # noqa: E402
-from tether.cli._observe_render import render_findings, render_trace, show  # noqa: E402
+from tether.cli._observe_render import render_findings, show  # noqa: E402
 from tether.core import Redactor  # noqa: E402
 from tether.observe import JsonlLog, diagnose, export_otlp_spans, otlp_json, send_otlp  # noqa: E402
 from tether.runtime import Runner  # noqa: E402
@@ -180,16 +185,6 @@ def _median_time(work: Callable[[], Any], repeats: int = 3) -> float:
     return statistics.median(times)
 
 
-def _trace(db: Path) -> None:
-    async def go() -> None:
-        store = SQLiteStore(db)
-        root, cost = await load_trace(store, BIG_RUN)
-        show(Console(file=io.StringIO(), width=120), render_trace(root, cost=cost))
-        await store.close()
-
-    asyncio.run(go())
-
-
 def _doctor(db: Path) -> None:
     async def go() -> None:
         store = SQLiteStore(db)
@@ -211,13 +206,15 @@ def _spans(db: Path, *, redactor: Redactor) -> Sequence[Any]:
     return asyncio.run(go())
 
 
-def _cli_seconds(*args: str) -> float:
+def _cli_seconds(*args: str, output: Path | None = None) -> float:
+    """Median wall time of ``tether ARGS`` in a fresh process, stdout to ``output``."""
     tether = Path(sys.executable).with_name("tether")
     times = []
     for _ in range(3):
-        started = time.perf_counter()
-        subprocess.run([str(tether), *args], check=True, stdout=subprocess.DEVNULL)
-        times.append(time.perf_counter() - started)
+        with open(output or "/dev/null", "w") as out:
+            started = time.perf_counter()
+            subprocess.run([str(tether), *args], check=True, stdout=out)
+            times.append(time.perf_counter() - started)
     return statistics.median(times)
 
 
@@ -232,9 +229,25 @@ def big_run(directory: Path) -> list[dict[str, Any]]:
         return count
 
     events = asyncio.run(make())
-    config = {"workload": "W1", "N": N_BIG, "events": events}
+    config = {"workload": "W1", "N": N_BIG, "events": events,
+              "load_avg_1m": round(os.getloadavg()[0], 1)}
+    cli = {"scope": "fresh process, interpreter start-up included, output to a file"}
+    journal, full = directory / "journal.jsonl", directory / "full.txt"
     lines = [
-        emit("trace_s", _median_time(lambda: _trace(db)), "s", scope="in process", **config),
+        emit("trace_s", _cli_seconds("trace", BIG_RUN, "--db", str(db)), "s", **cli,
+             **config),
+        emit("trace_full_s", _cli_seconds("trace", BIG_RUN, "--full", "--db", str(db),
+                                          output=full), "s", **cli, **config),
+    ]
+    _cli_seconds("export", BIG_RUN, "--db", str(db), output=journal)
+    lines += [
+        emit("trace_full_bytes_ratio", full.stat().st_size / journal.stat().st_size, "x",
+             trace_full_bytes=full.stat().st_size, journal_bytes=journal.stat().st_size,
+             **config),
+        emit("show_s", _cli_seconds("show", BIG_RUN, "--db", str(db)), "s", **cli, **config),
+        emit("export_content_s", _cli_seconds(
+            "export", BIG_RUN, "--format", "otlp-json", "--content", "--db", str(db)), "s",
+            **cli, **config),
         emit("doctor_s", _median_time(lambda: _doctor(db)), "s", scope="in process", **config),
     ]
     redactor = Redactor.from_env()
@@ -253,8 +266,6 @@ def big_run(directory: Path) -> list[dict[str, Any]]:
         receiver.close()
     lines.append(emit("otlp_json_s", _median_time(
         lambda: otlp_json(_spans(db, redactor=redactor))), "s", scope="in process", **config))
-    lines.append(emit("trace_cli_s", _cli_seconds("trace", BIG_RUN, "--db", str(db)), "s",
-                      scope="fresh process, interpreter start-up included", **config))
     lines.append(emit("doctor_cli_s", _cli_seconds("doctor", BIG_RUN, "--no-save", "--db",
                                                    str(db)), "s",
                       scope="fresh process, interpreter start-up included", **config))
@@ -266,8 +277,11 @@ def main() -> None:
     # Benchmarks write next to the project (the disk users run on), not to tmpfs.
     with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parent) as tmp:
         directory = Path(tmp)
-        lines += log_overhead(directory)
+        if "--big-only" not in sys.argv:  # for a quick look; the results need both
+            lines += log_overhead(directory)
         lines += big_run(directory)
+        if "--big-only" in sys.argv:
+            return
     write_results(__file__, lines)
 
 

@@ -74,8 +74,20 @@ def test_trace(runs: tuple[Path, str, str]) -> None:
     assert "prompt" not in root["children"][0]["children"][0]
     full_json = json.loads(_invoke("trace", run_id, "--json", "--full", "--db", str(db)).output)
     chat = full_json["trace"]["children"][1]["children"][0]
-    assert [m["role"] for m in chat["prompt"]] == ["system", "user", "assistant", "tool"]
+    # What the request adds to the previous one: step 1's answer and its result.
+    assert chat["prompt"]["prefix"] == 2
+    assert [m["role"] for m in chat["prompt"]["new"]] == ["assistant", "tool"]
     assert chat["response"]["tool_calls"][0]["name"] == "add"
+    assert "prompt: the previous request's 2 message(s), then 2 new:" in full
+    # The whole prompt of one step.
+    whole = _invoke("trace", run_id, "--prompt", "2", "--db", str(db)).output
+    assert "4 message(s)" in whole and "[system] Add carefully." in whole
+    assert "[tool] 3" in whole
+    (request,) = json.loads(_invoke("trace", run_id, "--prompt", "2", "--json", "--db",
+                                    str(db)).output)
+    assert [m["role"] for m in request["messages"]] == ["system", "user", "assistant", "tool"]
+    assert "made no model call" in _invoke("trace", run_id, "--prompt", "9", "--db",
+                                           str(db)).output
 
 
 def test_diff(runs: tuple[Path, str, str]) -> None:
@@ -99,11 +111,11 @@ def test_export(runs: tuple[Path, str, str], tmp_path: Path) -> None:
     spans = document["resourceSpans"][0]["scopeSpans"][0]["spans"]
     assert sorted(s["name"] for s in spans) == [
         "chat function", "chat function", "chat function", "execute_tool add",
-        "execute_tool add", "invoke_agent adder"]
+        "execute_tool add", "invoke_agent adder", "step 1", "step 2", "step 3"]
     target = tmp_path / "out" / "trace.json"
     summary = json.loads(_invoke("export", run_id, "-f", "otlp-json", "-o", str(target),
                                  "--json", "--db", str(db)).output)
-    assert summary == {"format": "otlp-json", "spans": 6, "output": str(target)}
+    assert summary == {"format": "otlp-json", "spans": 9, "output": str(target)}
     assert json.loads(target.read_text()) == document
 
 

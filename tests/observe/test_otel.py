@@ -68,7 +68,7 @@ def _check_conventions(received: list[Any], run_id: str) -> None:
     names = _by_name(received)
     assert sorted((n, len(s)) for n, s in names.items()) == [
         ("chat m-1", 3), ("execute_tool fail", 1), ("execute_tool lookup", 2),
-        ("invoke_agent otel-agent", 1)]
+        ("invoke_agent otel-agent", 1), ("step 1", 1), ("step 2", 1), ("step 3", 1)]
     (root,) = names["invoke_agent otel-agent"]
     assert root.parent_span_id == b"" and root.kind == INTERNAL
     assert root.trace_id == trace_id_for(run_id)
@@ -80,10 +80,28 @@ def _check_conventions(received: list[Any], run_id: str) -> None:
     assert a["gen_ai.provider.name"] == "scripted"
     assert a["gen_ai.request.model"] == "m-1"
     assert a["tether.run.status"] == "completed"
+    assert a["openinference.span.kind"] == "AGENT"
+    steps = {}
+    for k in (1, 2, 3):
+        (step,) = names[f"step {k}"]
+        assert (step.kind, step.parent_span_id) == (INTERNAL, root.span_id)
+        assert step.span_id == span_id_for(run_id, f"s{k}")
+        assert attributes(step)["openinference.span.kind"] == "CHAIN"
+        assert root.start_time_unix_nano <= step.start_time_unix_nano
+        assert step.end_time_unix_nano <= root.end_time_unix_nano
+        steps[step.span_id] = step
+    assert attributes(names["step 1"][0])["tether.step"] == 1
     for span in names["chat m-1"]:
-        assert (span.kind, span.parent_span_id, span.trace_id) == (CLIENT, root.span_id,
-                                                                   root.trace_id)
+        assert (span.kind, span.trace_id) == (CLIENT, root.trace_id)
         a = attributes(span)
+        step = steps[span.parent_span_id]  # under its step, inside its time
+        assert attributes(step)["tether.step"] == a["tether.step"]
+        assert step.start_time_unix_nano <= span.start_time_unix_nano
+        assert span.end_time_unix_nano <= step.end_time_unix_nano
+        assert a["openinference.span.kind"] == "LLM" and a["llm.model_name"] == "m-1"
+        assert a["llm.token_count.total"] == (a["gen_ai.usage.input_tokens"]
+                                              + a["gen_ai.usage.output_tokens"])
+        assert "input.value" not in a and "llm.input_messages.0.message.role" not in a
         assert a["gen_ai.operation.name"] == "chat"
         assert a["gen_ai.provider.name"] == "scripted"
         assert a["gen_ai.request.model"] == "m-1"
@@ -95,7 +113,11 @@ def _check_conventions(received: list[Any], run_id: str) -> None:
     for name in ("execute_tool lookup", "execute_tool fail"):
         for span in names[name]:
             a = attributes(span)
-            assert (span.kind, span.parent_span_id) == (INTERNAL, root.span_id)
+            assert span.kind == INTERNAL
+            assert span.parent_span_id == span_id_for(run_id, f"s{a['tether.step']}")
+            assert a["openinference.span.kind"] == "TOOL" and a["tool.name"] == a[
+                "gen_ai.tool.name"]
+            assert "input.value" not in a and "output.value" not in a
             assert a["gen_ai.operation.name"] == "execute_tool"
             assert a["gen_ai.tool.name"] == name.split()[1]
             assert a["gen_ai.tool.call.id"].startswith("call_")
@@ -120,7 +142,7 @@ def test_export_after_the_fact_to_an_otlp_endpoint(
     cli = CliRunner()
     out = cli.invoke(app, ["export", result.run_id, "--format", "otlp", "--db", str(db)])
     assert out.exit_code == 0, out.output
-    assert "sent 7 spans" in out.output
+    assert "sent 10 spans" in out.output
     assert otlp_receiver.paths == ["/v1/traces"]
     first = otlp_receiver.spans()
     _check_conventions(first, result.run_id)
@@ -139,16 +161,38 @@ def test_export_after_the_fact_to_an_otlp_endpoint(
                                                       "content": "look up two records"}]}
     assert json.loads(chat["gen_ai.system_instructions"]) == [{"type": "text",
                                                                 "content": "Be exact."}]
+    # The last request's head (task) and what it adds: step 2's call and its result;
+    # the three messages in between are counted, not repeated.
+    assert chat["tether.prompt.omitted_messages"] == 3 and chat["tether.prompt.messages"] == 7
     assert messages[1]["parts"][0]["type"] == "tool_call"
     call = messages[1]["parts"][0]
-    assert (call["name"], call["arguments"]) == ("lookup", {"i": 1})
+    assert (call["name"], call["arguments"]) == ("lookup", {"i": 2})
     assert messages[2]["parts"][0] == {"type": "tool_call_response", "id": call["id"],
-                                       "response": "record 0001"}
+                                       "response": "record 0002"}
+    assert len(messages) == 3
+    # OpenInference: the same messages flattened, input.value and output.value.
+    assert chat["openinference.span.kind"] == "LLM"
+    assert chat["llm.input_messages.0.message.role"] == "system"
+    assert chat["llm.input_messages.1.message.content"] == "look up two records"
+    assert chat["llm.input_messages.2.message.tool_calls.0.tool_call.function.name"] == "lookup"
+    assert chat["llm.input_messages.3.message.content"] == "record 0002"
+    assert json.loads(chat["input.value"])["messages"][1]["content"] == "look up two records"
+    assert chat["input.mime_type"] == "application/json"
+    assert chat["output.value"] == "record 0001 and record 0002"
+    assert chat["llm.output_messages.0.message.content"] == "record 0001 and record 0002"
+    first_chat = attributes(with_content["chat m-1"][0])
+    assert "tether.prompt.omitted_messages" not in first_chat
+    assert json.loads(first_chat["output.value"])["tool_calls"][0]["name"] == "lookup"
     output = json.loads(chat["gen_ai.output.messages"])
     assert output[0]["parts"][0]["content"] == "record 0001 and record 0002"
     tool_attrs = attributes(with_content["execute_tool lookup"][0])
     assert json.loads(tool_attrs["gen_ai.tool.call.arguments"]) == {"i": 1}
     assert tool_attrs["gen_ai.tool.call.result"] == "record 0001"
+    assert json.loads(tool_attrs["input.value"]) == {"i": 1}
+    assert tool_attrs["output.value"] == "record 0001"
+    run_attrs = attributes(with_content["invoke_agent otel-agent"][0])
+    assert (run_attrs["input.value"], run_attrs["output.value"]) == (
+        "look up two records", "record 0001 and record 0002")
 
 
 async def test_live_observer_exports_the_same_spans(
@@ -160,7 +204,7 @@ async def test_live_observer_exports_the_same_spans(
     live = otlp_receiver.spans()
     _check_conventions(live, result.run_id)
     after = await export_otlp_spans(store, result.run_id)
-    assert send_otlp(after) == 7
+    assert send_otlp(after) == 10
     exported = otlp_receiver.spans()[len(live):]
 
     def key(span: Any) -> tuple[Any, ...]:

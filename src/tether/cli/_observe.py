@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 import typer
 from rich.text import Text
@@ -18,27 +19,31 @@ from ..observe import (
     RunCost,
     Span,
     build_trace,
-    describe,
     diagnose,
     diff_runs,
     event_lines,
     export_events,
     export_otlp_spans,
+    finding_payloads,
     follow,
     load_run_tree,
-    otlp_json,
+    otlp_json_chunks,
+    prompts,
     send_otlp,
     tree_cost,
 )
 from ..store import Store
 from ._common import DbOption, JsonOption, console, handle_errors, with_store
 from ._observe_render import (
+    event_line,
     render_cost,
     render_diff,
     render_findings,
+    render_prompt,
     render_trace,
     show,
     span_json,
+    write_json,
 )
 
 app = typer.Typer()
@@ -66,30 +71,41 @@ async def load_trace(store: Store, run_id: str, *, subruns: bool = True) -> tupl
 def trace(
     run_id: RunArg,
     full: Annotated[bool, typer.Option(
-        "--full", help="Also show each model call's exact prompt and answer, and each tool "
-                       "call's arguments and result.")] = False,
+        "--full", help="Also show what each model call's prompt adds to the previous one, "
+                       "its answer, and each tool call's arguments and result.")] = False,
+    prompt: Annotated[int | None, typer.Option(
+        "--prompt", metavar="STEP", help="Print the whole prompt of STEP's model call(s) "
+                                         "instead of the tree.", show_default=False)] = None,
     subruns: SubrunsOption = True,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show a run as a tree of spans: steps, model calls, tool calls and sub-runs, with
     duration, tokens, cost and status of each."""
+    if prompt is not None:
+        events = with_store(db, lambda store: store.read(run_id))
+        if as_json:
+            write_json(sys.stdout, prompt_json(events, prompt))
+        else:
+            show(console, render_prompt(events, prompt))
+        return
     root, cost = with_store(db, lambda store: load_trace(store, run_id, subruns=subruns))
     if as_json:
-        _dump({"trace": span_json(root, full=full), "cost": cost.to_dict()})
+        write_json(sys.stdout, {"trace": span_json(root, full=full), "cost": cost.to_dict()})
         return
     show(console, render_trace(root, full=full, cost=cost))
 
 
+def prompt_json(events: Sequence[Event], step: int) -> list[dict[str, Any]]:
+    """``tether trace --prompt STEP --json``: each model call of the step and its prompt."""
+    everything = prompts(events)
+    return [{"seq": e.seq, "step": e.step, "provider": e.payload.get("provider"),
+             "model": e.payload.get("model"), "tools": e.payload.get("tools"),
+             "constraint": e.payload.get("constraint"), "messages": everything.get(e.seq, [])}
+            for e in events if e.type == EventType.MODEL_REQUEST and e.step == step]
+
+
 # -- tail -------------------------------------------------------------------------------
-
-
-def _tail_line(event: Event) -> Text:
-    ms = "" if event.duration_ms is None else f" {event.duration_ms:.0f}ms"
-    style = "red" if event.type in (EventType.RUN_FAILED, EventType.TOOL_ERROR) else ""
-    return Text.assemble((f"{event.seq:>5} ", "dim"), (f"s{event.step:<4}", "dim"),
-                         (f"{event.type:<17}", style or "cyan"), (f"{ms:>7} ", "dim"),
-                         describe(event, width=100))
 
 
 @app.command()
@@ -119,7 +135,7 @@ def tail(
                 sys.stdout.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
                 sys.stdout.flush()
             else:
-                console.print(_tail_line(event), soft_wrap=True, highlight=False)
+                console.print(event_line(event), soft_wrap=True, highlight=False)
             if event.type.startswith("run."):
                 status = (await store.run(run_id)).status
         return status or str((await store.run(run_id)).status)
@@ -132,7 +148,7 @@ def tail(
         raise TetherError(str(e), hint="the process running it may have died; "
                                        "`tether resume` continues it") from None
     if not as_json:
-        console.print(f"[dim]run {run_id} is {status}[/]", highlight=False)
+        console.print(Text(f"run {run_id} is {status}", "dim"), highlight=False)
     if status in (RunStatus.FAILED, RunStatus.NEEDS_ATTENTION, RunStatus.QUARANTINED):
         raise typer.Exit(1)
 
@@ -199,7 +215,7 @@ def export(
     if format == ExportFormat.JSONL:
         events = with_store(db, lambda store: export_events(
             store, run_id, redactor=redactor, subruns=bool(subruns)))
-        _write(output, "".join(event_lines(events)))
+        _write(output, event_lines(events))
         if as_json and output is not None:
             _dump({"format": str(format), "events": len(events), "output": str(output)})
         return
@@ -207,7 +223,7 @@ def export(
         store, run_id, include_content=content, redactor=redactor,
         subruns=True if subruns is None else subruns))
     if format == ExportFormat.OTLP_JSON:
-        _write(output, json.dumps(otlp_json(spans), ensure_ascii=False) + "\n")
+        _write(output, otlp_json_chunks(spans))
         if as_json and output is not None:
             _dump({"format": str(format), "spans": len(spans), "output": str(output)})
         return
@@ -218,25 +234,37 @@ def export(
         console.print(f"sent {sent} spans of {run_id} over OTLP/HTTP", highlight=False)
 
 
-def _write(output: Path | None, text: str) -> None:
+def _write(output: Path | None, chunks: Iterable[str]) -> None:
+    """Write ``chunks`` as they come, to stdout or ``output``."""
     if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        _write_to(sys.stdout, chunks)
         return
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
+    with output.open("w", encoding="utf-8") as f:
+        _write_to(f, chunks)
+
+
+def _write_to(file: IO[str], chunks: Iterable[str]) -> None:
+    buffer: list[str] = []
+    size = 0
+    for chunk in chunks:
+        buffer.append(chunk)
+        size += len(chunk)
+        if size > 1 << 16:
+            file.write("".join(buffer))
+            buffer.clear()
+            size = 0
+    file.write("".join(buffer))
+    file.flush()
 
 
 # -- doctor -----------------------------------------------------------------------------
 
 
-async def _record_findings(store: Store, run_id: str, payloads: list[dict[str, Any]],
-                           existing: list[Event]) -> int | None:
+async def _record_findings(store: Store, run_id: str, events: list[Event]) -> int | None:
     """Append the findings not already journaled as ``finding`` events; return how many,
     or None when the run is still running (its process owns the next ``seq``)."""
-    known = {json.dumps(e.payload, sort_keys=True) for e in existing
-             if e.type == EventType.FINDING}
-    fresh = [p for p in payloads if json.dumps(p, sort_keys=True) not in known]
+    fresh = finding_payloads(events)  # only those not journaled yet
     if not fresh:
         return 0
     summary = await store.run(run_id)
@@ -274,8 +302,7 @@ def doctor(
         saved: int | None = 0
         if save and findings:
             try:
-                saved = await _record_findings(
-                    store, run_id, [f.to_payload() for f in findings], events)
+                saved = await _record_findings(store, run_id, events)
             except StoreError as e:
                 e.hint = e.hint or "run `tether doctor --no-save` to only print the findings"
                 raise

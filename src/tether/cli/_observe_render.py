@@ -7,9 +7,11 @@ a 10,000-event run renders in a fraction of a second.
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
 
 from rich.console import Console
 from rich.text import Text
@@ -21,8 +23,19 @@ from ..observe import (
     RunDiff,
     Span,
     describe,
+    new_messages,
     prompts,
 )
+
+#: A model call that ended in failure (committed with its ``model.request``).
+MODEL_ERROR = "model.error"
+
+
+def as_text(value: Any) -> str:
+    """Journal content as text, verbatim: strings as they are, anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 _STATUS_STYLE = {
     "ok": "green", "completed": "green", "running": "yellow", "paused": "yellow",
@@ -41,7 +54,7 @@ _LEAF_EVENTS = frozenset({
 
 
 def clip(text: Any, width: int = 80) -> str:
-    line = " ".join(str(text).split())
+    line = " ".join(as_text(text).split())
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
@@ -72,7 +85,8 @@ def _head(span: Span, cost: RunCost | None) -> Text:
                         "cyan")
         error = span.attrs.get("error")
         if error:
-            line.append(f"  {error.get('type')}: {clip(error.get('message', ''), 80)}", "red")
+            line.append(f"  {as_text(error.get('type'))}: {clip(error.get('message', ''), 80)}",
+                        "red")
         return line
     mark = _MARK.get(span.status, "")
     line.append(f"{mark} " if mark else "", _STATUS_STYLE.get(span.status, ""))
@@ -87,19 +101,33 @@ def _head(span: Span, cost: RunCost | None) -> Text:
         line.append(f"  {ms(span.duration_ms)}  {span.input_tokens}→{span.output_tokens} tok"
                     f"  {usd(span.cost_usd)}")
         calls = span.attrs.get("calls") or []
-        if calls:
-            line.append(f"  → calls {', '.join(str(c) for c in calls)}", "dim")
+        error = span.attrs.get("error")
+        if span.status == "error" and error:
+            attempts = span.attrs.get("attempts")
+            line.append(f"  {as_text(error.get('type'))}: {clip(error.get('message', ''), 60)}"
+                        + (f" (after {attempts} attempt(s))" if attempts else ""), "red")
+        elif calls:
+            line.append(f"  → calls {', '.join(as_text(c) for c in calls)}", "dim")
         elif span.status == "ok":
             line.append("  → answers", "dim")
+        if span.attrs.get("offered") is not None or span.attrs.get("constraint") is not None:
+            names = [t.get("name") if isinstance(t, dict) else t
+                     for t in span.attrs.get("offered") or []]
+            if span.attrs.get("offered") is not None:
+                line.append(f"  offered: {clip(', '.join(as_text(n) for n in names), 60)}",
+                            "dim")
+            if span.attrs.get("constraint") is not None:
+                line.append(f"  constrained: {clip(span.attrs['constraint'], 60)}", "dim")
     elif span.kind == "tool":
         arguments = json.dumps(span.attrs.get("arguments"), ensure_ascii=False)
-        line.append(f"execute_tool {span.attrs.get('tool')}", "magenta")
+        line.append(f"execute_tool {as_text(span.attrs.get('tool'))}", "magenta")
         line.append(f"({clip(arguments, 60)})  {ms(span.duration_ms)}")
         if span.cost_usd:
             line.append(f"  {usd(span.cost_usd)}")
         error = span.attrs.get("error")
         if span.status == "error" and error:
-            line.append(f"  {error.get('type')}: {clip(error.get('message', ''), 60)}", "red")
+            line.append(f"  {as_text(error.get('type'))}: {clip(error.get('message', ''), 60)}",
+                        "red")
         elif span.status == "in_doubt":
             line.append("  in doubt: intent without outcome", "magenta")
         elif span.attrs.get("result") is not None:
@@ -110,92 +138,153 @@ def _head(span: Span, cost: RunCost | None) -> Text:
 
 
 def _message_lines(message: dict[str, Any]) -> list[Text]:
-    role = str(message.get("role"))
+    role = as_text(message.get("role"))
     lines = []
     if message.get("content") is not None:
-        lines.append(Text.assemble((f"[{role}] ", "bold"), str(message["content"])))
+        lines.append(Text.assemble((f"[{role}] ", "bold"), as_text(message["content"])))
     for call in message.get("tool_calls") or []:
         lines.append(Text.assemble((f"[{role}] ", "bold"), ("call ", "dim"),
-                                   f"{call.get('name')}({call.get('arguments') or '{}'})"))
+                                   f"{as_text(call.get('name'))}"
+                                   f"({as_text(call.get('arguments') or '{}')})"))
     if not lines:
         lines.append(Text(f"[{role}]", "bold"))
     return lines
 
 
-def _details(span: Span, prompt_of: dict[int, list[dict[str, Any]]]) -> list[Text]:
-    """The ``--full`` lines of a span: the exact prompt and answer, arguments and result."""
+@dataclass(slots=True)
+class PromptIndex:
+    """What ``--full`` needs of one run's requests, in one pass (linear in the journal):
+    each request's new messages (references resolved) and its prompt's length."""
+
+    news: dict[int, list[dict[str, Any]]]
+    prefix: dict[int, int]
+    length: dict[int, int]
+    previous: dict[int, int]
+
+    @classmethod
+    def of(cls, events: Sequence[Event]) -> PromptIndex:
+        news = new_messages(events)
+        prefix: dict[int, int] = {}
+        length: dict[int, int] = {}
+        previous: dict[int, int] = {}
+        last = 0
+        for e in events:
+            if e.type == EventType.MODEL_REQUEST:
+                kept = min(int(e.payload.get("prefix", 0) or 0), last)
+                prefix[e.seq], previous[e.seq] = kept, last
+                last = length[e.seq] = kept + len(news.get(e.seq, []))
+        return cls(news=news, prefix=prefix, length=length, previous=previous)
+
+
+def _prompt_head(index: PromptIndex, seq: int) -> Text:
+    kept, before = index.prefix[seq], index.previous[seq]
+    added = len(index.news.get(seq, []))
+    if kept == 0:
+        return Text(f"prompt: {added} message(s):", "dim")
+    if kept == before:
+        return Text(f"prompt: the previous request's {kept} message(s), then {added} new:",
+                    "dim")
+    return Text(f"prompt: the first {kept} of the previous request's {before} message(s) "
+                f"(the rest left out), then {added} new:", "dim")
+
+
+def _details(span: Span, index: PromptIndex | None) -> list[Text]:
+    """The ``--full`` lines of a span: what each prompt adds to the previous one, the
+    answer (or the failure), each tool call's arguments and result."""
+    a = span.attrs
     if span.kind == "model":
-        lines = [Text("prompt:", "dim")]
-        seq = span.attrs.get("request_seq")
-        for message in prompt_of.get(seq, []) if isinstance(seq, int) else []:
-            lines.extend(_message_lines(message))
+        lines: list[Text] = []
+        seq = a.get("request_seq")
+        if index is not None and isinstance(seq, int) and seq in index.length:
+            lines.append(_prompt_head(index, seq))
+            for message in index.news.get(seq, []):
+                lines.extend(_message_lines(message))
         for e in span.events:
             if e.type == EventType.MODEL_RESPONSE:
                 lines.append(Text("response:", "dim"))
                 lines.extend(_message_lines(e.payload.get("message") or {}))
+            elif e.type == MODEL_ERROR and e.payload.get("output"):
+                lines.append(Text.assemble(("rejected output: ", "dim"),
+                                           as_text(e.payload["output"])))
         return lines
     if span.kind == "tool":
-        lines = [Text.assemble(("arguments: ", "dim"),
-                               json.dumps(span.attrs.get("arguments"), ensure_ascii=False))]
-        if span.attrs.get("result") is not None:
-            lines.append(Text.assemble(("result: ", "dim"), str(span.attrs["result"])))
+        lines = [Text.assemble(("arguments: ", "dim"), json.dumps(
+            a.get("arguments"), ensure_ascii=False))]
+        if a.get("result") is not None:
+            lines.append(Text.assemble(("result: ", "dim"), as_text(a["result"])))
         return lines
-    if span.kind == "run" and span.attrs.get("task") is not None:
-        lines = [Text.assemble(("task: ", "dim"), str(span.attrs["task"]))]
-        if span.attrs.get("output") is not None:
-            lines.append(Text.assemble(("output: ", "dim"), str(span.attrs["output"])))
+    if span.kind == "run" and a.get("task") is not None:
+        lines = [Text.assemble(("task: ", "dim"), as_text(a["task"]))]
+        if a.get("output") is not None:
+            lines.append(Text.assemble(("output: ", "dim"), as_text(a["output"])))
         return lines
     return []
 
 
-def render_trace(root: Span, *, full: bool = False, cost: RunCost | None = None) -> list[Text]:
-    """The lines of ``tether trace``: one per span, indented as a tree, events as leaves."""
-    prompt_cache: dict[str, dict[int, list[dict[str, Any]]]] = {}
+def _run_journals(root: Span) -> dict[str, list[Event]]:
+    by_run: dict[str, list[Event]] = {}
+    for s in root.walk():
+        by_run.setdefault(s.run_id, []).extend(s.events)
+    for events in by_run.values():
+        events.sort(key=lambda e: e.seq)
+    return by_run
 
-    def prompt_of(span: Span) -> dict[int, list[dict[str, Any]]]:
-        if not full:
-            return {}
-        found = prompt_cache.get(span.run_id)
-        if found is None:
-            journal = sorted((e for s in root.walk() if s.run_id == span.run_id
-                              for e in s.events), key=lambda e: e.seq)
-            found = prompt_cache[span.run_id] = prompts(journal)
-        return found
 
-    lines: list[Text] = []
-
-    def visit(span: Span, indent: str, last: bool, is_root: bool) -> None:
+def render_trace(root: Span, *, full: bool = False, cost: RunCost | None = None
+                 ) -> Iterator[Text]:
+    """The lines of ``tether trace``, one at a time: one per span, indented as a tree,
+    events as leaves. With ``full``, each prompt is shown as what it adds to the
+    previous one, so the output grows with the journal, not with its square."""
+    indexes: dict[str, PromptIndex] = {}
+    if full:
+        indexes = {run: PromptIndex.of(events) for run, events in _run_journals(root).items()}
+    # Depth first without recursion: (span, indent, last, is_root).
+    pending: list[tuple[Span, str, bool, bool]] = [(root, "", True, True)]
+    while pending:
+        span, indent, last, is_root = pending.pop()
         branch = "" if is_root else ("└── " if last else "├── ")
         line = Text(indent + branch, "dim")
         line.append_text(_head(span, cost if is_root else None))
-        lines.append(line)
+        yield line
         inner = indent + ("" if is_root else ("    " if last else "│   "))
         leaves: list[Event] = [e for e in span.events if e.type in _LEAF_EVENTS]
-        details = _details(span, prompt_of(span)) if full else []
         children = span.children
-        for detail in details:
+        if full:
             guide = "│   " if (children or leaves) else "    "
-            lines.append(Text(inner + guide, "dim").append_text(detail))
-        for index, e in enumerate(leaves):
-            end = index == len(leaves) - 1 and not children
-            lines.append(Text(inner + ("└── " if end else "├── "), "dim").append_text(
-                Text.assemble((f"{e.type} ", "yellow"), describe(e, width=90))))
-        for index, child in enumerate(children):
-            visit(child, inner, index == len(children) - 1, False)
+            for detail in _details(span, indexes.get(span.run_id)):
+                yield Text(inner + guide, "dim").append_text(detail)
+        for i, e in enumerate(leaves):
+            end = i == len(leaves) - 1 and not children
+            yield Text(inner + ("└── " if end else "├── "), "dim").append_text(
+                Text.assemble((f"{e.type} ", "yellow"), describe(e, width=90)))
+        for i in range(len(children) - 1, -1, -1):
+            pending.append((children[i], inner, i == len(children) - 1, False))
 
-    visit(root, "", True, True)
-    return lines
+
+def render_prompt(events: Sequence[Event], step: int) -> Iterator[Text]:
+    """The whole prompt of each model call of ``step`` (``tether trace --prompt``)."""
+    everything = prompts(events)
+    found = False
+    for e in events:
+        if e.type != EventType.MODEL_REQUEST or e.step != step:
+            continue
+        found = True
+        messages = everything.get(e.seq, [])
+        yield Text(f"step {step}, request {e.seq}: {len(messages)} message(s)", "bold")
+        yield Text(describe(e, width=120), "dim")
+        for message in messages:
+            yield from _message_lines(message)
+    if not found:
+        yield Text(f"step {step} made no model call", "yellow")
 
 
 def span_json(span: Span, *, full: bool = False) -> dict[str, Any]:
-    """A span and its descendants as JSON (``tether trace --json``)."""
-    prompt_of: dict[str, dict[int, list[dict[str, Any]]]] = {}
+    """A span and its descendants as JSON (``tether trace --json``). With ``full``, a
+    model span's ``prompt`` is what its request adds to the previous one: ``prefix``
+    (messages kept from the previous request) and ``new`` (the messages that follow)."""
+    indexes: dict[str, PromptIndex] = {}
     if full:
-        by_run: dict[str, list[Event]] = {}
-        for s in span.walk():
-            by_run.setdefault(s.run_id, []).extend(s.events)
-        prompt_of = {run: prompts(sorted(events, key=lambda e: e.seq))
-                     for run, events in by_run.items()}
+        indexes = {run: PromptIndex.of(events) for run, events in _run_journals(span).items()}
 
     def encode(s: Span) -> dict[str, Any]:
         attrs = dict(s.attrs)
@@ -212,7 +301,10 @@ def span_json(span: Span, *, full: bool = False) -> dict[str, Any]:
         }
         if full and s.kind == "model":
             seq = s.attrs.get("request_seq")
-            data["prompt"] = prompt_of.get(s.run_id, {}).get(seq) if isinstance(seq, int) else None
+            index = indexes.get(s.run_id)
+            data["prompt"] = None
+            if index is not None and isinstance(seq, int) and seq in index.length:
+                data["prompt"] = {"prefix": index.prefix[seq], "new": index.news.get(seq, [])}
             data["response"] = next((e.payload.get("message") for e in s.events
                                      if e.type == EventType.MODEL_RESPONSE), None)
         data["children"] = [encode(c) for c in s.children]
@@ -295,15 +387,74 @@ def render_cost(cost: RunCost) -> list[Text]:
     return lines
 
 
-def show(console: Console, lines: Sequence[Text]) -> None:
-    """Print ``lines``; through a pager when stdout is a terminal and they overflow it."""
-    if console.color_system is None:  # not a terminal: plain text, no rendering cost
-        console.file.write("".join(line.plain + "\n" for line in lines))
+def event_line(event: Event, *, width: int = 100) -> Text:
+    """One event as a line of ``tether show`` and ``tether tail``: seq, step, type,
+    duration and what happened, content verbatim."""
+    ms_text = "" if event.duration_ms is None else f" {event.duration_ms:.0f}ms"
+    failed = event.type in (EventType.RUN_FAILED, EventType.TOOL_ERROR, MODEL_ERROR)
+    return Text.assemble((f"{event.seq:>5} ", "dim"), (f"s{event.step:<4}", "dim"),
+                         (f"{event.type:<17}", "red" if failed else "cyan"),
+                         (f"{ms_text:>7} ", "dim"), describe(event, width=width))
+
+
+def render_events(header: str, events: Iterable[Event]) -> Iterator[Text]:
+    """``tether show``: a header line, then one line per event."""
+    yield Text(header, "bold")
+    for event in events:
+        yield event_line(event)
+
+
+def write_json(file: IO[str], value: Any, *, indent: int | None = 2) -> None:
+    """Write ``value`` as JSON in chunks (no whole-output string in memory)."""
+    encoder = json.JSONEncoder(indent=indent, ensure_ascii=False, default=str)
+    buffer: list[str] = []
+    size = 0
+    for chunk in encoder.iterencode(value):
+        buffer.append(chunk)
+        size += len(chunk)
+        if size > 1 << 16:
+            file.write("".join(buffer))
+            buffer.clear()
+            size = 0
+    buffer.append("\n")
+    file.write("".join(buffer))
+    file.flush()
+
+
+def write_json_array(file: IO[str], items: Iterable[Any]) -> None:
+    """Write ``items`` as an indented JSON array, one item at a time."""
+    file.write("[")
+    first = True
+    for item in items:
+        text = json.dumps(item, indent=2, default=str)
+        file.write(("\n  " if first else ",\n  ") + text.replace("\n", "\n  "))
+        first = False
+    file.write("\n]\n" if not first else "]\n")
+    file.flush()
+
+
+def show(console: Console, lines: Iterable[Text]) -> None:
+    """Print ``lines`` as they come; through a pager when stdout is a terminal and they
+    overflow it. Journal content is never read as markup or emoji codes: lines are
+    :class:`~rich.text.Text`, printed as they are."""
+    if console.color_system is None:  # not a terminal: plain text, written in chunks
+        write = console.file.write
+        buffer: list[str] = []
+        for line in lines:
+            buffer.append(line.plain)
+            buffer.append("\n")
+            if len(buffer) >= 4096:
+                write("".join(buffer))
+                buffer.clear()
+        write("".join(buffer))
         console.file.flush()
         return
-    body = Text("\n").join(lines)
-    if console.is_terminal and len(lines) > console.size.height:
+    stream = iter(lines)
+    head = list(itertools.islice(stream, console.size.height + 1))
+    if console.is_terminal and len(head) > console.size.height:
         with console.pager(styles=True):
-            console.print(body, soft_wrap=True)
-    else:
-        console.print(body, soft_wrap=True, highlight=False)
+            for line in itertools.chain(head, stream):
+                console.print(line, soft_wrap=True, highlight=False)
+        return
+    for line in head:
+        console.print(line, soft_wrap=True, highlight=False)

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -15,9 +16,10 @@ from typing import Annotated
 import typer
 from rich import box
 from rich.table import Column, Table
+from rich.text import Text
 
 from ..core import ConfigurationError, RunStatus, new_id
-from ..observe import JsonlLog, describe, finding_payloads
+from ..observe import JsonlLog, finding_payloads
 from ..runtime import Runner, RunResult, absolute_spec, load_agent, parse_budget
 from ..store import RunSummary, Store
 from ._common import (
@@ -30,6 +32,8 @@ from ._common import (
     when,
     with_store,
 )
+from ._observe_render import render_events, write_json_array
+from ._observe_render import show as show_lines
 
 LogFileOption = Annotated[
     Path | None,
@@ -74,13 +78,16 @@ app = typer.Typer()
 
 
 def _print_result(result: RunResult) -> None:
+    # Text, not str: the answer and errors are printed as they are (no markup, no emoji).
     if result.status == RunStatus.COMPLETED:
-        console.print(result.output, highlight=False, markup=False)
+        console.print(Text(str(result.output)), highlight=False)
     else:
         error = result.error or {}
-        console.print(f"[bold red]{result.status}[/]: {error.get('message', '')}", highlight=False)
+        console.print(Text.assemble((str(result.status), "bold red"),
+                                    f": {error.get('message', '')}"), highlight=False)
         if error.get("hint"):
-            console.print(f"  [bold]hint:[/] {error['hint']}", highlight=False)
+            console.print(Text.assemble(("  hint:", "bold"), f" {error['hint']}"),
+                          highlight=False)
     console.print(
         f"[dim]run {result.run_id} · {result.status} · {result.steps} steps · "
         f"{result.usage.input_tokens}+{result.usage.output_tokens} tokens · "
@@ -206,7 +213,7 @@ def list_runs(
     table = Table(Column("id", no_wrap=True), "agent", "status", "steps", "started (UTC)",
                   "duration", "tokens", "cost $", box=box.SIMPLE_HEAD, pad_edge=False)
     for r in found:
-        table.add_row(r.run_id, r.agent, str(r.status), str(r.steps), when(r.created_at),
+        table.add_row(r.run_id, Text(r.agent), str(r.status), str(r.steps), when(r.created_at),
                       seconds(_duration(r)), f"{r.input_tokens + r.output_tokens}",
                       f"{r.cost_usd:.4f}")
     console.print(table)
@@ -226,13 +233,7 @@ def show(
 
     summary, events = with_store(db, load)
     if as_json:
-        print(json.dumps([e.to_dict() for e in events], indent=2))
+        write_json_array(sys.stdout, (e.to_dict() for e in events))
         return
-    console.print(f"[bold]{summary.run_id}[/] {summary.agent} · {summary.status} · "
-                  f"{summary.steps} steps", highlight=False)
-    table = Table("seq", "step", "event", "ms", "what")
-    for e in events:
-        table.add_row(str(e.seq), str(e.step), e.type,
-                      "" if e.duration_ms is None else f"{e.duration_ms:.1f}",
-                      describe(e, width=100))
-    console.print(table)
+    show_lines(console, render_events(
+        f"{summary.run_id} {summary.agent} · {summary.status} · {summary.steps} steps", events))

@@ -3,8 +3,9 @@
 from ._cost import RunCost, StepCost, cost_of, run_cost, tool_cost, tree_cost
 from ._describe import describe
 from ._diff import Divergence, RunDiff, RunView, StepDiff, StepView, diff_runs, view_run
-from ._doctor import DoctorConfig, Finding, diagnose, finding_payloads
+from ._doctor import DoctorConfig, diagnose, finding_payloads
 from ._export import export_events, export_otlp_spans, redact_tree
+from ._finding import Finding
 from ._jsonl import JsonlLog, event_lines, read_jsonl
 from ._load import RunTree, load_run_tree, root_run_id
 from ._otel import OtelObserver, send_otlp
@@ -15,6 +16,7 @@ from ._otlp import (
     OtlpEvent,
     OtlpSpan,
     otlp_json,
+    otlp_json_chunks,
     otlp_spans,
     span_id_for,
     trace_id_for,
@@ -57,6 +59,7 @@ __all__ = [
     "load_run_tree",
     "new_messages",
     "otlp_json",
+    "otlp_json_chunks",
     "otlp_spans",
     "prompts",
     "read_jsonl",

@@ -4,14 +4,24 @@
 kind of waste or trouble and says what it saw, why it matters and where to look:
 
 ``repeated_call``
-    The same tool called with the same arguments (compared as canonical JSON) more
-    than once.
+    The same tool called with the same arguments more than once. Arguments are
+    compared as validated (the ``tool.intent``'s, else the model's JSON parsed), in
+    canonical JSON with numbers normalised: ``10`` and ``10.0`` are the same.
 ``unused_result``
     A tool result the model never used. A result counts as used when one of its
     *salient tokens* (a word of 4+ characters or a number of 2+ digits, that had not
     appeared anywhere in the run before the result) appears in a later model output:
-    an answer's text or a later call's arguments. Results with no salient token
+    an answer's text or a later call's arguments; numbers of four digits or more and
+    ISO dates count also when reformatted (``1234567`` as "1.23 million" or
+    "1,234,567", ``2026-11-30`` as "November 30"). Results with no salient token
     (``ok``, ``done``...) and results after which the model never spoke are not judged.
+``wasted_steps``
+    Two or more steps in a row whose tool calls all failed, before a step where the
+    same tool succeeded: the waste, in steps and tokens, of getting the call right.
+``call_loop``
+    Five or more consecutive calls of one tool whose arguments differ only in one
+    counter-like field (``page=1``, ``page=2``...) and whose results have the same
+    shape (equal once digits are ignored, like "0 results"): paging through nothing.
 ``cycle``
     A sequence of two or more calls (tool and arguments) that repeats back to back at
     least twice: ``A B A B`` or ``A B C A B C``.
@@ -22,7 +32,7 @@ kind of waste or trouble and says what it saw, why it matters and where to look:
     Many ``retry`` events close together (by default 5 or more within 60 s).
 ``outlier_step``
     A step whose latency (the time its model and tool calls took) or cost (USD, or
-    tokens when the run is unpriced) stands far outside the run's own distribution:
+    tokens when the run's cost is zero or unknown) stands far outside the run's own distribution:
     more than ``k`` robust deviations above the median (``k`` times the median
     absolute deviation scaled by 1.4826, at least 10% of the median) and at least
     ``ratio`` times the median.
@@ -31,29 +41,15 @@ kind of waste or trouble and says what it saw, why it matters and where to look:
 from __future__ import annotations
 
 import json
-import re
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..core import Event, EventType
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Finding:
-    """One pathology: its ``kind``, the ``steps`` involved, what and why
-    (``message``), and the command that shows it (``how_to_look``)."""
-
-    kind: str
-    steps: tuple[int, ...]
-    message: str
-    how_to_look: str
-
-    def to_payload(self) -> dict[str, Any]:
-        """The payload of the ``finding`` event that records it."""
-        return {"kind": self.kind, "steps": list(self.steps), "message": self.message,
-                "how_to_look": self.how_to_look}
+from ._doctor_waste import call_loops, wasted_steps
+from ._finding import Finding, finding_identity, show_steps
+from ._salience import date_key, dates_written, number_keys, numbers, numbers_written, tokens
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,37 +72,46 @@ class DoctorConfig:
     cycle_max_period: int = 8
     #: Salient tokens looked for per tool result.
     salient_tokens: int = 64
+    #: Failed steps in a row before a success, for ``wasted_steps``.
+    wasted_min_steps: int = 2
+    #: Consecutive near-identical calls, for ``call_loop``.
+    loop_min_calls: int = 5
 
 
-_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*")
+def normalise(value: Any) -> Any:
+    """Arguments as a model may write them, made comparable: integral floats as ints
+    (``10.0`` is ``10``), recursively."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {str(k): normalise(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [normalise(v) for v in value]
+    return value
 
 
-def tokens(text: str) -> list[str]:
-    """Salient-candidate tokens of ``text``: words of 4+ characters, numbers of 2+
-    digits, lowercased."""
-    found = []
-    for token in _TOKEN.findall(text):
-        if len(token) >= 4 or (len(token) >= 2 and token.isdigit()):
-            found.append(token.lower())
-    return found
+def _parsed(arguments: Any) -> Any:
+    if isinstance(arguments, str):
+        try:
+            return json.loads(arguments or "{}")
+        except ValueError:
+            return arguments
+    return arguments
 
 
 def _canonical(arguments: Any) -> str:
-    if isinstance(arguments, str):
-        try:
-            arguments = json.loads(arguments or "{}")
-        except ValueError:
-            return str(arguments)
-    return json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    value = _parsed(arguments)
+    if isinstance(value, str):
+        return value
+    return json.dumps(normalise(value), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False)
 
 
 def _steps(values: Iterable[int]) -> tuple[int, ...]:
     return tuple(sorted(set(values)))
 
 
-def _show(steps: Sequence[int], limit: int = 8) -> str:
-    text = ", ".join(str(s) for s in steps[:limit])
-    return text + (f" and {len(steps) - limit} more" if len(steps) > limit else "")
+_show = show_steps
 
 
 @dataclass(slots=True, kw_only=True)
@@ -115,6 +120,7 @@ class _Call:
     call_id: str
     tool: str
     signature: str
+    arguments: Any = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -135,6 +141,9 @@ def _extract(events: Sequence[Event]) -> _Run:
     responses: list[Event] = []
     retries: list[Event] = []
     task = ""
+    # The validated arguments of each call, by call id (what the tool received).
+    validated = {str(e.payload.get("call_id")): e.payload.get("arguments")
+                 for e in events if e.type == EventType.TOOL_INTENT}
     for e in events:
         kind = e.type
         if kind == EventType.MODEL_RESPONSE:
@@ -142,8 +151,11 @@ def _extract(events: Sequence[Event]) -> _Run:
             message = e.payload.get("message") or {}
             for call in message.get("tool_calls") or []:
                 name = str(call.get("name"))
-                calls.append(_Call(step=e.step, call_id=str(call.get("id")), tool=name,
-                                   signature=f"{name}({_canonical(call.get('arguments'))})"))
+                call_id = str(call.get("id"))
+                arguments = validated.get(call_id, _parsed(call.get("arguments")))
+                calls.append(_Call(step=e.step, call_id=call_id, tool=name,
+                                   signature=f"{name}({_canonical(arguments)})",
+                                   arguments=normalise(arguments)))
         elif kind in (EventType.TOOL_RESULT, EventType.TOOL_ERROR):
             outcomes.append(e)
         elif kind == EventType.RETRY:
@@ -173,7 +185,7 @@ def _repeated_calls(run: _Run) -> list[Finding]:
                     f"arguments (steps {_show(steps)}). Each repeat costs a model turn and "
                     "a tool call and usually returns what the model already has: it may "
                     "not be reading the result, or the result does not answer its question.",
-            how_to_look=f"tether trace {run.run_id} --full",
+            how_to_look=f"tether trace {run.run_id} --full", subject=signature,
         ))
     return found
 
@@ -189,9 +201,22 @@ def _unused_results(run: _Run, config: DoctorConfig) -> list[Finding]:
     if not run.outcomes:
         return []
     last_used: dict[str, int] = {}  # token -> last step whose model output has it
+    last_number: dict[str, int] = {}  # number key -> last step that wrote it
+    last_date: dict[tuple[int, int], int] = {}  # (month, day) -> last step that wrote it
     for response in run.responses:
-        for token in tokens(_output_text(response)):
+        text = _output_text(response)
+        for token in tokens(text):
             last_used[token] = response.step
+        for key in numbers_written(text):
+            last_number[key] = response.step
+        for date in dates_written(text):
+            last_date[date] = response.step
+
+    def used_later(token: str, step: int) -> bool:
+        if last_used.get(token, -1) > step:
+            return True
+        date = date_key(token)
+        return date is not None and last_date.get(date, -1) > step
     last_step = max((r.step for r in run.responses), default=0)
     # Everything the run had seen so far, in journal order.
     timeline = sorted([*run.responses, *run.outcomes], key=lambda e: e.seq)
@@ -210,7 +235,9 @@ def _unused_results(run: _Run, config: DoctorConfig) -> list[Finding]:
                     salient.append(token)
                     if len(salient) >= config.salient_tokens:
                         break
-            if salient and not any(last_used.get(t, -1) > e.step for t in salient):
+            if salient and not any(used_later(t, e.step) for t in salient) and not any(
+                    last_number.get(key, -1) > e.step
+                    for value in numbers(content) for key in number_keys(value)):
                 unused.setdefault(str(e.payload.get("tool")), []).append(e.step)
         known.update(words)
     found = []
@@ -220,7 +247,7 @@ def _unused_results(run: _Run, config: DoctorConfig) -> list[Finding]:
             message=f"{len(steps)} result(s) of {tool} (steps {_show(steps)}) were never "
                     "used: nothing new in them appears in any later model answer or call. "
                     "The call was wasted, or the model ignored information it asked for.",
-            how_to_look=f"tether trace {run.run_id} --full",
+            how_to_look=f"tether trace {run.run_id} --full", subject=tool,
         ))
     return found
 
@@ -266,7 +293,7 @@ def _cycles(run: _Run, config: DoctorConfig) -> list[Finding]:
             message=f"the calls {pattern} repeat {length // period} times in a row "
                     f"(steps {_show(steps)}). The agent is going round in a loop; "
                     "it will not end on its own before a budget stops it.",
-            how_to_look=f"tether trace {run.run_id}",
+            how_to_look=f"tether trace {run.run_id}", subject=pattern,
         ))
         i += length
     return found
@@ -325,20 +352,34 @@ def _step_measures(events: Sequence[Event]) -> tuple[dict[int, float], dict[int,
     latency: dict[int, float] = {}
     cost: dict[int, float] = {}
     tokens_used: dict[int, float] = {}
-    priced = False
+    unknown = False
+    last: tuple[int, int] | None = None  # the last model call's step and prompt tokens
     for e in events:
         if e.step <= 0:
             continue
         if e.type in (EventType.MODEL_RESPONSE, EventType.TOOL_RESULT, EventType.TOOL_ERROR):
             latency[e.step] = latency.get(e.step, 0.0) + (e.duration_ms or 0.0)
             value = e.payload.get("cost_usd")
-            if isinstance(value, int | float):
-                priced = True
+            if e.type == EventType.MODEL_RESPONSE and (
+                    e.payload.get("cost_known") is False or not isinstance(value, int | float)):
+                unknown = True  # an unpriced model: its cost says nothing
+            if isinstance(value, int | float) and not isinstance(value, bool):
                 cost[e.step] = cost.get(e.step, 0.0) + float(value)
             if e.type == EventType.MODEL_RESPONSE:
                 usage = e.payload.get("usage") or {}
-                tokens_used[e.step] = tokens_used.get(e.step, 0.0) + float(
-                    (usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0))
+                prompt = int(usage.get("input_tokens") or 0)
+                # What a step adds: its output, and what its answer and results add to
+                # the next prompt (a prompt growing with the run is no outlier; a step
+                # whose result is huge is).
+                if last is not None and last[0] in tokens_used:
+                    tokens_used[last[0]] += float(max(0, prompt - last[1]))
+                last = (e.step, prompt)
+                if (e.payload.get("message") or {}).get("tool_calls"):
+                    # Only steps that call tools: a final answer is longer by nature.
+                    tokens_used[e.step] = tokens_used.get(e.step, 0.0) + float(
+                        int(usage.get("output_tokens") or 0))
+    # A free or unpriced run (every cost 0, or a model without a price): tokens instead.
+    priced = not unknown and sum(cost.values()) > 0
     if priced:
         for step in latency:
             cost.setdefault(step, 0.0)
@@ -369,7 +410,7 @@ def _outliers(
         message=f"{len(steps)} step(s) (steps {_show(steps)}) stand far outside this run's "
                 f"{what}: up to {worst:.4g} {unit} against a median of {median:.4g} {unit}. "
                 "Look for a slow or expensive call, a huge prompt or result, or a hang.",
-        how_to_look=f"tether trace {run_id}",
+        how_to_look=f"tether trace {run_id}", subject=what,
     )]
 
 
@@ -391,6 +432,9 @@ def diagnose(events: Sequence[Event], *, config: DoctorConfig | None = None) -> 
         *_cycles(run, cfg),
         *_no_progress(run),
         *_retry_storms(run, cfg),
+        *wasted_steps(run.run_id, journal, cfg.wasted_min_steps),
+        *call_loops(run.run_id, [(c.step, c.call_id, c.tool, c.arguments) for c in run.calls],
+                    run.outcomes, cfg.loop_min_calls),
     ]
     latency, cost, priced = _step_measures(journal)
     found += _outliers(run.run_id, latency, cfg, what="latency", unit="ms",
@@ -401,5 +445,15 @@ def diagnose(events: Sequence[Event], *, config: DoctorConfig | None = None) -> 
 
 
 def finding_payloads(events: Sequence[Event]) -> list[dict[str, Any]]:
-    """The Runner's end-of-run hook: :func:`diagnose`, as ``finding`` event payloads."""
-    return [f.to_payload() for f in diagnose(events)]
+    """The Runner's end-of-run hook: :func:`diagnose`, as ``finding`` event payloads,
+    leaving out the findings ``events`` already holds (same kind, steps and subject),
+    so a run resumed and stopped again does not journal them twice."""
+    known = {finding_identity(e.payload) for e in events if e.type == EventType.FINDING}
+    fresh = []
+    for finding in diagnose(events):
+        payload = finding.to_payload()
+        identity = finding_identity(payload)
+        if identity not in known:
+            known.add(identity)
+            fresh.append(payload)
+    return fresh

@@ -55,6 +55,7 @@ async def export_otlp_spans(
     redactor: Redactor | None = None,
     subruns: bool = True,
     tool_prices: Mapping[str, float] | None = None,
+    full_prompts: bool = False,
 ) -> list[OtlpSpan]:
     """The OpenTelemetry GenAI spans of a stored run and (by default) its sub-runs.
 
@@ -62,7 +63,9 @@ async def export_otlp_spans(
     exported alone still lands in its parent's trace. Message content is included
     when ``include_content`` is true (default:
     ``$OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``); everything is redacted
-    with ``redactor`` (default :meth:`Redactor.from_env`).
+    with ``redactor`` (default :meth:`Redactor.from_env`). A chat span carries its
+    prompt's head and what its request adds to the previous one, unless
+    ``full_prompts`` is set (see :func:`otlp_spans`).
     """
     if include_content is None:
         include_content = capture_content_default()
@@ -72,4 +75,5 @@ async def export_otlp_spans(
     root = build_trace(tree, tool_prices=tool_prices)
     events = {t.run_id: t.events for t in tree.walk()}
     return otlp_spans(root, trace_id=trace_id, include_content=include_content,
-                      events=events, parent_span_id=await _parent_span(store, tree))
+                      events=events, parent_span_id=await _parent_span(store, tree),
+                      full_prompts=full_prompts)

@@ -31,22 +31,27 @@ from ._otlp import (
     SCOPE_NAME,
     STATUS_ERROR,
     OtlpSpan,
+    PromptTracker,
     RunContext,
+    SpanPrompt,
     capture_content_default,
     chat_span,
+    doctor_span,
     resource_attributes,
     run_span,
     span_id_for,
+    step_span,
     tether_version,
     tool_span,
     trace_id_for,
 )
-from ._prompts import message_dict, resolve
 from ._spans import (
+    MODEL_ERROR,
     TERMINAL_STATUSES,
     Span,
     SpanRouter,
     close_call,
+    close_step,
     kind_of,
     requested_arguments,
 )
@@ -55,6 +60,9 @@ from ._spans import (
 EXPORT_CHUNK = 2000
 #: Stopped (not final) runs whose state the live observer keeps, in case they resume.
 KEEP_STOPPED_RUNS = 1000
+#: Ended runs whose ids (and findings) the live observer keeps, for the doctor's findings
+#: that are committed after the run's last event.
+KEEP_ENDED_RUNS = 1024
 
 
 def _require(module: str) -> Any:
@@ -187,28 +195,34 @@ def send_otlp(
 @dataclass(slots=True, kw_only=True)
 class _LiveRun:
     root: Span
+    prompts: PromptTracker
     ctx: RunContext | None = None
     open: dict[str, Span] = field(default_factory=dict)
-    previous_prompt: list[dict[str, Any]] = field(default_factory=list)
-    prompts: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    #: What each open request's chat span carries, by request seq (content only).
+    requests: dict[int, SpanPrompt] = field(default_factory=dict)
     router: SpanRouter = field(default_factory=SpanRouter)
     #: Arguments of the latest step's calls, for calls rejected before an intent.
     requested: dict[str, Any] = field(default_factory=dict)
     #: Events of calls still open when the run stopped (exported as in doubt).
     parked: dict[str, list[Event]] = field(default_factory=dict)
-    #: Events holding messages that later requests refer to (content capture only).
-    held: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: Steps not exported yet, or exported when the run stopped and open again.
+    steps: dict[int, Span] = field(default_factory=dict)
+    findings: list[Event] = field(default_factory=list)
 
 
 class OtelObserver:
     """A Runner observer that exports OpenTelemetry GenAI spans as the run goes.
 
     Use it as ``Runner(store, observers=[OtelObserver()])``. A ``chat`` span is
-    exported when its model response is committed, an ``execute_tool`` span when the
-    tool's outcome is, and the ``invoke_agent`` span when the run stops (completed,
-    failed, paused, needs attention, quarantined). Ids and attributes are the ones
-    ``tether export --format otlp`` produces for the same run. Spans go through a
-    ``BatchSpanProcessor`` to the OTLP/HTTP exporter configured by the standard
+    exported when its model response (or failure) is committed, an ``execute_tool``
+    span when the tool's outcome is, a ``step`` span when the next step begins or the
+    run stops, the ``invoke_agent`` span when the run stops (completed, failed,
+    paused, needs attention, quarantined), and a ``doctor`` span when the doctor's
+    findings are committed. Ids and attributes are the ones
+    ``tether export --format otlp`` produces for the same run. Once a run has ended
+    (completed or quarantined) the observer keeps nothing of it but its ids and
+    findings among the last 1,024 ended runs' (for findings committed after the end).
+    Spans go through a ``BatchSpanProcessor`` to the OTLP/HTTP exporter configured by the standard
     ``OTEL_EXPORTER_OTLP_*`` variables; call :meth:`shutdown` (or :meth:`force_flush`)
     before the process ends.
 
@@ -226,6 +240,8 @@ class OtelObserver:
         redactor: Applied to every event first (default :meth:`Redactor.from_env`).
         service_name: ``service.name`` (default ``$OTEL_SERVICE_NAME`` or ``tether``).
         tool_prices: Declared per-call tool prices, USD (see :func:`cost_of`).
+        full_prompts: Put each request's whole prompt in its chat span rather than
+            the prompt's head and what the request adds (see ``export_otlp_spans``).
     """
 
     def __init__(
@@ -237,6 +253,7 @@ class OtelObserver:
         redactor: Redactor | None = None,
         service_name: str | None = None,
         tool_prices: Mapping[str, float] | None = None,
+        full_prompts: bool = False,
     ) -> None:
         if processor is None:
             export = _require("opentelemetry.sdk.trace.export")
@@ -250,17 +267,30 @@ class OtelObserver:
                                 else include_content)
         self.redactor = redactor if redactor is not None else Redactor.from_env()
         self.tool_prices = tool_prices
+        self.full_prompts = full_prompts
         self._runs: dict[str, _LiveRun] = {}
-        self._trace_ids: dict[str, bytes] = {}
         self._started_by: dict[str, tuple[str, str]] = {}
         self._stopped: dict[str, None] = {}  # insertion-ordered
+        self._ended: dict[str, tuple[RunContext, list[Event]]] = {}  # insertion-ordered
         self._lock = threading.Lock()
 
     def __call__(self, events: Sequence[Event]) -> None:
         """Take one committed batch; export the spans it closes."""
         with self._lock:
+            findings: dict[str, None] = {}
             for event in events:
-                self._on_event(self.redactor.redact_event(event))
+                if event.type == EventType.FINDING:
+                    self._on_finding(self.redactor.redact_event(event))
+                    findings[event.run_id] = None
+                else:
+                    self._on_event(self.redactor.redact_event(event))
+            for run_id in findings:
+                self._emit_findings(run_id)
+
+    @property
+    def runs_tracked(self) -> int:
+        """How many runs the observer holds state for (running or stopped, not ended)."""
+        return len(self._runs)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Send every finished span now."""
@@ -279,8 +309,17 @@ class OtelObserver:
                         name="invoke_agent", step=0, start=event.ts)
             if event.type != EventType.RUN_STARTED:
                 root.attrs["resumed"] = True
-            run = self._runs[event.run_id] = _LiveRun(root=root)
+            run = self._runs[event.run_id] = _LiveRun(
+                root=root, prompts=PromptTracker(full=self.full_prompts))
         return run
+
+    def _trace_of(self, run_id: str) -> bytes:
+        live = self._runs.get(run_id)
+        if live is not None:
+            return self._context(live).trace_id
+        if run_id in self._ended:
+            return self._ended[run_id][0].trace_id
+        return trace_id_for(run_id)
 
     def _context(self, run: _LiveRun) -> RunContext:
         if run.ctx is None:
@@ -288,16 +327,41 @@ class OtelObserver:
             parent_run = run.root.attrs.get("parent_run_id")
             parent_span: bytes | None = None
             if parent_run:
-                trace = self._trace_ids.get(parent_run) or trace_id_for(parent_run)
-                owner_run, owner = self._started_by.get(run_id, (parent_run, "run"))
+                trace = self._trace_of(str(parent_run))
+                owner_run, owner = self._started_by.pop(run_id, (parent_run, "run"))
                 if kind_of(owner) not in ("model", "tool"):
                     owner = "run"
                 parent_span = span_id_for(owner_run, owner)
             else:
                 trace = trace_id_for(run_id)
-            self._trace_ids[run_id] = trace
             run.ctx = RunContext.of(run.root, trace, parent_span)
         return run.ctx
+
+    def _on_finding(self, e: Event) -> None:
+        run = self._runs.get(e.run_id)
+        if run is not None:
+            run.findings.append(e)
+        elif e.run_id in self._ended:
+            self._ended[e.run_id][1].append(e)
+        else:  # a run this observer never saw: its own trace
+            root = Span(run_id=e.run_id, span_id="run", parent_id=None, kind="run",
+                        name="invoke_agent", step=0, start=e.ts)
+            self._remember(RunContext.of(root, trace_id_for(e.run_id), None), [e])
+
+    def _emit_findings(self, run_id: str) -> None:
+        run = self._runs.get(run_id)
+        if run is not None:
+            ctx, findings = self._context(run), run.findings
+        else:
+            ctx, findings = self._ended[run_id]
+        if findings:
+            self._replayer.emit(doctor_span(findings, ctx))
+
+    def _remember(self, ctx: RunContext, findings: list[Event]) -> None:
+        self._ended.pop(ctx.run_id, None)
+        self._ended[ctx.run_id] = (ctx, findings)
+        while len(self._ended) > KEEP_ENDED_RUNS:
+            del self._ended[next(iter(self._ended))]
 
     def _on_event(self, e: Event) -> None:
         run = self._run(e)
@@ -316,12 +380,15 @@ class OtelObserver:
             if child:
                 self._started_by[str(child)] = (e.run_id, e.span_id or "run")
         if self.include_content:
-            self._track_prompt(run, e)
+            prompt = run.prompts.feed(e)
+            if prompt is not None:
+                run.requests[e.seq] = prompt
         if e.type == EventType.MODEL_RESPONSE:
             run.requested = requested_arguments(e)
-        span_id = run.router.route(e)
+        span_id = run.router.route(e) if e.type not in STATUS_AFTER else None
         kind = kind_of(span_id) if span_id else "run"
         if span_id and kind in ("model", "tool"):
+            self._step(run, e.step)
             span = run.open.get(span_id)
             if span is None:
                 span = run.open[span_id] = Span(
@@ -329,9 +396,12 @@ class OtelObserver:
                     kind=kind, name=kind, step=e.step, start=e.ts,
                     events=run.parked.pop(span_id, []))
             span.events.append(e)
-            if e.type in (EventType.MODEL_RESPONSE, EventType.TOOL_RESULT,
+            if e.type in (EventType.MODEL_RESPONSE, MODEL_ERROR, EventType.TOOL_RESULT,
                           EventType.TOOL_ERROR):
                 self._close(run, run.open.pop(span_id))
+        elif e.type not in STATUS_AFTER and (kind == "step" or (
+                kind == "run" and e.step > 0)):
+            self._step(run, e.step).events.append(e)
         elif e.type not in STATUS_AFTER or e.type in (EventType.RUN_RESUMED,
                                                       EventType.RUN_PAUSED):
             root.events.append(e)
@@ -346,17 +416,21 @@ class OtelObserver:
                 root.end = e.ts
                 self._finish(run, status)
 
-    @staticmethod
-    def _track_prompt(run: _LiveRun, e: Event) -> None:
-        if e.type == EventType.MODEL_REQUEST:
-            new = resolve(e, run.held)
-            prompt = run.previous_prompt[: int(e.payload.get("prefix", 0) or 0)] + new
-            run.previous_prompt = prompt
-            run.prompts[e.seq] = prompt
-        else:
-            message = message_dict(e)
-            if message is not None:
-                run.held[e.seq] = message
+    def _step(self, run: _LiveRun, step: int) -> Span:
+        """The step span an event of ``step`` belongs to; earlier steps are over and
+        exported."""
+        for earlier in [k for k in run.steps if k < step]:
+            self._emit_step(run, run.steps.pop(earlier), final=False)
+        found = run.steps.get(step)
+        if found is None:
+            found = run.steps[step] = Span(run_id=run.root.run_id, span_id=f"s{step}",
+                                           parent_id="run", kind="step", name=f"step {step}",
+                                           step=step, start=0.0)
+        return found
+
+    def _emit_step(self, run: _LiveRun, step: Span, *, final: bool) -> None:
+        close_step(step, final=final)
+        self._replayer.emit(step_span(step, self._context(run)))
 
     def _close(self, run: _LiveRun, span: Span, *, final: bool = False) -> None:
         close_call(span, self.tool_prices)
@@ -369,9 +443,13 @@ class OtelObserver:
         run.root.input_tokens += span.input_tokens
         run.root.output_tokens += span.output_tokens
         run.root.cost_usd += span.cost_usd
+        step = run.steps.get(span.step)
+        if step is not None:  # a call settled again after a stop replaces its first end
+            step.children = [c for c in step.children if c.span_id != span.span_id]
+            step.children.append(span)
         if span.kind == "model":
             seq = span.attrs.get("request_seq")
-            prompt = run.prompts.pop(seq, None) if isinstance(seq, int) else None
+            prompt = run.requests.pop(seq, None) if isinstance(seq, int) else None
             record = chat_span(span, ctx, include_content=self.include_content, prompt=prompt)
         else:
             record = tool_span(span, ctx, include_content=self.include_content)
@@ -384,11 +462,14 @@ class OtelObserver:
             run.parked[span_id] = span.events
         run.open.clear()
         ctx = self._context(run)
+        for step in run.steps.values():
+            self._emit_step(run, step, final=True)
         self._replayer.emit(run_span(run.root, ctx, include_content=self.include_content))
         run_id = run.root.run_id
         self._stopped.pop(run_id, None)
         if status.is_final:
             del self._runs[run_id]
+            self._remember(ctx, run.findings)
             return
         # Failed, paused or needing attention: it may be resumed in this process.
         self._stopped[run_id] = None

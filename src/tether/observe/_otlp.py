@@ -9,15 +9,25 @@ Conventions implemented: GenAI semantic conventions v1.38.0
 (:data:`GENAI_SEMCONV_VERSION`):
 
 - the run: ``invoke_agent {agent}``, kind INTERNAL (the agent runs in this process);
-- each model call: ``chat {request model}``, kind CLIENT;
-- each tool call: ``execute_tool {tool}``, kind INTERNAL.
+- each step: ``step {k}``, kind INTERNAL, child of the run (the conventions have no
+  step span; OpenInference calls it a CHAIN);
+- each model call: ``chat {request model}``, kind CLIENT, child of its step; a call
+  that ended in failure (``model.error``) has status ERROR;
+- each tool call: ``execute_tool {tool}``, kind INTERNAL, child of its step;
+- the doctor's findings: ``doctor``, child of the run, one span event per finding.
 
-Steps are not spans of their own here (the conventions have none); every span carries
-``tether.step``. Sub-runs' ``invoke_agent`` spans are children of the span that
+Retries, fallbacks and breaker changes are span events of the call they belong to.
+OpenInference attributes (``openinference.span.kind``, and with content
+``input.value``/``output.value`` and ``llm.input_messages.*``) sit beside the GenAI
+ones. Sub-runs' ``invoke_agent`` spans are children of the span that
 started them, in the same trace. Trace and span ids are derived from run ids and the
 journal's span ids (BLAKE2b, 16 and 8 bytes), so exporting a run twice, or live and
 afterwards, gives the same ids. Message content (prompts, answers, tool arguments and
-results) is included only when asked for.
+results) is included only when asked for. A chat span's input is then the prompt's
+head (the messages before the first answer: instructions and task) and what the
+request adds to the previous one; ``tether.prompt.omitted_messages`` says how many
+earlier messages are left out (``full_prompts=True`` puts whole prompts in, whose
+total size grows with the square of the run's length).
 """
 
 from __future__ import annotations
@@ -25,14 +35,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeAlias
 
 from ..core import Event, EventType
-from ._prompts import prompts as rebuild_prompts
-from ._spans import Span, kind_of
+from . import _openinference as oi
+from ._prompts import HOLDERS, message_dict, resolve
+from ._spans import MODEL_ERROR, Span, kind_of
 
 #: The version of the OpenTelemetry GenAI semantic conventions these spans follow.
 GENAI_SEMCONV_VERSION = "1.38.0"
@@ -43,7 +54,7 @@ SCOPE_NAME = "tether"
 #: Environment variable that opts in to message content (the GenAI instrumentations' one).
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 
-AttributeValue: TypeAlias = str | bool | int | float | list[str] | list[int] | list[float]
+AttributeValue: TypeAlias = oi.AttributeValue
 
 KIND_INTERNAL = 1
 KIND_CLIENT = 3
@@ -181,12 +192,16 @@ def span_event(event: Event) -> OtlpEvent:
 
 
 #: Event types that become span events on the span they belong to.
-_SPAN_EVENTS = frozenset({
+SPAN_EVENTS = frozenset({
     EventType.RETRY, EventType.FALLBACK, EventType.BREAKER, EventType.BUDGET,
     EventType.DECISION, EventType.CONTEXT_BUILT, EventType.MEMORY_WRITE,
     EventType.MEMORY_RECALL, EventType.SUBRUN_STARTED, EventType.SUBRUN_COMPLETED,
-    EventType.FINDING, EventType.RUN_RESUMED, EventType.RUN_PAUSED,
+    EventType.RUN_RESUMED, EventType.RUN_PAUSED,
 })
+
+
+def _events(events: Sequence[Event]) -> tuple[OtlpEvent, ...]:
+    return tuple(span_event(e) for e in events if e.type in SPAN_EVENTS)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -215,11 +230,76 @@ class RunContext:
                                for t in tools if isinstance(t, dict)},
         )
 
+    def step_span_id(self, step: int) -> bytes:
+        return span_id_for(self.run_id, f"s{step}") if step > 0 else self.root_span_id
+
 
 def _error_type(error: Any, default: str = "_OTHER") -> str:
     if isinstance(error, dict) and error.get("type"):
         return str(error["type"])
     return default
+
+
+# -- prompts: what each chat span carries -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpanPrompt:
+    """The messages a chat span carries, and how many of the prompt's it leaves out."""
+
+    messages: list[dict[str, Any]]
+    omitted: int
+    total: int
+
+
+class PromptTracker:
+    """Follows one run's ``model.request`` chain, event by event, and gives each
+    request's :class:`SpanPrompt`: its head (the messages before the first answer)
+    and what it adds to the previous request, or, with ``full``, the whole prompt.
+    Feed every event of the run in order; the work is linear in the journal."""
+
+    def __init__(self, *, full: bool = False) -> None:
+        self.full = full
+        self._held: dict[int, dict[str, Any]] = {}
+        self._head: list[dict[str, Any]] = []
+        self._head_len: int | None = None
+        self._prompt: list[dict[str, Any]] = []
+        self._length = 0
+
+    def feed(self, event: Event) -> SpanPrompt | None:
+        """Take the next event; for a ``model.request``, return its prompt."""
+        if event.type != EventType.MODEL_REQUEST:
+            if event.type in HOLDERS:
+                message = message_dict(event)
+                if message is not None:
+                    self._held[event.seq] = message
+            return None
+        new = resolve(event, self._held)
+        prefix = max(0, min(int(event.payload.get("prefix", 0) or 0), self._length))
+        self._length = prefix + len(new)
+        if self.full:
+            self._prompt = self._prompt[:prefix] + new
+            return SpanPrompt(messages=self._prompt, omitted=0, total=self._length)
+        if self._head_len is None:
+            self._head_len = next((i for i, m in enumerate(new)
+                                   if m.get("role") == "assistant"), len(new))
+        kept = self._head[: min(self._head_len, prefix)]
+        self._head = (kept + new)[: self._head_len]
+        return SpanPrompt(messages=kept + new, omitted=prefix - len(kept), total=self._length)
+
+
+def span_prompts(events: Sequence[Event], *, full: bool = False) -> dict[int, SpanPrompt]:
+    """Each ``model.request``'s :class:`SpanPrompt`, by ``seq``."""
+    tracker = PromptTracker(full=full)
+    found: dict[int, SpanPrompt] = {}
+    for e in events:
+        prompt = tracker.feed(e)
+        if prompt is not None:
+            found[e.seq] = prompt
+    return found
+
+
+# -- one span of each kind --------------------------------------------------------------
 
 
 def run_span(span: Span, ctx: RunContext, *, include_content: bool) -> OtlpSpan:
@@ -235,6 +315,8 @@ def run_span(span: Span, ctx: RunContext, *, include_content: bool) -> OtlpSpan:
         "tether.run.status": span.status,
         "tether.run.steps": int(span.attrs.get("steps") or 0),
         "tether.cost_usd": span.cost_usd,
+        oi.KIND: "AGENT",
+        "agent.name": ctx.agent,
     }
     if ctx.model:
         attrs["gen_ai.request.model"] = ctx.model
@@ -254,6 +336,7 @@ def run_span(span: Span, ctx: RunContext, *, include_content: bool) -> OtlpSpan:
         if span.attrs.get("output") is not None:
             attrs["gen_ai.output.messages"] = output_messages(
                 {"content": span.attrs["output"]}, "stop")
+        oi.io(attrs, input=span.attrs.get("task"), output=span.attrs.get("output"))
     code, message = STATUS_UNSET, ""
     if span.status in _ERROR_STATUSES:
         error = span.attrs.get("error") or {}
@@ -265,25 +348,83 @@ def run_span(span: Span, ctx: RunContext, *, include_content: bool) -> OtlpSpan:
         name=f"invoke_agent {ctx.agent}" if ctx.agent else "invoke_agent",
         kind=KIND_INTERNAL, start_ns=_ns(span.start), end_ns=_ns(float(end)),
         attributes=attrs, status_code=code, status_message=message,
-        events=tuple(span_event(e) for e in span.events if e.type in _SPAN_EVENTS),
+        events=_events(span.events),
+    )
+
+
+def step_span(span: Span, ctx: RunContext) -> OtlpSpan:
+    """The ``step {k}`` span covering one step's model and tool calls."""
+    attrs: dict[str, AttributeValue] = {
+        "tether.step": span.step,
+        "gen_ai.conversation.id": ctx.run_id,
+        "gen_ai.usage.input_tokens": span.input_tokens,
+        "gen_ai.usage.output_tokens": span.output_tokens,
+        oi.KIND: "CHAIN",
+    }
+    if span.cost_usd:
+        attrs["tether.cost_usd"] = span.cost_usd
+    code, message = STATUS_UNSET, ""
+    if span.status == "error":
+        code, message = STATUS_ERROR, "a call of this step failed or is in doubt"
+    end = span.end if span.end is not None else span.start
+    return OtlpSpan(
+        trace_id=ctx.trace_id, span_id=ctx.step_span_id(span.step),
+        parent_span_id=ctx.root_span_id, name=f"step {span.step}", kind=KIND_INTERNAL,
+        start_ns=_ns(span.start), end_ns=_ns(end), attributes=attrs, status_code=code,
+        status_message=message, events=_events(span.events),
+    )
+
+
+def doctor_span(findings: Sequence[Event], ctx: RunContext) -> OtlpSpan:
+    """The ``doctor`` span: one span event per ``finding`` event of the run."""
+    kinds = sorted({str(e.payload.get("kind")) for e in findings})
+    events = []
+    for e in findings:
+        attributes: dict[str, AttributeValue] = {
+            "tether.finding.kind": str(e.payload.get("kind")),
+            "tether.finding.steps": [int(s) for s in e.payload.get("steps") or []
+                                     if isinstance(s, int)],
+            "tether.finding.message": str(e.payload.get("message") or ""),
+            "tether.finding.how_to_look": str(e.payload.get("how_to_look") or ""),
+            "tether.seq": e.seq,
+        }
+        events.append(OtlpEvent(name="tether.finding", time_ns=_ns(e.ts),
+                                attributes=attributes))
+    return OtlpSpan(
+        trace_id=ctx.trace_id, span_id=span_id_for(ctx.run_id, "doctor"),
+        parent_span_id=ctx.root_span_id, name="doctor", kind=KIND_INTERNAL,
+        start_ns=_ns(findings[0].ts), end_ns=_ns(findings[-1].ts),
+        attributes={"tether.findings": len(findings), "tether.finding.kinds": kinds,
+                    "gen_ai.conversation.id": ctx.run_id, oi.KIND: "EVALUATOR"},
+        events=tuple(events),
     )
 
 
 def chat_span(
-    span: Span, ctx: RunContext, *, include_content: bool,
-    prompt: Sequence[Mapping[str, Any]] | None = None,
+    span: Span, ctx: RunContext, *, include_content: bool, prompt: SpanPrompt | None = None,
 ) -> OtlpSpan:
-    """The ``chat`` span of one model call (``prompt``: the rebuilt request messages)."""
+    """The ``chat`` span of one model call (``prompt``: what its request carries)."""
     a = span.attrs
     request_model = str(a.get("request_model") or a.get("response_model") or ctx.model)
+    provider = str(a.get("provider") or ctx.provider or "_OTHER")
     attrs: dict[str, AttributeValue] = {
         "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": str(a.get("provider") or ctx.provider or "_OTHER"),
+        "gen_ai.provider.name": provider,
         "gen_ai.request.model": request_model,
         "gen_ai.conversation.id": ctx.run_id,
         "tether.step": span.step,
     }
     response = next((e for e in span.events if e.type == EventType.MODEL_RESPONSE), None)
+    failure = next((e for e in span.events if e.type == MODEL_ERROR), None)
+    oi.llm(attrs, model=request_model, provider=provider, input_tokens=span.input_tokens,
+           output_tokens=span.output_tokens, answered=response is not None)
+    if a.get("offered") is not None:
+        attrs["tether.request.tools"] = [
+            str(t.get("name") if isinstance(t, dict) else t) for t in a["offered"]]
+    if a.get("constraint") is not None:
+        constraint = a["constraint"]
+        attrs["tether.request.constraint"] = (constraint if isinstance(constraint, str)
+                                              else _json(constraint))
     if response is not None:
         attrs["gen_ai.usage.input_tokens"] = span.input_tokens
         attrs["gen_ai.usage.output_tokens"] = span.output_tokens
@@ -295,28 +436,42 @@ def chat_span(
             attrs["gen_ai.response.finish_reasons"] = [str(a["finish_reason"])]
         if isinstance(response.payload.get("cost_usd"), int | float):
             attrs["tether.cost_usd"] = span.cost_usd
+    if failure is not None:
+        for key in ("error_class", "attempts"):
+            value = failure.payload.get(key)
+            if isinstance(value, str | int) and not isinstance(value, bool):
+                attrs[f"tether.{key}"] = value
     if include_content:
+        answer = response.payload.get("message") or {} if response is not None else None
         if prompt is not None:
-            chat, system = input_messages(prompt)
+            chat, system = input_messages(prompt.messages)
             attrs["gen_ai.input.messages"] = chat
             if system is not None:
                 attrs["gen_ai.system_instructions"] = system
-        if response is not None:
-            attrs["gen_ai.output.messages"] = output_messages(
-                response.payload.get("message") or {}, a.get("finish_reason"))
+            attrs["tether.prompt.messages"] = prompt.total
+            if prompt.omitted:
+                attrs["tether.prompt.omitted_messages"] = prompt.omitted
+        if answer is not None:
+            attrs["gen_ai.output.messages"] = output_messages(answer, a.get("finish_reason"))
+        if failure is not None and failure.payload.get("output") is not None:
+            attrs["tether.rejected_output"] = str(failure.payload["output"])
+        oi.llm_content(attrs, prompt=prompt.messages if prompt is not None else None,
+                       answer=answer)
     code, message = STATUS_UNSET, ""
     if span.status == "error":
-        retries = [e for e in span.events if e.type == EventType.RETRY]
-        error = retries[-1].payload.get("error") if retries else None
+        if failure is not None:
+            error = failure.payload.get("error")
+        else:
+            retries = [e for e in span.events if e.type == EventType.RETRY]
+            error = retries[-1].payload.get("error") if retries else None
         attrs["error.type"] = _error_type(error)
         code, message = STATUS_ERROR, str((error or {}).get("message") or "model call failed")
     end = span.end if span.end is not None else span.start
     return OtlpSpan(
         trace_id=ctx.trace_id, span_id=span_id_for(ctx.run_id, span.span_id),
-        parent_span_id=ctx.root_span_id, name=f"chat {request_model}", kind=KIND_CLIENT,
-        start_ns=_ns(span.start), end_ns=_ns(end), attributes=attrs, status_code=code,
-        status_message=message,
-        events=tuple(span_event(e) for e in span.events if e.type in _SPAN_EVENTS),
+        parent_span_id=ctx.step_span_id(span.step), name=f"chat {request_model}",
+        kind=KIND_CLIENT, start_ns=_ns(span.start), end_ns=_ns(end), attributes=attrs,
+        status_code=code, status_message=message, events=_events(span.events),
     )
 
 
@@ -330,11 +485,14 @@ def tool_span(span: Span, ctx: RunContext, *, include_content: bool) -> OtlpSpan
         "gen_ai.tool.type": "function",
         "gen_ai.conversation.id": ctx.run_id,
         "tether.step": span.step,
+        oi.KIND: "TOOL",
+        "tool.name": name,
     }
     if a.get("call_id"):
         attrs["gen_ai.tool.call.id"] = str(a["call_id"])
     if ctx.tool_descriptions.get(name):
         attrs["gen_ai.tool.description"] = ctx.tool_descriptions[name]
+        attrs["tool.description"] = ctx.tool_descriptions[name]
     if a.get("idempotency_key"):
         attrs["tether.idempotency_key"] = str(a["idempotency_key"])
     if a.get("ran"):
@@ -346,6 +504,7 @@ def tool_span(span: Span, ctx: RunContext, *, include_content: bool) -> OtlpSpan
             attrs["gen_ai.tool.call.arguments"] = _json(a["arguments"])
         if a.get("result") is not None:
             attrs["gen_ai.tool.call.result"] = str(a["result"])
+        oi.io(attrs, input=a.get("arguments"), output=a.get("result"))
     code, message = STATUS_UNSET, ""
     if span.status == "error":
         error = a.get("error") or {}
@@ -357,10 +516,9 @@ def tool_span(span: Span, ctx: RunContext, *, include_content: bool) -> OtlpSpan
     end = span.end if span.end is not None else span.start
     return OtlpSpan(
         trace_id=ctx.trace_id, span_id=span_id_for(ctx.run_id, span.span_id),
-        parent_span_id=ctx.root_span_id, name=f"execute_tool {name}", kind=KIND_INTERNAL,
-        start_ns=_ns(span.start), end_ns=_ns(end), attributes=attrs, status_code=code,
-        status_message=message,
-        events=tuple(span_event(e) for e in span.events if e.type in _SPAN_EVENTS),
+        parent_span_id=ctx.step_span_id(span.step), name=f"execute_tool {name}",
+        kind=KIND_INTERNAL, start_ns=_ns(span.start), end_ns=_ns(end), attributes=attrs,
+        status_code=code, status_message=message, events=_events(span.events),
     )
 
 
@@ -371,6 +529,7 @@ def otlp_spans(
     include_content: bool = False,
     events: Mapping[str, Sequence[Event]] | None = None,
     parent_span_id: bytes | None = None,
+    full_prompts: bool = False,
 ) -> list[OtlpSpan]:
     """The OpenTelemetry spans of a trace built by :func:`~tether.observe.build_trace`.
 
@@ -378,31 +537,35 @@ def otlp_spans(
         root: The root span (a run, with its sub-runs attached).
         trace_id: Defaults to :func:`trace_id_for` the root's run id.
         include_content: Add prompts, answers, tool arguments and results.
-        events: Each run's events by run id, to rebuild exact prompts when
+        events: Each run's events by run id, to rebuild prompts when
             ``include_content`` is set (defaults to the events held by the spans).
         parent_span_id: The root span's parent (for a sub-run exported alone).
+        full_prompts: Put each request's whole prompt in its chat span, rather than
+            the prompt's head and what the request adds (output grows with the square
+            of the run's length).
     """
     trace = trace_id if trace_id is not None else trace_id_for(root.run_id)
     out: list[OtlpSpan] = []
-    _emit(root, trace, parent_span_id, include_content, events or {}, out)
+    _emit(root, trace, parent_span_id, include_content, events or {}, out, full_prompts)
     return out
 
 
 def _emit(
     root: Span, trace: bytes, parent: bytes | None, include_content: bool,
-    events: Mapping[str, Sequence[Event]], out: list[OtlpSpan],
+    events: Mapping[str, Sequence[Event]], out: list[OtlpSpan], full_prompts: bool,
 ) -> None:
     ctx = RunContext.of(root, trace, parent)
-    by_seq: dict[int, list[dict[str, Any]]] = {}
+    by_seq: dict[int, SpanPrompt] = {}
     if include_content:
         journal = events.get(root.run_id)
         if journal is None:
             journal = sorted((e for s in root.walk() if s.run_id == root.run_id
                               for e in s.events), key=lambda e: e.seq)
-        by_seq = rebuild_prompts(journal)
+        by_seq = span_prompts(journal, full=full_prompts)
     extra: list[Event] = []
     out.append(run_span(root, ctx, include_content=include_content))
     run_index = len(out) - 1
+    findings = [e for e in root.events if e.type == EventType.FINDING]
     pending = list(reversed(root.children))
     while pending:
         span = pending.pop()
@@ -410,7 +573,7 @@ def _emit(
             owner = ctx.root_span_id
             if span.parent_id and kind_of(span.parent_id) in ("model", "tool"):
                 owner = span_id_for(root.run_id, span.parent_id)
-            _emit(span, trace, owner, include_content, events, out)
+            _emit(span, trace, owner, include_content, events, out, full_prompts)
             continue
         if span.kind == "model":
             seq = span.attrs.get("request_seq")
@@ -418,9 +581,13 @@ def _emit(
             out.append(chat_span(span, ctx, include_content=include_content, prompt=prompt))
         elif span.kind == "tool":
             out.append(tool_span(span, ctx, include_content=include_content))
-        else:  # steps and unknown spans are flattened into the run span
-            extra.extend(e for e in span.events if e.type in _SPAN_EVENTS)
+        elif span.kind == "step":
+            out.append(step_span(span, ctx))
+        else:  # unknown spans are flattened into the run span
+            extra.extend(e for e in span.events if e.type in SPAN_EVENTS)
         pending.extend(reversed(span.children))
+    if findings:
+        out.append(doctor_span(findings, ctx))
     if extra:
         first = out[run_index]
         merged = sorted((*first.events, *(span_event(e) for e in extra)),
@@ -469,28 +636,50 @@ def resource_attributes(service_name: str | None = None) -> dict[str, AttributeV
     return attrs
 
 
+def _span_json(s: OtlpSpan) -> dict[str, Any]:
+    span: dict[str, Any] = {
+        "traceId": s.trace_id.hex(), "spanId": s.span_id.hex(), "name": s.name,
+        "kind": s.kind, "startTimeUnixNano": str(s.start_ns),
+        "endTimeUnixNano": str(s.end_ns), "attributes": _attributes(s.attributes),
+        "status": {"code": s.status_code, **({"message": s.status_message}
+                                              if s.status_message else {})},
+    }
+    if s.parent_span_id is not None:
+        span["parentSpanId"] = s.parent_span_id.hex()
+    if s.events:
+        span["events"] = [{"timeUnixNano": str(ev.time_ns), "name": ev.name,
+                           "attributes": _attributes(ev.attributes)} for ev in s.events]
+    return span
+
+
+def _envelope(spans: list[Any], service_name: str | None) -> dict[str, Any]:
+    return {"resourceSpans": [{
+        "resource": {"attributes": _attributes(resource_attributes(service_name))},
+        "scopeSpans": [{"scope": {"name": SCOPE_NAME, "version": tether_version()},
+                        "schemaUrl": SCHEMA_URL, "spans": spans}],
+        "schemaUrl": SCHEMA_URL,
+    }]}
+
+
 def otlp_json(
     spans: Sequence[OtlpSpan], *, service_name: str | None = None
 ) -> dict[str, Any]:
     """An OTLP/JSON ``ExportTraceServiceRequest`` (ids in hex, times as strings)."""
-    encoded = []
-    for s in spans:
-        span: dict[str, Any] = {
-            "traceId": s.trace_id.hex(), "spanId": s.span_id.hex(), "name": s.name,
-            "kind": s.kind, "startTimeUnixNano": str(s.start_ns),
-            "endTimeUnixNano": str(s.end_ns), "attributes": _attributes(s.attributes),
-            "status": {"code": s.status_code, **({"message": s.status_message}
-                                                  if s.status_message else {})},
-        }
-        if s.parent_span_id is not None:
-            span["parentSpanId"] = s.parent_span_id.hex()
-        if s.events:
-            span["events"] = [{"timeUnixNano": str(ev.time_ns), "name": ev.name,
-                               "attributes": _attributes(ev.attributes)} for ev in s.events]
-        encoded.append(span)
-    return {"resourceSpans": [{
-        "resource": {"attributes": _attributes(resource_attributes(service_name))},
-        "scopeSpans": [{"scope": {"name": SCOPE_NAME, "version": tether_version()},
-                        "schemaUrl": SCHEMA_URL, "spans": encoded}],
-        "schemaUrl": SCHEMA_URL,
-    }]}
+    return _envelope([_span_json(s) for s in spans], service_name)
+
+
+_MARK = "\u0000spans\u0000"
+
+
+def otlp_json_chunks(
+    spans: Iterable[OtlpSpan], *, service_name: str | None = None
+) -> Iterator[str]:
+    """:func:`otlp_json` as JSON text, one span at a time, ending in a newline (for
+    writing a large export without building it whole)."""
+    head, _, tail = json.dumps(_envelope([_MARK], service_name), ensure_ascii=False,
+                               separators=(",", ":")).partition(json.dumps(_MARK))
+    yield head
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    for i, span in enumerate(spans):
+        yield ("," if i else "") + encode(_span_json(span))
+    yield tail + "\n"

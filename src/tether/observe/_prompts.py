@@ -32,7 +32,7 @@ def message_dict(event: Event) -> dict[str, Any] | None:
 
 
 #: Event types whose message later requests may refer to.
-_HOLDERS = frozenset({EventType.MODEL_RESPONSE, EventType.TOOL_RESULT, EventType.TOOL_ERROR,
+HOLDERS = frozenset({EventType.MODEL_RESPONSE, EventType.TOOL_RESULT, EventType.TOOL_ERROR,
                       EventType.DECISION})
 
 
@@ -61,7 +61,7 @@ def new_messages(events: Sequence[Event]) -> dict[int, list[dict[str, Any]]]:
     for e in events:
         if e.type == EventType.MODEL_REQUEST:
             found[e.seq] = resolve(e, held)
-        elif e.type in _HOLDERS:
+        elif e.type in HOLDERS:
             message = message_dict(e)
             if message is not None:
                 held[e.seq] = message

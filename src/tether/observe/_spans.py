@@ -22,6 +22,12 @@ from ..core import STATUS_AFTER, Event, EventType, RunStatus
 from ._cost import tool_cost
 from ._load import RunTree
 
+#: The event of a model call that ended in failure (``provider``, ``model``, ``error``,
+#: ``error_class``, ``attempts``, ``output``): committed with its ``model.request``.
+MODEL_ERROR = "model.error"
+#: Events that close a model call.
+MODEL_CLOSING = frozenset({EventType.MODEL_RESPONSE, MODEL_ERROR})
+
 _STEP = re.compile(r"s(\d+)$")
 _MODEL = re.compile(r"s(\d+)\.m(?:~\d+)?$")
 _TOOL = re.compile(r"s(\d+)\.t(\d+)$")
@@ -115,11 +121,11 @@ class SpanRouter:
         if not _MODEL.match(span):
             return span
         current = self._current.get(span, span)
-        if current in self._answered and event.type != EventType.MODEL_RESPONSE:
+        if current in self._answered and event.type not in MODEL_CLOSING:
             number = self._count.get(span, 1) + 1
             self._count[span] = number
             current = self._current[span] = f"{span}~{number}"
-        if event.type == EventType.MODEL_RESPONSE:
+        if event.type in MODEL_CLOSING:
             self._answered.add(current)
         return current
 
@@ -145,6 +151,10 @@ def close_call(span: Span, tool_prices: Mapping[str, float] | None) -> None:
             span.attrs.setdefault("request_model", p.get("model"))
             span.attrs.setdefault("provider", p.get("provider"))
             span.attrs["request_seq"] = e.seq
+            if p.get("tools") is not None:
+                span.attrs["offered"] = p.get("tools")
+            if p.get("constraint") is not None:
+                span.attrs["constraint"] = p.get("constraint")
         elif e.type == EventType.MODEL_RESPONSE:
             closing = e
             usage = p.get("usage") or {}
@@ -161,6 +171,15 @@ def close_call(span: Span, tool_prices: Mapping[str, float] | None) -> None:
             message = p.get("message") or {}
             span.attrs["calls"] = [c.get("name") for c in message.get("tool_calls") or []]
             span.status = "ok"
+        elif e.type == MODEL_ERROR:
+            closing = e
+            span.status = "error"
+            span.attrs["error"] = p.get("error") or {}
+            span.attrs["response_model"] = p.get("model")
+            span.attrs["response_provider"] = p.get("provider")
+            for key in ("error_class", "attempts", "output"):
+                if p.get(key) is not None:
+                    span.attrs[key] = p[key]
         elif e.type == EventType.TOOL_INTENT:
             span.attrs["tool"] = p.get("tool")
             span.attrs["call_id"] = p.get("call_id")
@@ -246,6 +265,9 @@ def build_spans(
                     root.attrs["error"] = error
             root.events.append(e)
             continue
+        if e.type == EventType.FINDING:  # the doctor's: about the run
+            root.events.append(e)
+            continue
         span_id = router.route(e)
         if span_id and span_id != "run":
             get(span_id, e.step, e.ts).events.append(e)
@@ -269,7 +291,7 @@ def build_spans(
             span.status = "ok"
     for span in spans.values():
         if span.kind == "step":
-            _close_step(span, final=final)
+            close_step(span, final=final)
     root.status = str(status) if status is not None else "running"
     root.input_tokens = sum(s.input_tokens for s in spans.values() if s.kind == "model")
     root.output_tokens = sum(s.output_tokens for s in spans.values() if s.kind == "model")
@@ -310,7 +332,8 @@ def _order(span: Span) -> tuple[int, float, str]:
     return (0 if span.kind == "model" else 2, span.start, span.span_id)
 
 
-def _close_step(step: Span, *, final: bool) -> None:
+def close_step(step: Span, *, final: bool) -> None:
+    """Fill a step span's times, status and measures from its calls and events."""
     starts = [c.start for c in step.children] + [e.ts for e in step.events]
     ends = [c.end for c in step.children if c.end is not None] + [e.ts for e in step.events]
     step.start = min(starts) if starts else step.start
