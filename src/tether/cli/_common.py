@@ -14,6 +14,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..core import TetherError, UsageError
 from ..store import Store, open_store
@@ -41,13 +42,13 @@ def handle_errors(function: Callable[P, T]) -> Callable[P, T]:
         try:
             return function(*args, **kwargs)
         except TetherError as e:
-            errors.print(f"[bold red]error:[/] {e.message}", highlight=False)
+            errors.print(f"[bold red]error:[/] {escape(e.message)}", highlight=False)
             where = ", ".join(x for x in (e.run_id and f"run {e.run_id}",
                                           e.step is not None and f"step {e.step}") if x)
             if where:
-                errors.print(f"  where: {where}", highlight=False)
+                errors.print(f"  where: {escape(where)}", highlight=False)
             if e.hint:
-                errors.print(f"  [bold]hint:[/] {e.hint}", highlight=False)
+                errors.print(f"  [bold]hint:[/] {escape(e.hint)}", highlight=False)
             raise typer.Exit(2 if isinstance(e, UsageError) else 1) from None
 
     return wrapper
