@@ -27,6 +27,7 @@ from ..observe import (
     follow,
     load_run_tree,
     otlp_json,
+    read_events,
     send_otlp,
     tree_cost,
 )
@@ -152,7 +153,7 @@ def diff(
     tokens and cost of each."""
 
     async def load(store: Store) -> tuple[list[Event], list[Event]]:
-        return await store.read(run_a), await store.read(run_b)
+        return await read_events(store, run_a), await read_events(store, run_b)
 
     events_a, events_b = with_store(db, load)
     result = diff_runs(events_a, events_b)
@@ -269,7 +270,7 @@ def doctor(
     """
 
     async def work(store: Store) -> tuple[list[Any], int | None]:
-        events = await store.read(run_id)
+        events = await read_events(store, run_id)
         findings = diagnose(events)
         saved: int | None = 0
         if save and findings:

@@ -15,7 +15,7 @@ from rich import box
 from rich.table import Column, Table
 
 from ..core import RunStatus
-from ..observe import JsonlLog, describe, finding_payloads
+from ..observe import JsonlLog, describe, finding_payloads, read_events
 from ..runtime import Runner, RunResult, load_agent, parse_budget
 from ..store import RunSummary, Store
 from ._common import DbOption, JsonOption, console, handle_errors, seconds, when, with_store
@@ -166,7 +166,7 @@ def show(
     """Show a run's journal, event by event, in order."""
 
     async def load(store: Store) -> tuple[RunSummary, list]:  # type: ignore[type-arg]
-        return await store.run(run_id), await store.read(run_id)
+        return await store.run(run_id), await read_events(store, run_id)
 
     summary, events = with_store(db, load)
     if as_json:

@@ -6,7 +6,7 @@ from ._diff import Divergence, RunDiff, RunView, StepDiff, StepView, diff_runs, 
 from ._doctor import DoctorConfig, Finding, diagnose, finding_payloads
 from ._export import export_events, export_otlp_spans, redact_tree
 from ._jsonl import JsonlLog, event_lines, read_jsonl
-from ._load import RunTree, load_run_tree, root_run_id
+from ._load import RunTree, load_run_tree, read_events, root_run_id
 from ._otel import OtelObserver, send_otlp
 from ._otlp import (
     CAPTURE_CONTENT_ENV,
@@ -60,6 +60,7 @@ __all__ = [
     "otlp_spans",
     "prompts",
     "read_jsonl",
+    "read_events",
     "redact_tree",
     "root_run_id",
     "run_cost",

@@ -18,7 +18,6 @@ import json
 from typing import TYPE_CHECKING, Any, cast
 
 from ..core import (
-    REDACTED_PREFIX,
     BudgetExceededError,
     CallInDoubtError,
     ContextLengthError,
@@ -29,6 +28,7 @@ from ..core import (
     RunStatus,
     TetherError,
     ToolCall,
+    visible,
 )
 from ..models import Model, ModelRequest, ModelResponse
 from ..tools import NOT_APPLIED, Tool, serialize_result
@@ -64,7 +64,7 @@ def result_of(state: RunState) -> RunResult:
 
 
 class Journal:
-    """Appends a run's events: numbers them, redacts them, commits them, folds them into
+    """Appends a run's events: numbers them, seals them, commits them, folds them into
     the state, and hands them to the observers. Everything a run writes goes through
     :meth:`commit`."""
 
@@ -84,22 +84,26 @@ class Journal:
                      parent_span_id=parent, duration_ms=duration_ms)
 
     async def commit(self, events: list[Event]) -> None:
-        """Append ``events`` in one transaction, then fold them into the state."""
-        redact = self.runner.redactor.redact
+        """Append ``events`` in one transaction (redacted, originals sealed), then fold
+        the originals into the state; observers get what the journal shows."""
+        seal = self.runner.sealer.seal
         async with self.lock:
             first = self.state.seq + 1
             numbered = [
                 Event(run_id=e.run_id, seq=first + i, type=e.type, step=e.step, ts=e.ts,
-                      payload=redact(e.payload),
+                      payload=e.payload,
                       span_id=e.span_id, parent_span_id=e.parent_span_id,
                       duration_ms=e.duration_ms)
                 for i, e in enumerate(events)
             ]
-            await self.runner.store.append(numbered)
+            stored = [seal(e) for e in numbered]
+            await self.runner.store.append(stored)
             for e in numbered:
                 self.state.apply(e)
-        for observer in self.runner.observers:
-            observer(numbered)
+        if self.runner.observers:
+            shown = [visible(e) for e in stored]
+            for observer in self.runner.observers:
+                observer(shown)
 
 
 class Execution(Journal):
@@ -184,7 +188,7 @@ class Execution(Journal):
 
     async def review(self) -> None:
         """Run the reviewers (the doctor) on the whole journal; commit their findings."""
-        events = await self.runner.store.read(self.state.run_id)
+        events = [visible(e) for e in await self.runner.store.read(self.state.run_id)]
         findings = [p for reviewer in self.runner.reviewers for p in reviewer(events)]
         if findings:
             await self.commit([self.event(EventType.FINDING, self.state.step, p)
@@ -368,9 +372,6 @@ class Execution(Journal):
                 "content": f"Error: tool {call.runs!r} is not available",
             }, span=span)])
             return None
-        if in_doubt and tool.idempotent and REDACTED_PREFIX in json.dumps(call.arguments):
-            return call, ("idempotent, but its journaled arguments were redacted, so it "
-                          "cannot be re-run as it was called")
         if in_doubt and not tool.idempotent:
             if tool.reconcile is None:
                 return call, "not idempotent, and no reconcile hook"
