@@ -81,8 +81,9 @@ NOT_SENSITIVE: Final = frozenset({
     "totaltoken", "bypass", "compass", "firstpass", "secondpass", "onepass", "multipass",
     "oauth", "noauth",
 })
-#: Keys whose values identify things (calls, runs, idempotency keys): never redacted,
-#: at any depth, since the runtime and the store's projections read them back.
+#: Keys whose values identify things (calls, runs, idempotency keys): never redacted in
+#: the runtime's own structure, since the runtime and the store's projections read them
+#: back (they are redacted like anything else in tool arguments and JSON text).
 IDENTIFIER_KEYS: Final = frozenset({
     "call_id", "idempotency_key", "tool_call_id", "run_id", "parent_run_id",
     "child_run_id", "response_id",
@@ -93,15 +94,16 @@ PAYLOAD_IDENTIFIERS: Final = IDENTIFIER_KEYS | {
     "model_key", "from_model", "to_model", "price_table", "ran",
 }
 _CALL_IDENTIFIERS = IDENTIFIER_KEYS | {"id"}  # in a tool call: {"id", "name", "arguments"}
+_NOTHING: frozenset[str] = frozenset()
 
 # A name that may be sensitive (the replacement checks it with the key rule).
 _NAME = (r"[A-Za-z0-9_.\-]*?(?i:pass(?:word|wd|phrase)?|secret|token|api[_\-]?key"
          r"|access[_\-]?key|private[_\-]?key|auth(?:orization)?|credentials?|cookie)"
          r"[A-Za-z0-9_.\-]*")
 # A credential after a scheme: not a plain word, with a digit or symbol or 20+ chars.
-_CRED = (r"(?![A-Za-z][a-z]*(?![A-Za-z0-9._~+/=\-]))"
-         r"(?=[A-Za-z0-9._~+/\-]*[0-9._~+/\-]|[A-Za-z0-9._~+/\-]{20})"
-         r"[A-Za-z0-9._~+/\-]{%d,}=*")
+_CRED = (r"(?![A-Za-z][a-z]*(?![A-Za-z0-9_~+/=\-]|\.[A-Za-z0-9_~+/\-]))"
+         r"(?=[A-Za-z0-9._~+/\-]*[0-9_~+/\-]|[A-Za-z0-9._~+/\-]{20})(?=[A-Za-z0-9._~+/\-]{%d})"
+         r"[A-Za-z0-9_~+/\-]+(?:\.[A-Za-z0-9_~+/\-]+)*=*")
 
 #: Built-in patterns: (kind, regex). A group named ``keep`` is kept in the output; a
 #: group named ``name`` is checked against the sensitive-key rule.
@@ -125,6 +127,8 @@ BUILTIN_PATTERNS: Final[tuple[tuple[str, str], ...]] = (
                       r"(?![Bb]earer[ \t]|[Bb]asic[ \t])(?:[A-Za-z][A-Za-z0-9_\-]*[ \t]+)?)"
                       + _CRED % 6),
     ("key", r"(?P<keep>\"(?P<name>" + _NAME + r")\"[ \t]*:[ \t]*\")(?:[^\"\\\n]|\\.)+"),
+    # ...and in JSON text inside a JSON string (escaped quotes), malformed or cut off.
+    ("key", r"(?P<keep>\\+\"(?P<name>" + _NAME + r")\\+\"[ \t]*:[ \t]*\\+\")[^\"\\\n]+"),
     ("key", r"(?P<keep>'(?P<name>" + _NAME + r")'[ \t]*:[ \t]*')(?:[^'\\\n]|\\.)+"),
     ("key", r"(?P<keep>(?<![A-Za-z0-9_.\-/])(?P<name>" + _NAME + r")[ \t]*[=:][ \t]*)"
             r"(?![Bb]earer[ \t]|[Bb]asic[ \t])"
@@ -170,7 +174,8 @@ def sensitive_key_kind(
 def _secretish(value: str) -> bool:
     """Whether an unquoted value assigned to a secret name looks like a secret (and not
     like a word, a dotted name, a small number or ``None``)."""
-    return len(value) >= 6 and _PLAIN.fullmatch(value) is None
+    word = value.rstrip(".:")  # the end of a sentence
+    return len(word) >= 6 and _PLAIN.fullmatch(word) is None
 
 
 def _basic_credentials(value: str) -> bool:
@@ -364,7 +369,9 @@ class Redactor:
                 if found is not None:
                     return found
             if self._always or self._has_trigger(text):
-                text = self._regex.sub(self._replace, text)
+                new = self._regex.sub(self._replace, text)
+                if new != text:  # a rejected candidate rebuilds an equal string
+                    text = new
         if self.hook is not None and text:
             text = self.hook(text)
         return text
@@ -382,7 +389,7 @@ class Redactor:
         if type(value) is not dict and type(value) is not list:
             return None
         try:
-            new = self._value(value)
+            new = self._value(value, False)
         except RecursionError:
             return None
         return text if new is value else json.dumps(new, ensure_ascii=False)
@@ -410,24 +417,28 @@ class Redactor:
         object is returned. Values under sensitive keys are replaced whatever they
         are; values under identifier keys (:data:`IDENTIFIER_KEYS`) are kept.
         """
-        return self._value(value)  # type: ignore[no-any-return]
+        return self._value(value, True)  # type: ignore[no-any-return]
 
     __call__ = redact
 
-    def _value(self, value: Any) -> Any:
+    def _value(self, value: Any, ids: bool) -> Any:
+        """``value`` redacted; with ``ids``, identifier keys are kept (the runtime's own
+        structure), without (data from outside: arguments, JSON text) nothing is."""
         kind = type(value)
         if kind is str:
             if len(value) < self.min_length and self.hook is None:
                 return value
             return self.redact_text(value)
         if kind is dict:
+            if not ids:
+                return self._dict(value, _NOTHING, False)
             skip = (_CALL_IDENTIFIERS if "arguments" in value and "name" in value
                     else IDENTIFIER_KEYS)
-            return self._dict(value, skip)
+            return self._dict(value, skip, True)
         if kind is list or kind is tuple:
             items: list[Any] | None = None
             for index, item in enumerate(value):
-                new = self._value(item)
+                new = self._value(item, ids)
                 if new is not item:
                     if items is None:
                         items = list(value)
@@ -436,10 +447,10 @@ class Redactor:
                 return value
             return tuple(items) if kind is tuple else items
         if isinstance(value, str | dict | list | tuple):  # subclasses: the slow path
-            return self._subclass(value)
+            return self._subclass(value, ids)
         return value
 
-    def _dict(self, value: dict[Any, Any], skip: frozenset[str]) -> dict[Any, Any]:
+    def _dict(self, value: dict[Any, Any], skip: frozenset[str], ids: bool) -> dict[Any, Any]:
         out: dict[Any, Any] | None = None
         renamed: dict[Any, str] | None = None
         minimum = self.min_length if self.hook is None else 1
@@ -465,8 +476,8 @@ class Redactor:
                     new = self.redact_text(item)
             elif kind in _SCALARS:
                 continue
-            else:
-                new = self._value(item)
+            else:  # tool arguments are data from outside: no identifiers in them
+                new = self._value(item, ids and key != "arguments")
             if new is not item:
                 if out is None:
                     out = dict(value)
@@ -487,19 +498,19 @@ class Redactor:
                 texts[key] = found
         return found
 
-    def _subclass(self, value: Any) -> Any:
+    def _subclass(self, value: Any, ids: bool) -> Any:
         if isinstance(value, str):
             return self.redact_text(value)
         if isinstance(value, dict):
-            return self._value(dict(value))
+            return self._value(dict(value), ids)
         if isinstance(value, tuple):
-            return self._value(tuple(value))
-        return self._value(list(value))
+            return self._value(tuple(value), ids)
+        return self._value(list(value), ids)
 
     def redact_payload(self, payload: dict[str, Any]) -> dict[str, Any]:
         """An event payload, redacted: like :meth:`redact`, and its top-level fields
         that name things (:data:`PAYLOAD_IDENTIFIERS`: tools, models...) are kept."""
-        return self._dict(payload, PAYLOAD_IDENTIFIERS)
+        return self._dict(payload, PAYLOAD_IDENTIFIERS, True)
 
     def redact_event(self, event: Event) -> Event:
         """``event`` with its payload redacted (the same object if nothing changed)."""
