@@ -37,7 +37,11 @@ def _drive(
         try:
             runner = Runner(store, observers=[log] if log else [],
                             reviewers=[finding_payloads])
-            return await work(runner)
+            result = await work(runner)
+            # The run had the real values; what is printed is redacted like every view.
+            scrub = runner.redactor.redact
+            return dataclasses.replace(result, output=scrub(result.output),
+                                       error=scrub(result.error))
         finally:
             if log:
                 log.close()
