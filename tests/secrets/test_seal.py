@@ -181,3 +181,14 @@ def test_the_reserved_key_cannot_be_committed() -> None:
     sealer = Sealer(Redactor(), SealKey(os.urandom(32)))
     with pytest.raises(UsageError, match="reserved"):
         sealer.seal(_event(1, {SEALED_KEY: "x"}))
+
+
+def test_events_only_people_read_are_redacted_and_never_sealed(tmp_path: Path) -> None:
+    key_file = tmp_path / "seal.key"
+    sealer = Sealer(Redactor(), SealKey(key_file=key_file))
+    for kind in ("run.needs_attention", "run.failed", "run.quarantined", "finding"):
+        event = dataclasses.replace(_event(5, {"error": {"message": SECRETS[0][2]}}), type=kind)
+        stored = sealer.seal(event)
+        assert SEALED_KEY not in stored.payload
+        assert SECRETS[0][1] not in json.dumps(stored.payload)
+    assert not key_file.exists()

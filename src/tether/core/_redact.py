@@ -415,9 +415,10 @@ class Redactor:
 
         Containers are copied only where something changed; otherwise the very same
         object is returned. Values under sensitive keys are replaced whatever they
-        are; values under identifier keys (:data:`IDENTIFIER_KEYS`) are kept.
+        are, and keys that are secrets too (use :meth:`redact_payload` for an event's
+        payload, whose identifiers and field names are kept).
         """
-        return self._value(value, True)  # type: ignore[no-any-return]
+        return self._value(value, False)  # type: ignore[no-any-return]
 
     __call__ = redact
 
@@ -456,7 +457,8 @@ class Redactor:
         minimum = self.min_length if self.hook is None else 1
         key_kind = self.key_kind
         for key, item in value.items():
-            if type(key) is str and len(key) >= minimum:
+            # Keys of data from outside may be secrets; the runtime's own are names.
+            if not ids and type(key) is str and len(key) >= minimum:
                 new_key = self._key_text(key)
                 if new_key != key:
                     renamed = renamed or {}
@@ -508,8 +510,11 @@ class Redactor:
         return self._value(list(value), ids)
 
     def redact_payload(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """An event payload, redacted: like :meth:`redact`, and its top-level fields
-        that name things (:data:`PAYLOAD_IDENTIFIERS`: tools, models...) are kept."""
+        """An event payload, redacted: like :meth:`redact`, except that the runtime's
+        own structure is kept: field names, identifiers (:data:`IDENTIFIER_KEYS`) and
+        the top-level fields that name things (:data:`PAYLOAD_IDENTIFIERS`: tools,
+        models...). Tool arguments and JSON text are data from outside: everything in
+        them is redacted."""
         return self._dict(payload, PAYLOAD_IDENTIFIERS, True)
 
     def redact_event(self, event: Event) -> Event:

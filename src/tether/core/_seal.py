@@ -36,12 +36,18 @@ from pathlib import Path
 from typing import Any, Final
 
 from ._errors import SealedValueError, SealKeyError, UsageError
-from ._events import Event
+from ._events import Event, EventType
 from ._redact import Redactor
 
 #: The payload key holding an event's sealed originals. Readers drop it (:func:`visible`).
 SEALED_KEY: Final = "$sealed"
 KEY_ENV: Final = "TETHER_SEAL_KEY"
+#: Events only people read: redacted, never sealed (nothing runs from them, and a run
+#: stopped because its journal cannot be unsealed must not need a key to say so).
+UNSEALED_TYPES: Final = frozenset({
+    EventType.RUN_FAILED, EventType.RUN_NEEDS_ATTENTION, EventType.RUN_QUARANTINED,
+    EventType.FINDING,
+})
 KEY_FILE_ENV: Final = "TETHER_SEAL_KEY_FILE"
 _VERSION = 1
 _NONCE = 12
@@ -242,6 +248,7 @@ class Sealer:
     def seal(self, event: Event) -> Event:
         """``event`` as the journal keeps it: redacted, with what redaction replaced
         sealed under :data:`SEALED_KEY` (the same object if nothing was redacted).
+        Events of :data:`UNSEALED_TYPES` are only redacted.
 
         Raises:
             SealKeyError: something must be sealed and the key cannot be loaded.
@@ -254,7 +261,8 @@ class Sealer:
         if redacted is original:
             return event
         pairs: list[list[Any]] = []
-        _changes(original, redacted, [], pairs)
+        if event.type not in UNSEALED_TYPES:
+            _changes(original, redacted, [], pairs)
         if not pairs:
             return dataclasses.replace(event, payload=redacted)
         aead = self._cipher(create=True)
