@@ -77,9 +77,13 @@ async def test_sealed_payloads_come_back_exactly_from_the_store(tmp_path: Path) 
         assert SEALED_KEY not in shown
         for secret in ALL_SECRETS:
             assert secret not in shown
-    data = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    data = _raw_files(tmp_path)
     for secret in ALL_SECRETS:
         assert secret.encode() not in data
+
+
+def _raw_files(directory: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in directory.iterdir())
 
 
 def test_nothing_to_seal_needs_no_key(tmp_path: Path) -> None:
