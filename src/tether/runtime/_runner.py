@@ -133,9 +133,11 @@ class Runner:
         if state.status.is_final and not released:
             return result_of(state)
         try:  # the run goes on from what it saw, not from the redacted journal
-            state = fold(run_id, self.sealer.unseal_all(journal))
+            opened = self.sealer.unseal_all(journal)
         except SealedValueError as e:
             return await self._sealed(state, e)
+        if any(a is not b for a, b in zip(opened, journal, strict=True)):
+            state = fold(run_id, opened)
         if agent is None:
             if not state.agent_spec:
                 raise UsageError(
