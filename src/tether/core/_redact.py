@@ -95,6 +95,7 @@ PAYLOAD_IDENTIFIERS: Final = IDENTIFIER_KEYS | {
 }
 _CALL_IDENTIFIERS = IDENTIFIER_KEYS | {"id"}  # in a tool call: {"id", "name", "arguments"}
 _NOTHING: frozenset[str] = frozenset()
+_MISS: Any = object()
 
 # A name that may be sensitive (the replacement checks it with the key rule).
 _NAME = (r"[A-Za-z0-9_.\-]*?(?i:pass(?:word|wd|phrase)?|secret|token|api[_\-]?key"
@@ -137,9 +138,9 @@ BUILTIN_PATTERNS: Final[tuple[tuple[str, str], ...]] = (
 )
 
 # Cheap test run before the combined pattern: every built-in pattern contains one of these.
-_TRIGGERS = r"[sAgxBbe:](?:k-|KIA|SIA|h[pousr]_|ithub_pat_|ox[abposre]-|Iza|earer|asic|yJ|//)"
-# ...and for names assigned with ``=`` or ``:`` (case-insensitive regexes are slow:
-# these are looked for with ``in`` in the lower-cased text).
+_TRIGGERS = r"[sAgxBb:](?:k-|KIA|SIA|h[pousr]_|ithub_pat_|ox[abposre]-|Iza|earer|asic|//)"
+# ...and ``eyJ`` (a JWT), and names assigned with ``=`` or ``:`` (case-insensitive
+# regexes are slow: these are looked for with ``in`` in the lower-cased text).
 _NAME_HINTS = ("pass", "secret", "token", "key", "auth", "credential", "cookie")
 _PLAIN = re.compile(r"[A-Za-z][a-z]*|[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+"
                     r"|[0-9]{1,7}|[A-Za-z]+(?:[ -][A-Za-z]+)*")
@@ -396,7 +397,7 @@ class Redactor:
 
     def _has_trigger(self, text: str) -> bool:
         if self._triggers is not None:
-            if self._triggers.search(text) is not None:
+            if self._triggers.search(text) is not None or "eyJ" in text:
                 return True
             if "=" in text or ":" in text:
                 lower = text.lower()
@@ -455,7 +456,7 @@ class Redactor:
         out: dict[Any, Any] | None = None
         renamed: dict[Any, str] | None = None
         minimum = self.min_length if self.hook is None else 1
-        key_kind = self.key_kind
+        kinds = self._key_kinds
         for key, item in value.items():
             # Keys of data from outside may be secrets; the runtime's own are names.
             if not ids and type(key) is str and len(key) >= minimum:
@@ -469,7 +470,9 @@ class Redactor:
             if kind is str:
                 if not item:
                     continue
-                secret = key_kind(key)
+                secret = kinds.get(key, _MISS)
+                if secret is _MISS:
+                    secret = self.key_kind(key)
                 if secret is not None:
                     new: Any = _label(secret)
                 elif len(item) < minimum:
