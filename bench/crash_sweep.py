@@ -19,7 +19,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
 from _common import emit, write_results  # noqa: E402
-
 from tests.runtime.sweep import Sweep  # noqa: E402
 
 TARGET_KILLS = 5000

@@ -55,8 +55,8 @@ BIG_RUN = "run_01kmb0z6f8cxc3rj1ad2y5g0fz"
 class NoRedaction(Redactor):
     """The journal alone: a Runner redacts by default, this one leaves payloads as is."""
 
-    def redact(self, value: Any) -> Any:
-        return value
+    def redact_payload(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return payload
 
 
 class TimedRedactor(Redactor):
@@ -64,10 +64,10 @@ class TimedRedactor(Redactor):
 
     seconds = 0.0
 
-    def redact(self, value: Any) -> Any:
+    def redact_payload(self, payload: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
         try:
-            return super().redact(value)
+            return super().redact_payload(payload)
         finally:
             self.seconds += time.perf_counter() - started
 

@@ -160,7 +160,7 @@ def test_a_crash_inside_a_fallback_tool_follows_the_fallback_tools_policy(
     assert sent.read_text().splitlines() == ["ann"]  # not sent a second time
 
 
-async def test_an_idempotent_call_in_doubt_with_redacted_arguments_is_not_rerun(
+async def test_an_idempotent_call_in_doubt_with_redacted_arguments_reruns_with_the_real_ones(
     store: SQLiteStore,
 ) -> None:
     runs = []
@@ -190,9 +190,9 @@ async def test_an_idempotent_call_in_doubt_with_redacted_arguments_is_not_rerun(
     intent = next(e for e in await store.read("run_r") if e.type == EventType.TOOL_INTENT)
     assert "hunter2secret" not in intent.payload["arguments"]["url"]
     result = await Runner(store).resume("run_r", agent)
-    assert result.status == RunStatus.NEEDS_ATTENTION
-    assert "redacted" in (result.error or {})["message"]
-    assert runs == []
+    # The journal holds the arguments redacted and sealed: the re-run gets the originals.
+    assert result.status == RunStatus.COMPLETED, result.error
+    assert runs == ["https://bob:hunter2secret@api.example.test/x"]
 
 
 async def _never(*args: object, **kwargs: object) -> bool:

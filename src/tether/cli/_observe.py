@@ -29,6 +29,7 @@ from ..observe import (
     load_run_tree,
     otlp_json_chunks,
     prompts,
+    read_events,
     send_otlp,
     tree_cost,
 )
@@ -83,7 +84,7 @@ def trace(
     """Show a run as a tree of spans: steps, model calls, tool calls and sub-runs, with
     duration, tokens, cost and status of each."""
     if prompt is not None:
-        events = with_store(db, lambda store: store.read(run_id))
+        events = with_store(db, lambda store: read_events(store, run_id))
         if as_json:
             write_json(sys.stdout, prompt_json(events, prompt))
         else:
@@ -168,7 +169,7 @@ def diff(
     tokens and cost of each."""
 
     async def load(store: Store) -> tuple[list[Event], list[Event]]:
-        return await store.read(run_a), await store.read(run_b)
+        return await read_events(store, run_a), await read_events(store, run_b)
 
     events_a, events_b = with_store(db, load)
     result = diff_runs(events_a, events_b)
@@ -297,7 +298,7 @@ def doctor(
     """
 
     async def work(store: Store) -> tuple[list[Any], int | None]:
-        events = await store.read(run_id)
+        events = await read_events(store, run_id)
         findings = diagnose(events)
         saved: int | None = 0
         if save and findings:

@@ -19,7 +19,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from ..core import ConfigurationError, RunStatus, new_id
-from ..observe import JsonlLog, finding_payloads
+from ..observe import JsonlLog, finding_payloads, read_events
 from ..runtime import Runner, RunResult, absolute_spec, load_agent, parse_budget
 from ..store import RunSummary, Store
 from ._common import (
@@ -65,7 +65,11 @@ def _drive(
 
         loop.add_signal_handler(signal.SIGINT, interrupted)
         try:
-            return await work(runner)
+            result = await work(runner)
+            # The run had the real values; what is printed is redacted like every view.
+            scrub = runner.redactor.redact
+            return dataclasses.replace(result, output=scrub(result.output),
+                                       error=scrub(result.error))
         finally:
             loop.remove_signal_handler(signal.SIGINT)
             if log:
@@ -229,7 +233,7 @@ def show(
     """Show a run's journal, event by event, in order."""
 
     async def load(store: Store) -> tuple[RunSummary, list]:  # type: ignore[type-arg]
-        return await store.run(run_id), await store.read(run_id)
+        return await store.run(run_id), await read_events(store, run_id)
 
     summary, events = with_store(db, load)
     if as_json:

@@ -17,6 +17,8 @@ from ._errors import (
     RunLeasedError,
     RunNotFoundError,
     SchemaVersionError,
+    SealedValueError,
+    SealKeyError,
     StoreCorruptError,
     StoreError,
     StoreFullError,
@@ -36,10 +38,12 @@ from ._events import STATUS_AFTER, Event, EventType, message_of
 from ._ids import Clock, SystemClock, new_id
 from ._messages import Message, Role, ToolCall, ToolResult, ToolSpec, Usage
 from ._redact import REDACTED_PREFIX, Redactor
+from ._seal import SEALED_KEY, Sealer, SealKey, visible
 from ._status import RunStatus
 
 __all__ = [
     "REDACTED_PREFIX",
+    "SEALED_KEY",
     "STATUS_AFTER",
     "AgentSpecError",
     "BudgetExceededError",
@@ -64,6 +68,10 @@ __all__ = [
     "RunNotFoundError",
     "RunStatus",
     "SchemaVersionError",
+    "SealKey",
+    "SealKeyError",
+    "SealedValueError",
+    "Sealer",
     "StoreCorruptError",
     "StoreError",
     "StoreFullError",
@@ -85,4 +93,5 @@ __all__ = [
     "UsageError",
     "message_of",
     "new_id",
+    "visible",
 ]

@@ -5,6 +5,7 @@
     TetherError
     ├── UsageError                  the developer asked for something that cannot work
     │   ├── ConfigurationError      bad settings, model selection string, missing credential
+    │   │   └── SealKeyError        the seal key is malformed, unreadable or open to others
     │   ├── AgentSpecError          an agent spec (MODULE:ATTR) that cannot be loaded
     │   ├── ToolDefinitionError     a function that cannot become a tool
     │   └── RunNotFoundError        no run with that id
@@ -20,6 +21,7 @@
         │   └── ToolUnavailableError    its circuit breaker is open
         ├── BudgetExceededError     a run budget (steps, tokens, cost, time) is spent
         ├── CallInDoubtError        a non-idempotent call may or may not have happened
+        ├── SealedValueError        a journaled secret cannot be unsealed (no key, wrong key)
         └── StoreError              the journal could not be read or written
             ├── StoreLockedError        another process held the lock past the bound
             ├── StoreFullError          the disk (or the file size limit) is full
@@ -97,6 +99,10 @@ class UsageError(TetherError):
 
 class ConfigurationError(UsageError):
     """Settings, a model selection string or a credential are wrong or missing."""
+
+
+class SealKeyError(ConfigurationError):
+    """The key that seals redacted values is malformed, unreadable or open to others."""
 
 
 class AgentSpecError(UsageError):
@@ -226,6 +232,12 @@ class BudgetExceededError(RunError):
 
 class CallInDoubtError(RunError):
     """A non-idempotent tool call has an intent but no result: it may have happened."""
+
+
+class SealedValueError(RunError):
+    """A journaled value was sealed (it was redacted) and cannot be unsealed: there is
+    no seal key, it is another key, or the event was altered. A resume that needs it
+    stops the run as ``needs_attention``."""
 
 
 class StoreError(RunError):

@@ -7,7 +7,7 @@ from ._doctor import DoctorConfig, diagnose, finding_payloads
 from ._export import export_events, export_otlp_spans, redact_tree
 from ._finding import Finding
 from ._jsonl import JsonlLog, event_lines, read_jsonl
-from ._load import RunTree, load_run_tree, root_run_id
+from ._load import RunTree, load_run_tree, read_events, root_run_id
 from ._otel import OtelObserver, send_otlp
 from ._otlp import (
     CAPTURE_CONTENT_ENV,
@@ -63,6 +63,7 @@ __all__ = [
     "otlp_spans",
     "prompts",
     "read_jsonl",
+    "read_events",
     "redact_tree",
     "root_run_id",
     "run_cost",

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from ..core import Event, EventType, Redactor
 from ..store import Store
-from ._load import RunTree, load_run_tree, root_run_id
+from ._load import RunTree, load_run_tree, read_events, root_run_id
 from ._otlp import OtlpSpan, capture_content_default, otlp_spans, span_id_for, trace_id_for
 from ._spans import build_trace, kind_of
 
@@ -37,7 +37,7 @@ async def _parent_span(store: Store, tree: RunTree) -> bytes | None:
     if parent is None:
         return None
     owner = "run"
-    for e in await store.read(parent):
+    for e in await read_events(store, parent):
         if e.type == EventType.SUBRUN_STARTED and tree.run_id in (
             e.payload.get("child_run_id"), e.payload.get("run_id")
         ):

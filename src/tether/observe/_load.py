@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..core import Event
+from ..core import Event, visible
 from ..store import RunSummary, Store
 
 #: Most sub-runs listed per parent (``Store.runs`` needs a limit).
@@ -31,13 +31,19 @@ class RunTree:
         return found
 
 
+async def read_events(store: Store, run_id: str, *, after_seq: int = 0) -> list[Event]:
+    """A run's events as readers show them: redacted, without their sealed originals
+    (every view and export reads the journal through here)."""
+    return [visible(e) for e in await store.read(run_id, after_seq=after_seq)]
+
+
 async def load_run_tree(
     store: Store, run_id: str, *, subruns: bool = True, max_depth: int = 16
 ) -> RunTree:
     """Read ``run_id`` (``RunNotFoundError`` if unknown) and, unless ``subruns`` is
     false, every run whose ``parent_run_id`` leads back to it."""
     summary = await store.run(run_id)
-    tree = RunTree(summary=summary, events=await store.read(run_id))
+    tree = RunTree(summary=summary, events=await read_events(store, run_id))
     if subruns and max_depth > 0:
         children = await store.runs(parent_run_id=run_id, limit=MAX_SUBRUNS)
         for child in sorted(children, key=lambda r: (r.created_at, r.run_id)):

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from ..core import STATUS_AFTER, Event, RunNotFoundError, RunStatus
 from ..store import Store
+from ._load import read_events
 from ._spans import TERMINAL_STATUSES
 
 
@@ -39,7 +40,7 @@ async def follow(
     seen_run = after_seq > 0
     while True:
         try:
-            events = await store.read(run_id, after_seq=last)
+            events = await read_events(store, run_id, after_seq=last)
             seen_run = True
         except RunNotFoundError:
             if seen_run or time.monotonic() - started > wait_s:

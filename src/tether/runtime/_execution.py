@@ -18,7 +18,6 @@ import json
 from typing import TYPE_CHECKING, Any, cast
 
 from ..core import (
-    REDACTED_PREFIX,
     BudgetExceededError,
     CallInDoubtError,
     ContextLengthError,
@@ -29,6 +28,7 @@ from ..core import (
     RunStatus,
     TetherError,
     ToolCall,
+    visible,
 )
 from ..models import Model, ModelRequest, ModelResponse
 from ..store import Lease
@@ -65,7 +65,7 @@ def result_of(state: RunState) -> RunResult:
 
 
 class Journal:
-    """Appends a run's events: numbers them, redacts them, commits them, folds them into
+    """Appends a run's events: numbers them, seals them, commits them, folds them into
     the state, and hands them to the observers. Everything a run writes goes through
     :meth:`commit`."""
 
@@ -87,28 +87,31 @@ class Journal:
                      parent_span_id=parent, duration_ms=duration_ms)
 
     async def commit(self, events: list[Event]) -> None:
-        """Append ``events`` in one transaction, then fold them into the state.
+        """Append ``events`` in one transaction (redacted, originals sealed), then fold
+        the originals into the state; observers get what the journal shows.
 
         The first commit takes the run's lease (``RunLeasedError`` if another live
         process drives the run); every later one is fenced by it (``LeaseLostError``
         once another process took the run over: nothing is written)."""
-        redact = self.runner.redactor.redact
+        seal = self.runner.sealer.seal
         async with self.lock:
             first = self.state.seq + 1
             numbered = [
                 Event(run_id=e.run_id, seq=first + i, type=e.type, step=e.step, ts=e.ts,
-                      payload=redact(e.payload),
+                      payload=e.payload,
                       span_id=e.span_id, parent_span_id=e.parent_span_id,
                       duration_ms=e.duration_ms)
                 for i, e in enumerate(events)
             ]
+            stored = [seal(e) for e in numbered]
             if self.lease is None:
-                self.lease = await self.runner.take_lease(numbered)
+                self.lease = await self.runner.take_lease(stored)
             else:
-                await self.runner.store.append(numbered, lease=self.lease)
+                await self.runner.store.append(stored, lease=self.lease)
             for e in numbered:
                 self.state.apply(e)
-        self.runner.notify(numbered)
+        if self.runner.observers:
+            self.runner.notify([visible(e) for e in stored])
 
 
 class Execution(Journal):
@@ -220,7 +223,7 @@ class Execution(Journal):
 
     async def review(self) -> None:
         """Run the reviewers (the doctor) on the whole journal; commit their findings."""
-        events = await self.runner.store.read(self.state.run_id)
+        events = [visible(e) for e in await self.runner.store.read(self.state.run_id)]
         findings = [p for reviewer in self.runner.reviewers for p in reviewer(events)]
         if findings:
             await self.commit([self.event(EventType.FINDING, self.state.step, p)
@@ -414,9 +417,6 @@ class Execution(Journal):
                 "content": f"Error: tool {call.runs!r} is not available",
             }, span=tool_span(call))])
             return None
-        if in_doubt and tool.idempotent and REDACTED_PREFIX in json.dumps(call.arguments):
-            return call, ("idempotent, but its journaled arguments were redacted, so it "
-                          "cannot be re-run as it was called")
         if in_doubt and not tool.idempotent:
             if tool.reconcile is None:
                 return call, "not idempotent, and no reconcile hook"

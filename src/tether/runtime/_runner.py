@@ -18,6 +18,9 @@ from ..core import (
     Redactor,
     RunLeasedError,
     RunStatus,
+    SealedValueError,
+    Sealer,
+    SealKey,
     SystemClock,
     TetherError,
     UsageError,
@@ -59,9 +62,14 @@ class Runner:
         clock: Wall and monotonic time (injected so tests and replay are exact).
         observers: Called with every committed batch of events (live logs, exporters).
         redactor: Scrubs every payload before it is committed, so secrets never reach
-            the journal, the run's state or any observer; default
-            :meth:`Redactor.from_env` (known key formats, bearer tokens, passwords in
-            URLs, the values of secret environment variables).
+            the journal or any observer; default :meth:`Redactor.from_env` (known key
+            formats, auth headers, passwords in URLs, secret-looking assignments and
+            keys, the values of secret environment variables). What it replaces is
+            sealed (encrypted) in the journal: the run itself, live or resumed, sees
+            the original values.
+        seal_key: The key redacted values are sealed with; default
+            :class:`~tether.core.SealKey` (``TETHER_SEAL_KEY``, else the key file
+            ``TETHER_SEAL_KEY_FILE``, default ``~/.config/tether/seal.key``).
         prices: The price table costs are computed from; its version is recorded.
         breakers: Circuit breakers shared by the runs this Runner drives.
         rng: Source of retry jitter.
@@ -84,6 +92,7 @@ class Runner:
         breakers: BreakerBoard | None = None,
         rng: random.Random | None = None,
         reviewers: Sequence[Reviewer] = (),
+        seal_key: SealKey | None = None,
         lease_ttl_s: float = 30.0,
     ) -> None:
         self.lease_ttl_s = lease_ttl_s
@@ -91,6 +100,7 @@ class Runner:
         self.clock = clock or SystemClock()
         self.observers = list(observers)
         self.redactor = redactor if redactor is not None else Redactor.from_env()
+        self.sealer = Sealer(self.redactor, seal_key)
         self.prices = prices
         self.breakers = breakers or BreakerBoard()
         self.rng = rng or random.Random()
@@ -215,10 +225,17 @@ class Runner:
 
         A completed run, or a quarantined one without ``release``, is returned as it is.
         """
-        state = fold(run_id, await self.store.read(run_id))
+        journal = await self.store.read(run_id)
+        state = fold(run_id, journal)
         released = release and state.status == RunStatus.QUARANTINED
         if state.status.is_final and not released:
             return result_of(state)
+        try:  # the run goes on from what it saw, not from the redacted journal
+            opened = self.sealer.unseal_all(journal)
+        except SealedValueError as e:
+            return await self._sealed(state, e)
+        if any(a is not b for a, b in zip(opened, journal, strict=True)):
+            state = fold(run_id, opened)
         if agent is None:
             if not state.agent_spec:
                 raise UsageError(
@@ -266,6 +283,16 @@ class Runner:
             }))
         await execution.commit(events)
         return await self._drive(execution, in_doubt=True)
+
+    async def _sealed(self, state: RunState, error: SealedValueError) -> RunResult:
+        """Stop a run whose journal cannot be unsealed, saying why and what to do."""
+        journal = Journal(self, state)
+        try:
+            await journal.commit([journal.event(EventType.RUN_NEEDS_ATTENTION, state.step, {
+                "error": error.to_dict(), "reason": "sealed_values"})])
+        finally:
+            await self._release(journal)
+        return result_of(journal.state)
 
     async def resolve(self, run_id: str, call_id: str, *, result: str) -> None:
         """Settle a call in doubt by hand: record ``result`` as its outcome.
