@@ -9,17 +9,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from tether.core import Event, ToolCall
-from tether.models import ScriptedModel
-from tether.runtime import Agent, Runner
-from tether.store import Lease, SQLiteStore
-from tether.tools import NOT_APPLIED, ToolContext, tool
+if __name__ == "__main__":  # run as a script: the repository root is importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.killing_store import KillingStore  # noqa: E402
+from tether.core import ToolCall  # noqa: E402
+from tether.models import ScriptedModel  # noqa: E402
+from tether.runtime import Agent, Runner  # noqa: E402
+from tether.tools import NOT_APPLIED, ToolContext, tool  # noqa: E402
 
 EFFECTS_ENV = "CRASH_TEST_EFFECTS"
 
@@ -94,29 +94,6 @@ COMMIT_POINTS = 1 + sum(1 + (len(s) if isinstance(s, list) else isinstance(s, To
 def make_agent() -> Agent:
     return Agent(name="crashy", model=ScriptedModel(SCRIPT),
                  tools=[remember, charge, send_email], max_recoveries=5)
-
-
-class KillingStore(SQLiteStore):
-    """SIGKILLs the process right after its ``kill_after``-th commit."""
-
-    def __init__(self, path: str, kill_after: int) -> None:
-        super().__init__(path)
-        self.kill_after = kill_after
-        self.commits = 0
-
-    def _committed(self) -> None:
-        self.commits += 1
-        if self.commits == self.kill_after:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    async def append(self, events: Sequence[Event], *, lease: Lease | None = None) -> None:
-        await super().append(events, lease=lease)
-        self._committed()
-
-    async def acquire(self, events: Sequence[Event], **kwargs: Any) -> Lease:
-        lease = await super().acquire(events, **kwargs)
-        self._committed()
-        return lease
 
 
 async def _main(argv: list[str]) -> None:

@@ -15,18 +15,17 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tests.killing_store import KillingStore  # noqa: E402
 from tests.secrets.corpus import KEYED, SECRETS  # noqa: E402
-from tether.core import Event, ToolCall  # noqa: E402
+from tether.core import ToolCall  # noqa: E402
 from tether.models import FunctionModel, ModelRequest  # noqa: E402
 from tether.runtime import Agent, Runner  # noqa: E402
-from tether.store import SQLiteStore  # noqa: E402
 from tether.tools import NOT_APPLIED, ToolContext, tool  # noqa: E402
 
 DIR_ENV = "SEALED_TEST_DIR"
@@ -114,21 +113,6 @@ COMMIT_POINTS = 1 + (1 + 1) + (1 + 1) + (1 + 2) + 1
 def make_agent() -> Agent:
     return Agent(name="sealed", model=FunctionModel(_script), tools=[remember, pay],
                  max_recoveries=20)
-
-
-class KillingStore(SQLiteStore):
-    """SIGKILLs the process right after its ``kill_after``-th commit."""
-
-    def __init__(self, path: str, kill_after: int) -> None:
-        super().__init__(path)
-        self.kill_after = kill_after
-        self.commits = 0
-
-    async def append(self, events: Sequence[Event]) -> None:
-        await super().append(events)
-        self.commits += 1
-        if self.commits == self.kill_after:
-            os.kill(os.getpid(), signal.SIGKILL)
 
 
 async def _main(argv: list[str]) -> None:
