@@ -70,19 +70,26 @@ def _usr_links() -> list[str]:
     return args
 
 
-def bwrap_argv(bwrap: str, config: SandboxConfig, workdir: Path, seccomp_fd: int) -> list[str]:
-    """Every namespace unshared, ``/usr`` read-only, ``workdir`` at ``/work``, nothing else."""
+def bwrap_argv(bwrap: str, config: SandboxConfig, *, workdir_fd: int, mount_fds: list[int],
+               seccomp_fd: int) -> list[str]:
+    """Every namespace unshared, ``/usr`` read-only, the work directory at ``/work``,
+    ``config.mounts`` read-only, nothing else.
+
+    Directories are passed as descriptors this process opened, so the sandbox's user
+    needs no right to walk the host path that leads to them.
+    """
     argv = [
         bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
         "--new-session", "--cap-drop", "ALL", "--hostname", "sandbox",
         "--ro-bind", "/usr", "/usr", *_usr_links(),
     ]
-    for mount in config.mounts:
-        argv += ["--ro-bind", mount, mount]
+    for mount, fd in zip(config.mounts, mount_fds, strict=True):
+        argv += ["--ro-bind-fd", str(fd), mount]
     argv += [
         "--proc", "/proc", "--dev", "/dev",
         "--size", str(config.limits.tmp_mb * MiB), "--tmpfs", "/tmp",
-        "--bind", str(workdir), WORKDIR, "--chdir", WORKDIR, "--clearenv",
+        "--bind-fd", str(workdir_fd), WORKDIR, "--remount-ro", "/",
+        "--chdir", WORKDIR, "--clearenv",
     ]
     for key, value in SANDBOX_ENV.items():
         argv += ["--setenv", key, value]

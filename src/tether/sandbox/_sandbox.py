@@ -55,6 +55,7 @@ class Sandbox:
         self._pool: list[_Started] = []
         self._refills: set[asyncio.Task[None]] = set()
         self._started = False
+        self._pool_open = False
         self._closed = False
 
     # --- life cycle ---------------------------------------------------------------
@@ -76,7 +77,9 @@ class Sandbox:
             else:
                 self._root = Path(tempfile.mkdtemp(prefix="tether-sandbox-"))
                 self._own_root = True
-            self._root.chmod(0o711)  # the sandbox user must reach its work directory
+            # bwrap (as the sandbox's user) resolves the work directory's path: it may
+            # walk through the root, not list it.
+            self._root.chmod(0o711)
         return self._root
 
     async def start(self) -> None:
@@ -99,23 +102,24 @@ class Sandbox:
                          "`dnf install bubblewrap` (Fedora); `make test` does it as root",
                 )
             seccomp_program()
+            _check_reachable(self.root)
             self._started = True
             try:
                 await check_isolation(self)
             except BaseException:
                 self._started = False
+                await self.close()
                 raise
         self._started = True
+        self._pool_open = True
         for _ in range(self.config.pool_size):
             self._refill()
 
     async def close(self) -> None:
         """Kill pooled sandboxes and remove the work directories this object created."""
         self._closed = True
-        for task in list(self._refills):
-            task.cancel()
-        for task in list(self._refills):
-            with contextlib.suppress(BaseException):
+        for task in list(self._refills):  # not cancelled: a spawn cut short leaks a process
+            with contextlib.suppress(Exception):
                 await task
         while self._pool:
             await self._discard(self._pool.pop())
@@ -225,7 +229,7 @@ class Sandbox:
                 with contextlib.suppress(ConnectionError):
                     await process.stdin.drain()
                 process.stdin.close()
-                out, err = await readers
+                out, err = await asyncio.shield(readers)
                 await process.wait()
         except TimeoutError:
             killed.append("timeout")
@@ -241,7 +245,7 @@ class Sandbox:
     async def _after_kill(readers: asyncio.Future[list[bytes]]) -> tuple[bytes, bytes]:
         try:
             async with asyncio.timeout(5):
-                out, err = await readers
+                out, err = await asyncio.shield(readers)
                 return out, err
         except TimeoutError:
             readers.cancel()
@@ -259,7 +263,7 @@ class Sandbox:
         return await self._spawn(workdir)
 
     def _refill(self) -> None:
-        if self._closed or len(self._pool) + len(self._refills) >= self.config.pool_size:
+        if not self._pool_open or self._closed or len(self._pool) + len(self._refills) >= self.config.pool_size:
             return
 
         async def refill() -> None:
@@ -288,17 +292,23 @@ class Sandbox:
                 start_new_session=True)
             return _Started(process=process, workdir=workdir, own_workdir=own, isolated=False)
         assert self._bwrap is not None  # noqa: S101 - set by start()
-        read_fd, write_fd = os.pipe()
+        fds: list[int] = []
         try:
-            os.write(write_fd, seccomp_program())
-        finally:
-            os.close(write_fd)
-        as_nobody = os.geteuid() == 0
-        try:
+            read_fd, write_fd = os.pipe()
+            fds.append(read_fd)
+            try:
+                os.write(write_fd, seccomp_program())
+            finally:
+                os.close(write_fd)
+            flags = os.O_PATH | os.O_CLOEXEC
+            fds.append(os.open(workdir, flags | os.O_DIRECTORY | os.O_NOFOLLOW))
+            fds += [os.open(mount, flags) for mount in self.config.mounts]
+            argv = bwrap_argv(self._bwrap, self.config, seccomp_fd=fds[0], workdir_fd=fds[1],
+                              mount_fds=fds[2:])
+            as_nobody = os.geteuid() == 0
             process = await asyncio.create_subprocess_exec(
-                *bwrap_argv(self._bwrap, self.config, workdir, read_fd),
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, pass_fds=(read_fd,),
+                *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, pass_fds=tuple(fds),
                 env={"PATH": "/usr/bin:/bin"}, start_new_session=True,
                 user=NOBODY if as_nobody else None, group=NOBODY if as_nobody else None,
                 extra_groups=[] if as_nobody else None,
@@ -306,7 +316,8 @@ class Sandbox:
         except OSError as e:
             raise SandboxError(f"cannot start bwrap: {e}") from e
         finally:
-            os.close(read_fd)
+            for fd in fds:
+                os.close(fd)
         return _Started(process=process, workdir=workdir, own_workdir=own, isolated=True)
 
     async def _discard(self, box: _Started) -> None:
@@ -337,3 +348,17 @@ class Sandbox:
             os.chown(path, NOBODY, NOBODY)
         path.chmod(0o700)
 
+
+
+def _check_reachable(root: Path) -> None:
+    """Running as root, sandboxes run as ``nobody``, who must be able to walk to ``root``."""
+    if os.geteuid() != 0:
+        return
+    for parent in [root, *root.parents]:
+        if not parent.stat().st_mode & 0o001:
+            raise SandboxUnavailableError(
+                f"the sandbox root {root} is not reachable by the sandbox's user "
+                f"(uid {NOBODY}): {parent} is not searchable by others",
+                hint="put SandboxConfig(root=...) under a world-searchable directory such "
+                     "as /tmp, or leave it unset",
+            )
