@@ -241,7 +241,7 @@ async def test_concurrent_sandboxes_cannot_see_each_other(sandbox: Sandbox) -> N
         code = f"""
 import os
 hits = []
-tops = ["/work", "/tmp", "/dev", "/run", "/var", "/home", "/root", "/mnt"]
+tops = ["/work", "/tmp", "/dev/shm", "/run", "/var", "/home", "/root", "/mnt"]
 tops += [f"/proc/{{p}}/cwd" for p in os.listdir("/proc") if p.isdigit()]
 for top in tops:
     for dirpath, dirs, files in os.walk(top):
