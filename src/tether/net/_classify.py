@@ -201,8 +201,7 @@ def address_refusal(ip: IPAddress, *, allowed_networks: tuple[IPNetwork, ...] = 
             why = address_refusal(inner, allowed_networks=allowed_networks)
             if why is not None:
                 return f"{why} (inside {ip})"
-            if ip.ipv4_mapped:
-                return None
+            return None  # reaches what the IPv4 address reaches, which is allowed
     if any(ip in net for net in METADATA_NETWORKS):
         return "metadata"
     category = _category(ip)
