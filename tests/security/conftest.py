@@ -81,6 +81,10 @@ def host_secret(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     yield path, token
 
 
+def leftover_workdirs(root: Path) -> list[Path]:
+    return [p for p in root.iterdir() if p.name.startswith("w-")]
+
+
 @pytest.fixture
 def sandbox_root() -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="tether-test-sandbox-"))
@@ -100,8 +104,7 @@ async def sandbox(sandbox_root: Path) -> AsyncIterator[Sandbox]:
     yield box
     await box.close()
     assert not await wait_until_gone(before), "sandbox processes outlived the sandbox"
-    assert not any(p.name.startswith("w-") for p in sandbox_root.iterdir()), \
-        "per-call work directories were left behind"
+    assert not leftover_workdirs(sandbox_root), "per-call work directories were left behind"
 
 
 @pytest.fixture

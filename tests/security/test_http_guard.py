@@ -25,6 +25,14 @@ from tether.store import SQLiteStore
 from ._servers import Seen, echo, serve
 
 
+def read_bytes(path: str) -> bytes:
+    return Path(path).read_bytes()
+
+
+def database_files(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in directory.glob("tether.db*")}
+
+
 def redirect_to(target: str, status: int = 302):  # type: ignore[no-untyped-def]
     def route(seen: Seen) -> tuple[int, dict[str, str], bytes]:
         if seen.path.startswith("/go"):
@@ -186,7 +194,7 @@ async def test_bodies_are_capped_and_typed(tmp_path: Path) -> None:
             assert any("cut" in note for note in big.notes)
             binary = await http.request("GET", f"{server.base}/bin")
             assert binary.text is None and binary.body_ref and binary.stored_at
-            assert Path(binary.stored_at).read_bytes() == bytes(range(256)) * 4
+            assert read_bytes(binary.stored_at) == bytes(range(256)) * 4
             bad = await http.request("GET", f"{server.base}/json")
             assert bad.json is None and bad.text == "not json"
 
@@ -226,8 +234,10 @@ async def test_credentials_are_injected_and_never_journaled(
     # The redirect to another host did not carry the credential there.
     assert other.requests and "authorization" not in other.requests[0].headers
     # Not one byte of the secret anywhere in the database files.
-    for path in tmp_path.glob("tether.db*"):
-        assert secret.encode() not in path.read_bytes(), path.name
+    files = database_files(tmp_path)
+    assert files
+    for name, data in files.items():
+        assert secret.encode() not in data, name
 
 
 async def test_a_429_is_retried_by_the_runtime(tmp_path: Path) -> None:

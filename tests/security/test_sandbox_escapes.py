@@ -22,6 +22,18 @@ pytestmark = requires_bwrap
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def tree(path: Path) -> list[Path]:
+    return sorted(path.rglob("*"))
+
+
+def exists(path: str) -> bool:
+    return Path(path).exists()
+
+
+def sibling_files(root: Path) -> list[str]:
+    return [str(p) for p in root.glob("w-*/secret.txt")]
+
+
 async def test_host_files_cannot_be_read(sandbox: Sandbox, host_secret: tuple[Path, str]) -> None:
     path, token = host_secret
     project = ROOT / "pyproject.toml"
@@ -42,7 +54,7 @@ for p in [{str(path)!r}, {str(project)!r}, "/etc/shadow", "/etc/passwd", "/root/
 
 
 async def test_writes_outside_the_work_directory_fail(sandbox: Sandbox, tmp_path: Path) -> None:
-    before = sorted(tmp_path.rglob("*"))
+    before = tree(tmp_path)
     code = f"""
 import os
 for p in ["/usr/evil", "/evil", "/proc/evil", {str(tmp_path / "evil")!r}, "/work/../evil"]:
@@ -53,8 +65,8 @@ for p in ["/usr/evil", "/evil", "/proc/evil", {str(tmp_path / "evil")!r}, "/work
 """
     result = await sandbox.run_python(code)
     assert "WROTE" not in result.stdout, result.stdout
-    assert not Path("/usr/evil").exists() and not Path("/evil").exists()
-    assert sorted(tmp_path.rglob("*")) == before
+    assert not exists("/usr/evil") and not exists("/evil")
+    assert tree(tmp_path) == before
 
 
 async def test_symlinks_and_dotdot_reach_nothing(
@@ -233,10 +245,10 @@ async def test_concurrent_sandboxes_cannot_see_each_other(sandbox: Sandbox) -> N
         "open('/tmp/secret.txt', 'w').write(" + repr(token) + ")\ntime.sleep(4)"))
     try:
         for _ in range(100):  # wait until the sibling has written its file
-            if any(sandbox.root.glob("w-*/secret.txt")):
+            if sibling_files(sandbox.root):
                 break
             await asyncio.sleep(0.05)
-        host_paths = [str(p) for p in sandbox.root.glob("w-*/secret.txt")]
+        host_paths = sibling_files(sandbox.root)
         assert host_paths
         code = f"""
 import os

@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 
 from ..core import ToolUnavailableError
-from ._classify import CheckedURL, IPAddress, address_refusal, parse_url
 from ._classify import METADATA_HOSTS as _METADATA_HOSTS
+from ._classify import CheckedURL, IPAddress, address_refusal, parse_url
 from ._errors import HttpRequestError, HttpRetryLaterError, URLRefusedError
 from ._pin import Pin, PinningBackend, current_pin, pinned_transport
 from ._policy import IDEMPOTENT_METHODS, HttpPolicy

@@ -42,7 +42,7 @@ class PinningBackend(httpcore.AsyncNetworkBackend):
         self.connections: list[tuple[str, int, str]] = []
 
     async def connect_tcp(
-        self, host: str, port: int, timeout: float | None = None,
+        self, host: str, port: int, timeout: float | None = None,  # noqa: ASYNC109
         local_address: str | None = None,
         socket_options: Iterable[typing.Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
@@ -57,7 +57,7 @@ class PinningBackend(httpcore.AsyncNetworkBackend):
                                              socket_options=socket_options)
 
     async def connect_unix_socket(
-        self, path: str, timeout: float | None = None,
+        self, path: str, timeout: float | None = None,  # noqa: ASYNC109
         socket_options: Iterable[typing.Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         raise URLRefusedError("unix sockets are not reachable", reason="unix_socket")

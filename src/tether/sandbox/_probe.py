@@ -66,7 +66,8 @@ async def check_isolation(sandbox: Sandbox) -> None:
     server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        result = await sandbox.run_python(_PROBE.replace("CANARY", repr(str(canary))).replace("PORT", str(port)))
+        code = _PROBE.replace("CANARY", repr(str(canary))).replace("PORT", str(port))
+        result = await sandbox.run_python(code)
     finally:
         server.close()
         await server.wait_closed()

@@ -204,10 +204,11 @@ class Sandbox:
         )
 
     async def _feed(self, process: asyncio.subprocess.Process, data: bytes,
-                    limits: SandboxLimits) -> tuple[bytes, bytes, str | None]:
+                    limits: SandboxLimits
+                    ) -> tuple[bytes, bytes, Literal["timeout", "output"] | None]:
         """Send the job, collect capped output, enforce the wall clock."""
         assert process.stdin and process.stdout and process.stderr  # noqa: S101 - pipes
-        killed: list[str] = []
+        killed: list[Literal["timeout", "output"]] = []
         total = [0]
         keep = limits.max_output_bytes + 1
 
@@ -242,7 +243,7 @@ class Sandbox:
         return out, err, (killed[0] if killed else None)
 
     @staticmethod
-    async def _after_kill(readers: asyncio.Future[list[bytes]]) -> tuple[bytes, bytes]:
+    async def _after_kill(readers: asyncio.Future[tuple[bytes, bytes]]) -> tuple[bytes, bytes]:
         try:
             async with asyncio.timeout(5):
                 out, err = await asyncio.shield(readers)
@@ -263,7 +264,8 @@ class Sandbox:
         return await self._spawn(workdir)
 
     def _refill(self) -> None:
-        if not self._pool_open or self._closed or len(self._pool) + len(self._refills) >= self.config.pool_size:
+        waiting = len(self._pool) + len(self._refills)
+        if not self._pool_open or self._closed or waiting >= self.config.pool_size:
             return
 
         async def refill() -> None:
