@@ -85,8 +85,7 @@ async def sandbox_figures() -> list[dict[str, Any]]:
     async with Sandbox(SandboxConfig(pool_size=2)) as warm:
         times = []
         for _ in range(N_WARM):
-            while len(warm._pool) < 2:  # wait for the pool to be full, as after a pause
-                await asyncio.sleep(0.01)
+            await warm.warm_up()  # the pool is full, as after any pause between calls
             start = time.perf_counter()
             result = await warm.run_python("print(1)")
             times.append((time.perf_counter() - start) * 1000)
@@ -94,8 +93,7 @@ async def sandbox_figures() -> list[dict[str, Any]]:
         lines.append(emit("sandbox_warm_ms_p95", p(times, 0.95), "ms", n=N_WARM,
                           p50=round(statistics.median(times), 2), pool_size=2, **config))
 
-        while len(warm._pool) < 2:
-            await asyncio.sleep(0.01)
+        await warm.warm_up()
         start = time.perf_counter()
         results = await asyncio.gather(*(warm.run_python(f"print({i} * {i})")
                                          for i in range(N_CONCURRENT)))

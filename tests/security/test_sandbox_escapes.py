@@ -279,7 +279,7 @@ print("hits", hits)
 
 async def test_a_pooled_sandbox_is_used_once(sandbox: Sandbox) -> None:
     await sandbox.run_python("open('left.txt','w').write('x'); open('/tmp/left','w').write('x')")
-    await asyncio.sleep(0.3)  # the pool refills
+    await sandbox.warm_up()  # the next call takes a pooled sandbox
     result = await sandbox.run_python(
         "import os; print(os.listdir('.'), os.path.exists('/tmp/left'))")
     assert result.stdout == "[] False\n"

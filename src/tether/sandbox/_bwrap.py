@@ -23,8 +23,9 @@ SANDBOX_ENV: dict[str, str] = {
 NOBODY = 65534
 
 # Runs first inside the sandbox (trusted): waits for the job on stdin, sets the hard
-# resource limits, detaches stdin, then runs the code in a fresh namespace. A pooled
-# sandbox sits in the ``read`` until it is used.
+# resource limits, detaches stdin, then runs the code in a fresh namespace and exits
+# as Python would (threads joined, atexit run, streams flushed, the same status). A
+# pooled sandbox sits in the ``read`` until it is used.
 BOOT = """\
 import sys, os, marshal, resource
 j = marshal.loads(sys.stdin.buffer.read())
@@ -38,7 +39,28 @@ sys.path[:0] = j[3]
 sys.argv = ["<sandbox>"]
 c = compile(j[1], "<sandbox>", "exec")
 del j, f, n, v
-exec(c, {"__name__": "__main__", "__builtins__": __builtins__})
+try:
+    exec(c, {"__name__": "__main__", "__builtins__": __builtins__})
+    s = 0
+except SystemExit as e:
+    s = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+    if not isinstance(e.code, int | None):
+        print(e.code, file=sys.stderr)
+except BaseException:
+    import traceback
+    traceback.print_exc()
+    s = 1
+# Exit as the interpreter would, without its slow teardown of every module.
+if "threading" in sys.modules:
+    sys.modules["threading"]._shutdown()
+import atexit
+atexit._run_exitfuncs()
+for o in (sys.stdout, sys.stderr):
+    try:
+        o.flush()
+    except Exception:
+        pass
+os._exit(s & 0xFF)
 """
 
 

@@ -8,7 +8,6 @@ import logging
 import os
 import re
 import shutil
-import signal
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -54,6 +53,7 @@ class Sandbox:
         self._own_root = False
         self._pool: list[_Started] = []
         self._refills: set[asyncio.Task[None]] = set()
+        self._cleanups: set[asyncio.Task[None]] = set()
         self._started = False
         self._pool_open = False
         self._closed = False
@@ -115,6 +115,14 @@ class Sandbox:
         for _ in range(self.config.pool_size):
             self._refill()
 
+    async def warm_up(self) -> None:
+        """Start the sandbox if needed and wait until the warm pool is full."""
+        await self.start()
+        for _ in range(self.config.pool_size):
+            self._refill()
+        while self._refills:
+            await asyncio.gather(*list(self._refills), return_exceptions=True)
+
     async def close(self) -> None:
         """Kill pooled sandboxes and remove the work directories this object created."""
         self._closed = True
@@ -123,6 +131,9 @@ class Sandbox:
                 await task
         while self._pool:
             await self._discard(self._pool.pop())
+        for task in list(self._cleanups):
+            with contextlib.suppress(Exception):
+                await task
         if self._own_root and self._root is not None:
             shutil.rmtree(self._root, ignore_errors=True)
 
@@ -193,7 +204,7 @@ class Sandbox:
                                              since_ns=since)
         finally:
             if box.own_workdir:
-                shutil.rmtree(box.workdir, ignore_errors=True)
+                self._remove_later(box.workdir)
         cap = limits.max_output_bytes
         return ExecResult(
             kind=kind, exit_code=box.process.returncode or 0,
@@ -262,6 +273,14 @@ class Sandbox:
                     return box
                 await self._discard(box)
         return await self._spawn(workdir)
+
+    def _remove_later(self, workdir: Path) -> None:
+        """Remove a used work directory off the call's path: right after a sandbox
+        exits, removing its mount source can wait on the kernel's mount teardown."""
+        task = asyncio.get_running_loop().create_task(
+            asyncio.to_thread(shutil.rmtree, workdir, ignore_errors=True))
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
 
     def _refill(self) -> None:
         waiting = len(self._pool) + len(self._refills)
@@ -340,8 +359,8 @@ class Sandbox:
     def _kill(process: asyncio.subprocess.Process) -> None:
         """Kill bwrap; ``--die-with-parent`` then kills the sandbox's PID 1, and with it
         every process of its PID namespace."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
+        # Not os.killpg as well: Popen.kill polls first, and reaping a process the
+        # group kill already ended hides its status from asyncio's child watcher.
         with contextlib.suppress(ProcessLookupError):
             process.kill()
 
