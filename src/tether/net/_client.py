@@ -312,7 +312,8 @@ class GuardedHttp:
             notes.append(f"body cut at {cap} bytes")
         fields: dict[str, Any] = {}
         raw = bytes(data)
-        if raw and (_JSON_TYPES.match(kind) or _TEXT_TYPES.match(kind)):
+        if raw and (_JSON_TYPES.match(kind) or _TEXT_TYPES.match(kind)
+                    or not kind and _looks_like_text(raw)):
             text = raw.decode(response.encoding or "utf-8", errors="replace")
             for secret in secrets_used:
                 if secret in text:
@@ -367,6 +368,17 @@ class GuardedHttp:
 
     def _succeeded(self, host: str) -> None:
         self._breakers[host] = _HostBreaker()
+
+
+def _looks_like_text(data: bytes) -> bool:
+    """A body without a content type is text when it is NUL-free UTF-8."""
+    if b"\x00" in data:
+        return False
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _retry_after(value: str | None) -> float | None:
