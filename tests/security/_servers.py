@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,8 +42,9 @@ def echo(seen: Seen) -> tuple[int, dict[str, str], bytes]:
 
 
 @contextmanager
-def serve(host: str, route: Route = echo) -> Iterator[Recorder]:
-    """A threaded HTTP server on ``host`` (a loopback address) and a random port."""
+def serve(host: str, route: Route = echo, *, tls: ssl.SSLContext | None = None
+          ) -> Iterator[Recorder]:
+    """A threaded HTTP(S) server on ``host`` (a loopback address) and a random port."""
     if not host.startswith("127."):
         raise ValueError("test servers listen on loopback only")
     record = Recorder(host=host)
@@ -74,6 +76,8 @@ def serve(host: str, route: Route = echo) -> Iterator[Recorder]:
 
     server = ThreadingHTTPServer((host, 0), Handler)
     server.daemon_threads = True
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     record.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

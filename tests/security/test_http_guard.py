@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import shutil
+import ssl
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ from tether.net import (
     Credential,
     GuardedHttp,
     HttpPolicy,
+    HttpRequestError,
     HttpRetryLaterError,
     URLRefusedError,
     http_tool,
@@ -261,3 +265,40 @@ async def test_a_429_is_retried_by_the_runtime(tmp_path: Path) -> None:
     assert [e.type for e in events].count("retry") == 1
     assert next(e for e in events if e.type == "tool.result").payload["content"].count("hello")
     assert len(server.requests) == 2
+
+
+def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
+    """A certificate for ``name`` made with the openssl command line."""
+    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
+                    f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command is missing")
+async def test_tls_is_verified_against_the_host_name_not_the_pinned_address(
+    tmp_path: Path
+) -> None:
+    cert, key = self_signed(tmp_path, "api.test")
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_side.load_cert_chain(cert, key)
+    names: list[str | None] = []
+
+    def record_sni(sock: ssl.SSLObject, name: str | None, ctx: ssl.SSLContext) -> None:
+        names.append(name)
+
+    server_side.sni_callback = record_sni  # type: ignore[assignment]
+    client_side = ssl.create_default_context(cafile=str(cert))
+    with serve("127.0.0.2", tls=server_side) as server:
+        policy = HttpPolicy(allowed_networks=("127.0.0.2/32",))
+        async with GuardedHttp(policy, resolver=loopback_only("127.0.0.2"),
+                               verify=client_side) as http:
+            ok = await http.request("GET", f"https://api.test:{server.port}/tls")
+            assert ok.status == 200 and ok.json["path"] == "/tls"
+            assert names == ["api.test"]  # SNI is the host name, not 127.0.0.2
+            # Same address, another name: the certificate does not match, nothing sent.
+            with pytest.raises(HttpRequestError):
+                await http.request("GET", f"https://other.test:{server.port}/no")
+    assert [r.path for r in server.requests] == ["/tls"]
