@@ -57,7 +57,8 @@ async def test_writes_outside_the_work_directory_fail(sandbox: Sandbox, tmp_path
     before = tree(tmp_path)
     code = f"""
 import os
-for p in ["/usr/evil", "/evil", "/proc/evil", {str(tmp_path / "evil")!r}, "/work/../evil"]:
+for p in ["/usr/evil", "/evil", "/proc/evil", {str(tmp_path / "evil")!r}, "/work/../evil",
+          "/dev/evil", "/etc/evil", "/proc/sys/kernel/hostname", "/sys/evil"]:
     try:
         open(p, "w").write("x"); print(p, "WROTE")
     except OSError as e:
@@ -65,6 +66,7 @@ for p in ["/usr/evil", "/evil", "/proc/evil", {str(tmp_path / "evil")!r}, "/work
 """
     result = await sandbox.run_python(code)
     assert "WROTE" not in result.stdout, result.stdout
+    assert result.stdout.count("refused") == 9
     assert not exists("/usr/evil") and not exists("/evil")
     assert tree(tmp_path) == before
 
@@ -136,6 +138,21 @@ async def test_a_fork_bomb_is_contained(bare: Sandbox) -> None:
     # The host still forks.
     proc = await asyncio.create_subprocess_exec("/bin/true")
     assert await proc.wait() == 0
+
+
+async def test_in_memory_file_systems_are_capped(sandbox: Sandbox) -> None:
+    code = """
+for p in ["/tmp/fill", "/dev/shm/fill"]:
+    try:
+        with open(p, "wb") as f:
+            for _ in range(200):
+                f.write(bytes(1 << 20))
+        print(p, "FILLED 200 MiB")
+    except OSError as e:
+        print(p, "capped", e.errno)
+"""
+    result = await sandbox.run_python(code, limits=SandboxLimits(file_size_mb=512))
+    assert "FILLED" not in result.stdout and result.stdout.count("capped") == 2
 
 
 async def test_a_memory_bomb_is_contained(sandbox: Sandbox) -> None:

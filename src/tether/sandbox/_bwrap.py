@@ -109,6 +109,8 @@ def bwrap_argv(bwrap: str, config: SandboxConfig, *, workdir_fd: int, mount_fds:
         argv += ["--ro-bind-fd", str(fd), mount]
     argv += [
         "--proc", "/proc", "--dev", "/dev",
+        "--size", str(config.limits.tmp_mb * MiB), "--tmpfs", "/dev/shm",
+        "--remount-ro", "/dev",  # its tmpfs would be writable and unbounded
         "--size", str(config.limits.tmp_mb * MiB), "--tmpfs", "/tmp",
         "--bind-fd", str(workdir_fd), WORKDIR, "--remount-ro", "/",
         "--chdir", WORKDIR, "--clearenv",

@@ -27,7 +27,8 @@ class SandboxLimits:
             and the result says so.
         kill_output_bytes: Bytes of output after which the sandbox is killed rather
             than drained (a program printing forever).
-        tmp_mb: Size of the sandbox's private ``/tmp`` (a tmpfs, in memory).
+        tmp_mb: Size of the sandbox's private ``/tmp`` and of its ``/dev/shm`` (each a
+            tmpfs, in memory); set per sandbox configuration, not per call.
     """
 
     cpu_s: int = 10
