@@ -311,3 +311,18 @@ async def test_cancelling_a_call_kills_its_sandbox(bare: Sandbox) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert not await wait_until_gone(before), "a cancelled call left processes running"
+
+
+async def test_no_host_descriptor_leaks_into_the_sandbox(sandbox_root: Path) -> None:
+    # The work directory and mounts reach bwrap as descriptors; an O_PATH descriptor
+    # left open inside would lead back to the host (openat(fd, "..")).
+    from tether.sandbox import SandboxConfig
+
+    code = "import os\nprint(sorted(int(fd) for fd in os.listdir('/proc/self/fd')))"
+    async with Sandbox(SandboxConfig(pool_size=1, root=sandbox_root,
+                                     mounts=("/usr/share",))) as box:
+        cold = await box.run_python(code)
+        await box.warm_up()
+        warm = await box.run_python(code)
+    # 0-2 and the descriptor listdir itself opens.
+    assert cold.stdout == warm.stdout == "[0, 1, 2, 3]\n", cold.stdout + warm.stdout
