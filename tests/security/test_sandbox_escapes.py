@@ -16,7 +16,13 @@ import pytest
 
 from tether.sandbox import Sandbox, SandboxLimits
 
-from .conftest import Listener, requires_bwrap, sandbox_user_pids, wait_until_gone
+from .conftest import (
+    Listener,
+    leftover_workdirs,
+    requires_bwrap,
+    sandbox_user_pids,
+    wait_until_gone,
+)
 
 pytestmark = requires_bwrap
 ROOT = Path(__file__).resolve().parents[2]
@@ -311,6 +317,8 @@ async def test_cancelling_a_call_kills_its_sandbox(bare: Sandbox) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert not await wait_until_gone(before), "a cancelled call left processes running"
+    await bare.close()
+    assert not leftover_workdirs(bare.root)
 
 
 async def test_no_host_descriptor_leaks_into_the_sandbox(sandbox_root: Path) -> None:

@@ -192,6 +192,10 @@ class Sandbox:
         try:
             out, err, killed = await self._feed(box.process, job(kind, code, limits,
                                                                   self.config, inside), limits)
+        except BaseException:
+            if box.own_workdir:
+                self._remove_later(box.workdir)
+            raise
         finally:
             if box.process.returncode is None:
                 self._kill(box.process)
