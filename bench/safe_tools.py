@@ -9,13 +9,17 @@
   how many printed the right answer.
 - ``http_overhead_ms``: ``GuardedHttp.request`` against plain ``httpx.AsyncClient.get``
   to the same loopback server, keep-alive on both: the median of the differences of
-  interleaved pairs, per request. N=400 pairs.
+  interleaved pairs (which goes first alternates), per request. N=400 pairs. Under
+  load this wall-clock figure is noisy, so also ``http_overhead_cpu_ms`` (the client
+  process's CPU time per request, guarded minus plain; the server runs in another
+  process) and ``http_check_us`` (the checks alone, ``GuardedHttp.check``).
 - Context: ``bwrap_true_ms_p50`` (bwrap running /usr/bin/true) and
   ``python_unsandboxed_ms_p50`` (python3 -I -S -c pass, no sandbox).
 
 Prints one JSON object per figure and writes them to bench/results/safe_tools.jsonl.
 Run with no arguments (as root or a user allowed to create user namespaces); it takes
-about a minute.
+about a minute. Each figure records the machine's 1-minute load average: on a shared
+2-core machine, latency percentiles measure the scheduler as much as the sandbox.
 """
 
 from __future__ import annotations
@@ -26,9 +30,7 @@ import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,7 @@ N_COLD = 30
 N_WARM = 40
 N_CONCURRENT = 20
 N_HTTP = 400
+N_CHECK = 5000
 
 
 def p(values: list[float], q: float) -> float:
@@ -62,7 +65,7 @@ def spawn_ms(argv: list[str], n: int = 20) -> list[float]:
 
 async def sandbox_figures() -> list[dict[str, Any]]:
     lines = []
-    config = {"machine_cores": os.cpu_count()}
+    config = {"machine_cores": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 1)}
     bwrap = shutil.which("bwrap") or "bwrap"
     true_ms = spawn_ms([bwrap, "--unshare-all", "--ro-bind", "/usr", "/usr", "--symlink",
                         "usr/lib64", "/lib64", "--symlink", "usr/lib", "/lib",
@@ -104,24 +107,39 @@ async def sandbox_figures() -> list[dict[str, Any]]:
     return lines
 
 
-class _Handler(BaseHTTPRequestHandler):
+# The server runs in its own process: in this one, its thread would fight the client
+# for the GIL and add up to the switch interval (5 ms) to random requests.
+SERVER = """
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self):
         # One write per response: a header and a body written apart meet Nagle's
-        # algorithm and delayed ACKs, adding 40 ms to whichever client is unlucky.
+        # algorithm and delayed ACKs.
         body = b'{"ok": true}'
-        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        self.wfile.write(b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\n"
+                         b"Content-Length: %d\\r\\n\\r\\n%s" % (len(body), body))
 
-    def log_message(self, format: str, *args: object) -> None:
+    def log_message(self, *args):
         pass
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+def start_server() -> tuple[subprocess.Popen[bytes], str]:
+    server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE)
+    assert server.stdout is not None
+    return server, f"http://127.0.0.1:{int(server.stdout.readline())}/x"
 
 
 async def http_figures() -> list[dict[str, Any]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/x"
+    server, url = start_server()
     diffs, plain_ms, guarded_ms = [], [], []
     policy = HttpPolicy(allowed_networks=("127.0.0.1/32",))
     try:
@@ -129,24 +147,49 @@ async def http_figures() -> list[dict[str, Any]]:
             for _ in range(20):  # warm up both connections
                 await plain.get(url)
                 await guarded.request("GET", url)
-            for _ in range(N_HTTP):
-                start = time.perf_counter()
-                response = await plain.get(url)
-                response.json()
-                middle = time.perf_counter()
-                await guarded.request("GET", url)
-                end = time.perf_counter()
-                plain_ms.append((middle - start) * 1000)
-                guarded_ms.append((end - middle) * 1000)
-                diffs.append(guarded_ms[-1] - plain_ms[-1])
+            for i in range(N_HTTP):
+                pair = {}
+                for which in (("plain", "guarded") if i % 2 else ("guarded", "plain")):
+                    start = time.perf_counter()
+                    if which == "plain":
+                        (await plain.get(url)).json()
+                    else:
+                        await guarded.request("GET", url)
+                    pair[which] = (time.perf_counter() - start) * 1000
+                plain_ms.append(pair["plain"])
+                guarded_ms.append(pair["guarded"])
+                diffs.append(pair["guarded"] - pair["plain"])
+            # CPU time of this process (the server runs in another one): what the
+            # guard adds, without the scheduler's noise of a loaded machine.
+            cpu = {"plain": 0.0, "guarded": 0.0}
+            for block in range(N_HTTP // 50):
+                for which in (("plain", "guarded") if block % 2 else ("guarded", "plain")):
+                    start = time.process_time()
+                    for _ in range(50):
+                        if which == "plain":
+                            (await plain.get(url)).json()
+                        else:
+                            await guarded.request("GET", url)
+                    cpu[which] += time.process_time() - start
+            cpu_overhead_ms = (cpu["guarded"] - cpu["plain"]) / (N_HTTP // 50 * 50) * 1000
+            start = time.perf_counter()
+            for _ in range(N_CHECK):
+                await guarded.check(url)
+            check_us = (time.perf_counter() - start) / N_CHECK * 1e6
     finally:
-        server.shutdown()
-        server.server_close()
+        server.kill()
+        server.wait()
     q1, _, q3 = statistics.quantiles(diffs, n=4)
+    load = round(os.getloadavg()[0], 1)
     return [emit("http_overhead_ms", statistics.median(diffs), "ms", n=N_HTTP,
                  plain_ms_p50=round(statistics.median(plain_ms), 3),
                  guarded_ms_p50=round(statistics.median(guarded_ms), 3),
-                 iqr_ms=round(q3 - q1, 3), target="127.0.0.1 keep-alive")]
+                 iqr_ms=round(q3 - q1, 3), target="127.0.0.1 keep-alive", load_avg_1m=load),
+            emit("http_overhead_cpu_ms", cpu_overhead_ms, "ms", n=N_HTTP // 50 * 50,
+                 what="client process CPU time per request, guarded minus plain",
+                 load_avg_1m=load),
+            emit("http_check_us", check_us, "us", n=N_CHECK, load_avg_1m=load,
+                 what="parse, allowlist and classify one URL (an IP literal: no resolver)")]
 
 
 async def main() -> None:
