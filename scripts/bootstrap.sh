@@ -4,6 +4,17 @@
 # (about 16 minutes on 2 cores); pip caches the built wheel, so later installs take seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The code sandbox (tether.sandbox) needs bubblewrap and libseccomp from the system.
+if ! command -v bwrap >/dev/null 2>&1 || ! ldconfig -p 2>/dev/null | grep -q libseccomp.so.2; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "==> installing bubblewrap and libseccomp2 (apt-get)"
+        apt-get update -qq && apt-get install -y -qq bubblewrap libseccomp2 >/dev/null
+    else
+        echo "==> WARNING: bubblewrap (bwrap) or libseccomp2 is missing: the sandbox tests"
+        echo "    will be skipped and tether.sandbox will refuse to run. Install them as root:"
+        echo "    apt-get install bubblewrap libseccomp2   (Fedora: dnf install bubblewrap libseccomp)"
+    fi
+fi
 python=${PYTHON:-python3.11}
 if [ ! -x .venv/bin/python ]; then
     echo "==> creating .venv with $python"

@@ -17,6 +17,8 @@ ALLOWED: dict[str, set[str]] = {
     "store": {"core"},
     "models": {"core"},
     "tools": {"core"},
+    "sandbox": {"core", "tools"},
+    "net": {"core", "tools"},
     "runtime": {"core", "store", "models", "tools"},
     "observe": {"core", "store", "models"},
     "cli": {"core", "store", "models", "tools", "runtime", "observe"},

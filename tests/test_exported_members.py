@@ -40,6 +40,18 @@ EXPORTS: dict[str, list[str]] = {
     "tether.tools": [
         "NOT_APPLIED", "Tool", "ToolContext", "serialize_result", "tool",
     ],
+    "tether.sandbox": [
+        "DENIED_SYSCALLS", "ExecResult", "FileRef", "Sandbox", "SandboxConfig", "SandboxError",
+        "SandboxLimits", "SandboxUnavailableError", "python_tool", "result_payload",
+        "seccomp_program", "shell_tool",
+    ],
+    "tether.net": [
+        "IDEMPOTENT_METHODS", "METADATA_HOSTS", "METADATA_NETWORKS", "REDACTED_CREDENTIAL",
+        "CheckedURL", "Credential", "GuardedHttp", "HttpPolicy", "HttpRequestError",
+        "HttpResult", "HttpRetryLaterError", "PinningBackend", "Resolver", "URLRefusedError",
+        "address_refusal", "embedded_ipv4", "host_matches", "http_tool", "parse_url",
+        "system_resolver",
+    ],
     "tether.runtime": [
         "Agent", "Breaker", "BreakerBoard", "BreakerSettings", "Budget", "Observer", "OpenCall",
         "Policy", "RetryPolicy", "Reviewer", "RunResult", "RunState", "Runner", "Transition",
