@@ -165,6 +165,17 @@ def main() -> None:
             lines.append(emit("step_ms_beyond_commit_floor", line["value"] - 2 * floor, "ms",
                               durability="FULL", N=line["N"], commits_per_step=2,
                               commit_latency_ms=floor))
+        # Ratios hold across machines of this kind (their CPUs differ about 3x): the FULL
+        # step against this disk's single commit (two commits a step: 2x is the floor;
+        # limit 3x), the NORMAL step against the store-less one (limit 2.5x; the
+        # store-less step is the CPU reference figure).
+        median = {(x["durability"], x["N"]): x["value"] for x in lines
+                  if x["metric"] == "step_ms_median" and x.get("tool") == "inline"}
+        lines.append(emit("full_step_vs_commit_ratio", median["FULL", 800] / floor, "ratio",
+                          N=800, limit=3.0, commit_latency_ms=floor))
+        lines.append(emit("normal_step_vs_storeless_ratio",
+                          median["NORMAL", 800] / median["none", 800], "ratio", N=800,
+                          limit=2.5, storeless_step_ms=median["none", 800]))
         # Growth: bytes added per step between N=200 and N=800, fixed overhead aside.
         size = {(x["durability"], x["N"]): x["value"] for x in lines
                 if x["metric"] == "persisted_bytes"}
