@@ -1,0 +1,1 @@
+"""Long-term memory: hybrid search store, embedders, agent tools, the context builder."""
