@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,7 +120,8 @@ class SQLiteMemoryStore:
         want = {"embedder": self.embedder.name, "dim": str(self.embedder.dim)}
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            have = dict(self._db.execute("SELECT name, value FROM memory_meta").fetchall())
+            meta: list[Any] = self._db.execute("SELECT name, value FROM memory_meta").fetchall()
+            have = {str(r[0]): str(r[1]) for r in meta}
             if "embedder" not in have:
                 self._db.executemany("INSERT INTO memory_meta(name, value) VALUES (?, ?)",
                                      [*want.items(), ("generation", "0")])
@@ -210,7 +211,10 @@ class SQLiteMemoryStore:
         p = self.policy
         tokens = content_tokens(item.text)
         superseded: list[int] = []
-        for mid, text, key, sim in self._similar(item.vector, item.namespace):
+        similar = self._similar(item.vector, item.namespace) if item.kind != "artifact" else []
+        for mid, text, key, kind, sim in similar:
+            if kind != item.kind:
+                continue
             overlap = jaccard(tokens, content_tokens(text))
             if sim >= p.duplicate_similarity and overlap >= p.duplicate_overlap and (
                     item.key is None or key == item.key):
@@ -221,9 +225,10 @@ class SQLiteMemoryStore:
                     and overlap >= p.supersede_overlap):
                 superseded.append(mid)
         if item.key is not None:
-            superseded = [int(r[0]) for r in db.execute(
+            keyed: list[Any] = db.execute(
                 f"SELECT id FROM memory_items WHERE key = ? AND superseded_by IS NULL "
-                f"AND {ns_sql}", (item.key, *ns)).fetchall()]
+                f"AND {ns_sql}", (item.key, *ns)).fetchall()
+            superseded = [int(r[0]) for r in keyed]
         now = self.clock.now()
         prov = item.provenance
         db.execute(
@@ -240,9 +245,10 @@ class SQLiteMemoryStore:
                    (mid, item.text, item.key or ""))
         handles: list[str] = []
         for old in superseded:
-            handles += [r[0] for r in db.execute(
+            marked: list[Any] = db.execute(
                 "UPDATE memory_items SET superseded_by = ?, superseded_at = ?, changed_gen = ? "
-                "WHERE id = ? RETURNING handle", (item.handle, now, gen, old)).fetchall()]
+                "WHERE id = ? RETURNING handle", (item.handle, now, gen, old)).fetchall()
+            handles += [str(r[0]) for r in marked]
         db.execute("UPDATE memory_meta SET value = ? WHERE name = 'generation'", (str(gen),))
         memory = Memory(handle=item.handle, text=item.text, namespace=item.namespace,
                         key=item.key, kind=item.kind, metadata=dict(item.metadata),
@@ -251,7 +257,7 @@ class SQLiteMemoryStore:
                             superseded=tuple(handles))
 
     def _similar(self, vector: NDArray[np.float32], namespace: Namespace
-                 ) -> list[tuple[int, str, str | None, float]]:
+                 ) -> list[tuple[int, str, str | None, str, float]]:
         """Committed current memories of exactly ``namespace`` most similar to ``vector``."""
         exact = Namespace(**{k: v or "" for k, v in zip(
             ("agent", "user", "thread", "run"), namespace.values(), strict=True)})
@@ -263,23 +269,24 @@ class SQLiteMemoryStore:
                 return []
             marks = ",".join("?" * len(ids))
             rows: list[Any] = self._db.execute(
-                f"SELECT m.id, m.text, m.key, v.embedding FROM memory_items m JOIN "
+                f"SELECT m.id, m.text, m.key, m.kind, v.embedding FROM memory_items m JOIN "
                 f"memory_vectors v ON v.id = m.id WHERE m.id IN ({marks})",
                 [int(i) for i in ids]).fetchall()
         out = []
-        for mid, text, key, blob in rows:
+        for mid, text, key, kind, blob in rows:
             sim = float(np.frombuffer(blob, dtype="<f4") @ vector)
-            out.append((int(mid), str(text), key, sim))
-        return sorted(out, key=lambda r: -r[3])
+            out.append((int(mid), str(text), key, str(kind), sim))
+        return sorted(out, key=lambda r: -r[4])
 
     def forget_sync(self, handle: str) -> bool:
         """Mark a memory superseded (by ``"forgotten"``); False if it is not current."""
         with self._translated():
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                gen = int(self._db.execute("SELECT value FROM memory_meta WHERE "
-                                           "name='generation'").fetchall()[0][0]) + 1
-                done = self._db.execute(
+                got: list[Any] = self._db.execute(
+                    "SELECT value FROM memory_meta WHERE name='generation'").fetchall()
+                gen = int(got[0][0]) + 1
+                done: list[Any] = self._db.execute(
                     "UPDATE memory_items SET superseded_by = ?, superseded_at = ?, "
                     "changed_gen = ? WHERE handle = ? AND superseded_by IS NULL RETURNING id",
                     (FORGOTTEN, self.clock.now(), gen, handle)).fetchall()
@@ -384,9 +391,9 @@ class SQLiteMemoryStore:
         if kinds:
             clauses.append(f"kind IN ({','.join('?' * len(kinds))})")
             args += list(kinds)
-        ids = np.array([r[0] for r in self._db.execute(
-            f"SELECT id FROM memory_items WHERE {' AND '.join(clauses)}", args).fetchall()],
-            dtype=np.int64)
+        rows: list[Any] = self._db.execute(
+            f"SELECT id FROM memory_items WHERE {' AND '.join(clauses)}", args).fetchall()
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
         return np.isin(self._index.ids[: len(self._index)], ids)
 
     def _cosines(self, ids: list[int], qv: NDArray[np.float32]) -> dict[int, float]:
@@ -405,9 +412,10 @@ class SQLiteMemoryStore:
     def _keyword(self, match: str, keep: NDArray[np.bool_], limit: int) -> list[int]:
         allowed = set(self._index.ids[: len(self._index)][keep].tolist())
         found: list[int] = []
-        for (mid,) in self._db.execute(
-                "SELECT rowid FROM memory_fts WHERE memory_fts MATCH ? ORDER BY rank "
-                "LIMIT ?", (match, limit * 4)):
+        rows: list[Any] = self._db.execute(
+            "SELECT rowid FROM memory_fts WHERE memory_fts MATCH ? ORDER BY rank LIMIT ?",
+            (match, limit * 4)).fetchall()
+        for (mid,) in rows:
             if mid in allowed:
                 found.append(int(mid))
                 if len(found) == limit:
@@ -481,4 +489,3 @@ def _scope_sql(scope: Namespace) -> tuple[str, list[Any]]:
     return clauses, args
 
 
-Resolver = Callable[[str], str | None]

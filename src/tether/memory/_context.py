@@ -1,0 +1,323 @@
+"""The context builder: what goes into the next prompt, under a token budget.
+
+Pure and deterministic: no clock, no randomness, no model call, no I/O. The same
+inputs give byte-identical messages, and the returned recipe (plain JSON) together
+with the same sources rebuilds them exactly (:meth:`ContextBuilder.replay`).
+
+The prompt, in order: a system message (instructions, then pinned facts); the task;
+a note when old turns are left out; the conversation's turns (older ones masked:
+tool results and long assistant texts become a preview plus a handle); and, last,
+the memories retrieved for this step (last, so the prefix before them stays
+cacheable while they change).
+
+Turns (an assistant message with the tool results that answer it, or a user
+message) are never split. Masking and dropping move in whole batches of turns
+from the start (``batch_turns``), so the prompt's prefix only changes once per
+batch: a provider's prompt cache keeps hitting between those cut points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core import Message
+from ._errors import ContextBudgetError
+from ._tokens import (
+    MESSAGE_OVERHEAD,
+    CachedCounter,
+    EstimateTokenCounter,
+    TokenCounter,
+    message_tokens,
+)
+from ._types import Hit, Memory
+
+RECIPE_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContextPart:
+    """One part of a built prompt and what it costs (journaled in ``context.built``)."""
+
+    name: str
+    messages: int
+    tokens: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "messages": self.messages, "tokens": self.tokens}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BuiltContext:
+    """A built prompt: the messages, their parts, and the recipe that rebuilds them."""
+
+    messages: tuple[Message, ...]
+    parts: tuple[ContextPart, ...]
+    tokens: int
+    budget: int
+    recipe: dict[str, Any] = field(default_factory=dict)
+
+    def to_payload(self) -> dict[str, Any]:
+        """The ``context.built`` event payload: parts, totals and the recipe."""
+        return {"tokens": self.tokens, "budget": self.budget,
+                "parts": [p.to_dict() for p in self.parts], "recipe": self.recipe}
+
+
+def _turn_bounds(history: Sequence[Message]) -> list[tuple[int, int]]:
+    """``[start, end)`` of each turn: a user or assistant message and the tool
+    messages that follow it."""
+    bounds: list[tuple[int, int]] = []
+    start = 0
+    for i in range(1, len(history) + 1):
+        if i == len(history) or history[i].role != "tool":
+            bounds.append((start, i))
+            start = i
+    return bounds
+
+
+class ContextBuilder:
+    """Builds prompts under a token budget.
+
+    Args:
+        budget: Most tokens a prompt may have (default 8,000).
+        counter: Token counter; defaults to :class:`EstimateTokenCounter` (pass
+            :func:`~tether.memory.default_counter` for the local model's tokenizer).
+        keep_recent_turns: Turns kept whole when the budget allows.
+        batch_turns: Masking and dropping move in steps of this many turns.
+        preview_chars: Characters of a masked message kept as its preview.
+        large_result_tokens: A tool result above this is always shown as a preview
+            and a handle (store it in memory with :func:`offload_large_results`).
+        memory_tokens: Most tokens the retrieved memories may take.
+    """
+
+    def __init__(
+        self,
+        *,
+        budget: int = 8000,
+        counter: TokenCounter | None = None,
+        keep_recent_turns: int = 8,
+        batch_turns: int = 8,
+        preview_chars: int = 160,
+        large_result_tokens: int = 1000,
+        memory_tokens: int = 1500,
+    ) -> None:
+        if budget <= 0 or batch_turns <= 0 or keep_recent_turns < 0:
+            raise ContextBudgetError("budget and batch_turns must be positive",
+                                     hint="e.g. ContextBuilder(budget=8000, batch_turns=8)")
+        self.budget = budget
+        self.counter = CachedCounter(counter or EstimateTokenCounter())
+        self.keep_recent_turns = keep_recent_turns
+        self.batch_turns = batch_turns
+        self.preview_chars = preview_chars
+        self.large_result_tokens = large_result_tokens
+        self.memory_tokens = memory_tokens
+
+    # -- rendering ------------------------------------------------------------------
+
+    def _tokens(self, message: Message) -> int:
+        return message_tokens(message, self.counter.count)
+
+    def _mask_text(self, message: Message, handle: str) -> str:
+        text = message.content or ""
+        size = self.counter.count(text)
+        preview = text[: self.preview_chars].replace("\n", " ")
+        more = "…" if len(text) > self.preview_chars else ""
+        return (f"[masked {message.role} output, {size} tokens; preview: {preview}{more} "
+                f"| full text: expand(handle={handle!r})]")
+
+    def _masks(self, message: Message, masked: bool) -> bool:
+        """Whether ``message`` shows as a preview: large tool results always; when the
+        turn is masked, tool results and long assistant texts."""
+        if message.role == "tool":
+            return masked or self.counter.count(message.content or "") > \
+                self.large_result_tokens
+        return masked and message.role == "assistant" and \
+            len(message.content or "") > self.preview_chars + 80
+
+    def _render_turn(self, history: Sequence[Message], bounds: tuple[int, int],
+                     refs: Sequence[str], handles: Mapping[str, str], masked: bool
+                     ) -> list[Message]:
+        out = []
+        for i in range(*bounds):
+            m = history[i]
+            if self._masks(m, masked):
+                handle = handles.get(m.tool_call_id or "", refs[i])
+                m = m.model_copy(update={"content": self._mask_text(m, handle)})
+            out.append(m)
+        return out
+
+    def _turn_cost(self, history: Sequence[Message], bounds: tuple[int, int],
+                   refs: Sequence[str], handles: Mapping[str, str], masked: bool) -> int:
+        """What :meth:`_render_turn` would cost, without building messages."""
+        count = self.counter.count
+        total = 0
+        for i in range(*bounds):
+            m = history[i]
+            if self._masks(m, masked):
+                handle = handles.get(m.tool_call_id or "", refs[i])
+                total += MESSAGE_OVERHEAD + count(self._mask_text(m, handle))
+                total += sum(count(c.name) + count(c.arguments) + 3 for c in m.tool_calls)
+            else:
+                total += message_tokens(m, count)
+        return total
+
+    def _memory_message(self, memories: Sequence[Memory]) -> Message | None:
+        if not memories:
+            return None
+        lines = [f"- [{m.handle}] {m.text}" for m in memories]
+        return Message.user("Relevant memories (from long-term memory; expand(handle) "
+                            "gives a memory's full text):\n" + "\n".join(lines))
+
+    def _note(self, dropped: int) -> Message:
+        return Message.user(
+            f"[The first {dropped} turns of this conversation are left out to fit the "
+            "context; they are kept in the journal and in long-term memory: use "
+            "recall(query) to look something up.]")
+
+    def _system(self, instructions: str, pinned: Sequence[str]) -> Message:
+        text = instructions
+        if pinned:
+            text += "\n\nPinned facts:\n" + "\n".join(f"- {p}" for p in pinned)
+        return Message.system(text)
+
+    # -- building -------------------------------------------------------------------
+
+    def build(
+        self,
+        *,
+        instructions: str,
+        task: str,
+        history: Sequence[Message] = (),
+        refs: Sequence[str] | None = None,
+        pinned: Sequence[str] = (),
+        memories: Sequence[Memory | Hit] = (),
+        handles: Mapping[str, str] | None = None,
+    ) -> BuiltContext:
+        """Build the prompt for the next model call.
+
+        Args:
+            instructions: The agent's instructions (the system message).
+            task: The task, as the first user message.
+            history: The conversation after the task: the thread's earlier turns,
+                then this run's, oldest first.
+            refs: A stable reference per history message (e.g. ``"evt:RUN:SEQ"``), used
+                as the handle of its masked form; defaults to ``"msg:{index}"``.
+            pinned: Facts always in the system message.
+            memories: Memories retrieved for this step, most relevant first.
+            handles: Memory handles of tool results stored in long-term memory, by
+                tool call id (see :func:`offload_large_results`).
+
+        Raises:
+            ContextBudgetError: the instructions, pinned facts and task alone do not fit.
+        """
+        refs = list(refs) if refs is not None else [f"msg:{i}" for i in range(len(history))]
+        if len(refs) != len(history):
+            raise ContextBudgetError("refs must have one entry per history message",
+                                     hint="pass refs=None for the default references")
+        handles = dict(handles or {})
+        mems = [m.memory if isinstance(m, Hit) else m for m in memories]
+        head = [self._system(instructions, pinned), Message.user(task)]
+        fixed = sum(self._tokens(m) for m in head)
+        if fixed > self.budget:
+            raise ContextBudgetError(
+                f"instructions, pinned facts and task take {fixed} tokens; the budget is "
+                f"{self.budget}", hint="raise the budget, or shorten the instructions")
+        bounds = _turn_bounds(history)
+        n = len(bounds)
+        full = [0] * (n + 1)  # prefix sums of each turn's cost, whole and masked
+        mask = [0] * (n + 1)
+        for t, b in enumerate(bounds):
+            full[t + 1] = full[t] + self._turn_cost(history, b, refs, handles, False)
+            mask[t + 1] = mask[t] + self._turn_cost(history, b, refs, handles, True)
+
+        # memories: as many as fit their share, in the order given
+        kept_mems: list[Memory] = []
+        seen: set[str] = set()
+        for m in mems:
+            if m.handle in seen:
+                continue
+            trial = self._memory_message([*kept_mems, m])
+            if trial is not None and self._tokens(trial) <= self.memory_tokens:
+                kept_mems.append(m)
+                seen.add(m.handle)
+
+        batch = self.batch_turns
+        mask_cut = (max(0, n - self.keep_recent_turns) // batch) * batch
+        drop_cut = 0
+
+        def total() -> int:
+            t = fixed + (mask[mask_cut] - mask[drop_cut] if mask_cut > drop_cut else 0)
+            t += full[n] - full[max(mask_cut, drop_cut)]
+            if drop_cut:
+                t += self._tokens(self._note(drop_cut))
+            mm = self._memory_message(kept_mems)
+            return t + (self._tokens(mm) if mm is not None else 0)
+
+        floor_recent = (max(0, n - 2) // batch) * batch  # keep the last turns whole
+        while total() > self.budget:
+            if mask_cut < floor_recent:
+                mask_cut = min(floor_recent, mask_cut + batch)
+            elif drop_cut < mask_cut:
+                drop_cut = min(mask_cut, drop_cut + batch)
+            elif kept_mems:
+                kept_mems.pop()
+            elif mask_cut < n:
+                mask_cut = min(n, mask_cut + batch)
+            elif drop_cut < n:
+                drop_cut = min(n, drop_cut + batch)
+            else:
+                raise ContextBudgetError(  # pragma: no cover - fixed already fits
+                    "the prompt cannot fit the budget", hint="raise the budget")
+        recipe = {
+            "version": RECIPE_VERSION, "counter": self.counter.name, "budget": self.budget,
+            "preview_chars": self.preview_chars,
+            "large_result_tokens": self.large_result_tokens,
+            "history": len(history), "turns": n, "drop_cut": drop_cut, "mask_cut": mask_cut,
+            "refs": refs, "handles": handles, "pinned": len(pinned),
+            "memories": [m.handle for m in kept_mems],
+        }
+        return self._assemble(instructions, task, history, pinned, kept_mems, recipe)
+
+    def replay(
+        self,
+        recipe: Mapping[str, Any],
+        *,
+        instructions: str,
+        task: str,
+        history: Sequence[Message],
+        pinned: Sequence[str] = (),
+        memories: Mapping[str, Memory],
+    ) -> BuiltContext:
+        """Rebuild a prompt exactly from its recipe and the same sources (memories by
+        handle). The builder must have the recipe's counter and settings."""
+        kept = [memories[h] for h in recipe["memories"]]
+        return self._assemble(instructions, task, history[: recipe["history"]], pinned, kept,
+                              dict(recipe))
+
+    def _assemble(self, instructions: str, task: str, history: Sequence[Message],
+                  pinned: Sequence[str], mems: Sequence[Memory], recipe: dict[str, Any]
+                  ) -> BuiltContext:
+        bounds = _turn_bounds(history)
+        refs, handles = recipe["refs"], recipe["handles"]
+        drop_cut, mask_cut = recipe["drop_cut"], recipe["mask_cut"]
+        system = self._system(instructions, pinned)
+        parts: list[tuple[str, list[Message]]] = [
+            ("instructions", [system]), ("task", [Message.user(task)])]
+        if drop_cut:
+            parts.append(("dropped_note", [self._note(drop_cut)]))
+        masked = [m for t in range(drop_cut, min(mask_cut, len(bounds)))
+                  for m in self._render_turn(history, bounds[t], refs, handles, True)]
+        recent = [m for t in range(max(drop_cut, mask_cut), len(bounds))
+                  for m in self._render_turn(history, bounds[t], refs, handles, False)]
+        parts += [("masked_turns", masked), ("recent_turns", recent)]
+        mm = self._memory_message(mems)
+        if mm is not None:
+            parts.append(("memories", [mm]))
+        messages = tuple(m for _, ms in parts for m in ms)
+        described = tuple(ContextPart(name=name, messages=len(ms),
+                                      tokens=sum(self._tokens(m) for m in ms))
+                          for name, ms in parts)
+        return BuiltContext(messages=messages, parts=described,
+                            tokens=sum(p.tokens for p in described), budget=self.budget,
+                            recipe=recipe)
