@@ -86,6 +86,11 @@ def test_keyless_supersession_by_similarity(mstore: SQLiteMemoryStore) -> None:
     assert new.action == "superseded" and new.superseded == (old.memory.handle,)
     unrelated = put(mstore, "The office opens at 9 am")
     assert unrelated.action == "added"
+    # look-alike records that differ early are different subjects, however similar
+    first = put(mstore, "Invoice INV-4517 for Acme is paid.")
+    second = put(mstore, "Invoice INV-6789 for Acme is paid.")
+    assert (first.action, second.action) == ("added", "added")
+    assert mstore.count(NS) == 4
 
 
 def test_key_decides_over_similarity(mstore: SQLiteMemoryStore) -> None:

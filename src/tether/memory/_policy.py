@@ -18,9 +18,11 @@ class MemoryPolicy:
       ``duplicate_overlap``. A changed number or name lowers the overlap, so
       "the server is db-3" and "the server is db-4" are never duplicates;
     * **same subject** (the newer memory supersedes the older): both have the same
-      ``key``; or, when the new memory has no key, cosine ≥ ``supersede_similarity``
-      and content-word Jaccard ≥ ``supersede_overlap`` (a restatement with some words
-      changed).
+      ``key``; or, when neither has a key, cosine ≥ ``supersede_similarity`` and the
+      two texts open with the same words for at least ``supersede_opening`` of the
+      shorter one: only the ending (the value) changed, as in "the API key rotates
+      every 30 days" → "... every 90 days". Records that differ early ("invoice
+      INV-4517 is paid", "invoice INV-6789 is paid") are different subjects.
 
     A search returns a memory only if its cosine similarity to the query is at least
     ``min_similarity``, or the memory holds every content word of the query
@@ -30,7 +32,7 @@ class MemoryPolicy:
     duplicate_similarity: float = 0.8
     duplicate_overlap: float = 0.8
     supersede_similarity: float = 0.85
-    supersede_overlap: float = 0.5
+    supersede_opening: float = 0.5
     min_similarity: float = 0.3
     keyword_coverage: float = 1.0
     #: Candidates taken from the binary prefilter per result asked for.

@@ -30,7 +30,7 @@ from ._index import BitIndex, sign_bits
 from ._policy import MemoryPolicy
 from ._schema import load_vec, migrate
 from ._search import fuse, keyword_coverage
-from ._text import content_tokens, fts_query, fts_terms, jaccard, text_hash
+from ._text import content_tokens, fts_query, fts_terms, jaccard, shared_opening, text_hash
 from ._types import Hit, Memory, Namespace, Provenance, WriteOutcome
 
 _COLUMNS = ("id, handle, text, key, kind, ns_agent, ns_user, ns_thread, ns_run, metadata, "
@@ -221,8 +221,8 @@ class SQLiteMemoryStore:
                 found = db.execute(f"SELECT {_COLUMNS} FROM memory_items WHERE id = ?",
                                    (mid,)).fetchall()
                 return WriteOutcome(action="duplicate", memory=_memory(found[0]))
-            if (item.key is None and sim >= p.supersede_similarity
-                    and overlap >= p.supersede_overlap):
+            if (item.key is None and key is None and sim >= p.supersede_similarity
+                    and shared_opening(item.text, text) >= p.supersede_opening):
                 superseded.append(mid)
         if item.key is not None:
             keyed: list[Any] = db.execute(

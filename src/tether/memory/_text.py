@@ -60,3 +60,21 @@ def fts_query(terms: list[str]) -> str | None:
     if not terms:
         return None
     return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+
+def word_sequence(text: str) -> list[str]:
+    """The words of ``text`` in order (case-folded, stopwords kept)."""
+    return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+
+
+def shared_opening(a: str, b: str) -> float:
+    """How much of the shorter text's words the two texts share from their start
+    (1.0: one text opens with the whole other)."""
+    wa, wb = word_sequence(a), word_sequence(b)
+    shorter = min(len(wa), len(wb))
+    if shorter == 0:
+        return 0.0
+    same = 0
+    while same < shorter and wa[same] == wb[same]:
+        same += 1
+    return same / shorter
