@@ -84,7 +84,8 @@ class ContextBuilder:
         counter: Token counter; defaults to :class:`EstimateTokenCounter` (pass
             :func:`~tether.memory.default_counter` for the local model's tokenizer).
         keep_recent_turns: Turns kept whole when the budget allows.
-        batch_turns: Masking and dropping move in steps of this many turns.
+        batch_turns: Masking moves in steps of this many turns, dropping in steps of
+            four times as many.
         preview_chars: Characters of a masked message kept as its preview.
         large_result_tokens: A tool result above this is always shown as a preview
             and a handle (store it in memory with :func:`offload_large_results`).
@@ -112,6 +113,9 @@ class ContextBuilder:
         self.preview_chars = preview_chars
         self.large_result_tokens = large_result_tokens
         self.memory_tokens = memory_tokens
+        self.drop_batch_turns = 4 * batch_turns
+        self._turn_cache: dict[tuple[int, int, int], Any] = {}
+        self._last: Any = None
 
     # -- rendering ------------------------------------------------------------------
 
@@ -146,6 +150,58 @@ class ContextBuilder:
                 m = m.model_copy(update={"content": self._mask_text(m, handle)})
             out.append(m)
         return out
+
+    def _prefix_sums(self, history: Sequence[Message], refs: list[str],
+                     handles: dict[str, str]) -> tuple[list[tuple[int, int]], list[int], list[int]]:
+        """Turn bounds and prefix sums of their costs (whole, masked). When ``history``
+        extends the previous build's (same message objects, refs and handles), only
+        the turns from the previous last one on are computed again."""
+        start_turn = 0
+        last = self._last
+        if last is not None:
+            old_hist, old_refs, old_handles, old_bounds, old_full, old_mask = last
+            keep = len(old_bounds) - 1  # the last turn may have grown
+            cut = old_bounds[keep][0] if keep >= 0 else 0
+            if (len(history) >= len(old_hist) and refs[:cut] == old_refs[:cut]
+                    and all(handles.get(k) == v for k, v in old_handles.items())
+                    and all(a is b for a, b in zip(old_hist[:cut], history[:cut],
+                                                   strict=True))):
+                start_turn = keep
+        if start_turn > 0 and last is not None:
+            bounds = last[3][:start_turn]
+            full, mask = last[4][:start_turn + 1], last[5][:start_turn + 1]
+            offset = bounds[-1][1]
+        else:
+            bounds, full, mask, offset = [], [0], [0], 0
+        for b0, b1 in _turn_bounds(history[offset:]):
+            b = (b0 + offset, b1 + offset)
+            whole, masked = self._cached_turn_cost(history, b, refs, handles)
+            bounds.append(b)
+            full.append(full[-1] + whole)
+            mask.append(mask[-1] + masked)
+        self._last = (list(history), refs, dict(handles), bounds, full, mask)
+        return bounds, full, mask
+
+    def _cached_turn_cost(self, history: Sequence[Message], bounds: tuple[int, int],
+                          refs: Sequence[str], handles: Mapping[str, str]) -> tuple[int, int]:
+        """Costs of a turn whole and masked, remembered across builds: a run's turns
+        are the same message objects from step to step (the cache holds them, so their
+        ids cannot be reused while cached)."""
+        start, end = bounds
+        key = (id(history[start]), id(history[end - 1]), end - start)
+        turn = tuple(history[start:end])
+        names = (tuple(refs[start:end]),
+                 tuple(handles.get(m.tool_call_id or "") for m in turn))
+        hit = self._turn_cache.get(key)
+        if hit is not None and hit[0] == names and all(
+                a is b for a, b in zip(hit[1], turn, strict=True)):
+            return hit[2]
+        costs = (self._turn_cost(history, bounds, refs, handles, False),
+                 self._turn_cost(history, bounds, refs, handles, True))
+        if len(self._turn_cache) >= 100_000:
+            self._turn_cache.pop(next(iter(self._turn_cache)))
+        self._turn_cache[key] = (names, turn, costs)
+        return costs
 
     def _turn_cost(self, history: Sequence[Message], bounds: tuple[int, int],
                    refs: Sequence[str], handles: Mapping[str, str], masked: bool) -> int:
@@ -223,13 +279,8 @@ class ContextBuilder:
             raise ContextBudgetError(
                 f"instructions, pinned facts and task take {fixed} tokens; the budget is "
                 f"{self.budget}", hint="raise the budget, or shorten the instructions")
-        bounds = _turn_bounds(history)
+        bounds, full, mask = self._prefix_sums(history, refs, handles)
         n = len(bounds)
-        full = [0] * (n + 1)  # prefix sums of each turn's cost, whole and masked
-        mask = [0] * (n + 1)
-        for t, b in enumerate(bounds):
-            full[t + 1] = full[t] + self._turn_cost(history, b, refs, handles, False)
-            mask[t + 1] = mask[t] + self._turn_cost(history, b, refs, handles, True)
 
         # memories: as many as fit their share, in the order given
         kept_mems: list[Memory] = []
@@ -259,13 +310,13 @@ class ContextBuilder:
             if mask_cut < floor_recent:
                 mask_cut = min(floor_recent, mask_cut + batch)
             elif drop_cut < mask_cut:
-                drop_cut = min(mask_cut, drop_cut + batch)
+                drop_cut = min(mask_cut, drop_cut + self.drop_batch_turns)
             elif kept_mems:
                 kept_mems.pop()
             elif mask_cut < n:
                 mask_cut = min(n, mask_cut + batch)
             elif drop_cut < n:
-                drop_cut = min(n, drop_cut + batch)
+                drop_cut = min(n, drop_cut + self.drop_batch_turns)
             else:
                 raise ContextBudgetError(  # pragma: no cover - fixed already fits
                     "the prompt cannot fit the budget", hint="raise the budget")
@@ -277,7 +328,7 @@ class ContextBuilder:
             "refs": refs, "handles": handles, "pinned": len(pinned),
             "memories": [m.handle for m in kept_mems],
         }
-        return self._assemble(instructions, task, history, pinned, kept_mems, recipe)
+        return self._assemble(instructions, task, history, pinned, kept_mems, recipe, bounds)
 
     def replay(
         self,
@@ -296,9 +347,9 @@ class ContextBuilder:
                               dict(recipe))
 
     def _assemble(self, instructions: str, task: str, history: Sequence[Message],
-                  pinned: Sequence[str], mems: Sequence[Memory], recipe: dict[str, Any]
-                  ) -> BuiltContext:
-        bounds = _turn_bounds(history)
+                  pinned: Sequence[str], mems: Sequence[Memory], recipe: dict[str, Any],
+                  bounds: list[tuple[int, int]] | None = None) -> BuiltContext:
+        bounds = bounds if bounds is not None else _turn_bounds(history)
         refs, handles = recipe["refs"], recipe["handles"]
         drop_cut, mask_cut = recipe["drop_cut"], recipe["mask_cut"]
         system = self._system(instructions, pinned)
