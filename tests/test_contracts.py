@@ -17,9 +17,10 @@ ALLOWED: dict[str, set[str]] = {
     "store": {"core"},
     "models": {"core"},
     "tools": {"core"},
-    "runtime": {"core", "store", "models", "tools"},
+    "memory": {"core", "store", "models", "tools"},
+    "runtime": {"core", "store", "models", "tools", "memory"},
     "observe": {"core", "store", "models"},
-    "cli": {"core", "store", "models", "tools", "runtime", "observe"},
+    "cli": {"core", "store", "models", "tools", "memory", "runtime", "observe"},
     "testing": set(),
 }
 PACKAGES = sorted(ALLOWED)
