@@ -35,7 +35,7 @@ async def test_remember_recall_expand_forget_in_a_run(tmp_path: Path,
     current = await memory.search("timezone", scope=Namespace(user="ada"))
     assert len(current) == 1
     got = current[0].memory
-    assert got.provenance.run_id == result.run_id and got.provenance.step == 2  # the second model call
+    assert got.provenance.run_id == result.run_id and got.provenance.step == 2  # 2nd call
     assert got.namespace == ns
     # a new thread of the same user recalls it; another user does not
     other_thread = {t.name: t for t in memory_tools(memory, Namespace(

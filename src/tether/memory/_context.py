@@ -195,7 +195,8 @@ class ContextBuilder:
         hit = self._turn_cache.get(key)
         if hit is not None and hit[0] == names and all(
                 a is b for a, b in zip(hit[1], turn, strict=True)):
-            return hit[2]
+            cached: tuple[int, int] = hit[2]
+            return cached
         costs = (self._turn_cost(history, bounds, refs, handles, False),
                  self._turn_cost(history, bounds, refs, handles, True))
         if len(self._turn_cache) >= 100_000:
