@@ -31,7 +31,7 @@ from ._tokens import (
     TokenCounter,
     message_tokens,
 )
-from ._types import Hit, Memory
+from ._types import Hit, Memory, Namespace
 
 RECIPE_VERSION = 1
 
@@ -286,13 +286,16 @@ class ContextBuilder:
         # memories: as many as fit their share, in the order given
         kept_mems: list[Memory] = []
         seen: set[str] = set()
+        empty = self._memory_message([Memory(handle="", text="", namespace=Namespace())])
+        used = self._tokens(empty) if empty is not None else 0
         for m in mems:
             if m.handle in seen:
                 continue
-            trial = self._memory_message([*kept_mems, m])
-            if trial is not None and self._tokens(trial) <= self.memory_tokens:
+            line = self.counter.count(f"- [{m.handle}] {m.text}") + 1
+            if used + line <= self.memory_tokens:
                 kept_mems.append(m)
                 seen.add(m.handle)
+                used += line
 
         batch = self.batch_turns
         mask_cut = (max(0, n - self.keep_recent_turns) // batch) * batch

@@ -102,15 +102,15 @@ class BitIndex:
         n = self._n
         raw = query_bits.tobytes().ljust(self.words * 8, b"\0")
         q = np.frombuffer(raw, dtype=np.uint64)
-        distance = np.bitwise_count(self.bits[:n] ^ q).sum(axis=1, dtype=np.int32)
-        distance[~keep] = np.iinfo(np.int32).max
-        kept = int(keep.sum())
-        count = min(count, kept)
+        rows = np.flatnonzero(keep)  # only the rows in scope: a small scope is cheap
+        count = min(count, len(rows))
         if count <= 0:
             return np.zeros(0, dtype=np.int64)
-        if count < n:
+        bits = self.bits[rows] if len(rows) < n else self.bits[:n]
+        distance = np.bitwise_count(bits ^ q).sum(axis=1, dtype=np.int32)
+        if count < len(rows):
             part = np.argpartition(distance, count - 1)[:count]
         else:
-            part = np.arange(n)
+            part = np.arange(len(rows))
         part = part[np.argsort(distance[part], kind="stable")]
-        return self.ids[part]
+        return self.ids[rows[part]]

@@ -38,6 +38,9 @@ class MemoryPolicy:
     #: Candidates taken from the binary prefilter per result asked for.
     prefilter_factor: int = 20
     #: Minimum candidates from the binary prefilter.
-    prefilter_min: int = 200
+    prefilter_min: int = 400
+    #: Query terms found in more than this share of the memories are left out of the
+    #: BM25 query (they cost the most and rank the least).
+    keyword_max_share: float = 0.02
     #: Reciprocal rank fusion constant.
     rrf_k: int = 60

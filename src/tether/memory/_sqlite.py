@@ -358,11 +358,11 @@ class SQLiteMemoryStore:
                                                              p.prefilter_factor * k)
                 candidates = self._index.nearest(sign_bits(qv), keep, count)
                 sims = self._cosines([int(i) for i in candidates], qv)
-                vector_ids = sorted(sims, key=lambda i: -sims[i])
+                vector_ids = sorted(sims, key=lambda i: -sims[i])[: max(50, 5 * k)]
             keyword_ids: list[int] = []
             terms = fts_terms(query)
             if mode != "vector" and terms:
-                keyword_ids = self._keyword(fts_query(terms) or "", keep, max(50, 5 * k))
+                keyword_ids = self._keyword(terms, keep, max(50, 5 * k))
                 missing = [i for i in keyword_ids if i not in sims]
                 sims.update(self._cosines(missing, qv))
             fused = fuse(vector_ids, keyword_ids, p.rrf_k)
@@ -409,14 +409,34 @@ class SQLiteMemoryStore:
             out.update({int(r[0]): float(r[1]) for r in rows})
         return out
 
-    def _keyword(self, match: str, keep: NDArray[np.bool_], limit: int) -> list[int]:
-        allowed = set(self._index.ids[: len(self._index)][keep].tolist())
-        found: list[int] = []
+    def _keyword(self, terms: list[str], keep: NDArray[np.bool_], limit: int) -> list[int]:
+        """BM25 ranking of the memories in ``keep`` for ``terms``.
+
+        FTS5 scores every match before ordering, so terms in more than
+        ``keyword_max_share`` of the memories (they barely move BM25 anyway) are left
+        out of the query, which keeps it fast on a large store; if every term is that
+        common the keyword leg is skipped and the vector leg answers alone.
+        """
+        n = len(self._index)
+        if n == 0:
+            return []
+        vocab: list[Any] = self._db.execute(
+            f"SELECT term, doc FROM memory_fts_vocab WHERE term IN "
+            f"({','.join('?' * len(terms))})", terms).fetchall()
+        cap = max(1000, self.policy.keyword_max_share * n)
+        rare = [str(t) for t, doc in vocab if doc <= cap]
+        match = fts_query(rare)
+        if match is None:
+            return []
+        ids = self._index.ids[:n]
+        allowed = np.zeros(int(ids.max()) + 1, dtype=bool)
+        allowed[ids[keep]] = True
         rows: list[Any] = self._db.execute(
             "SELECT rowid FROM memory_fts WHERE memory_fts MATCH ? ORDER BY rank LIMIT ?",
             (match, limit * 4)).fetchall()
+        found: list[int] = []
         for (mid,) in rows:
-            if mid in allowed:
+            if mid < len(allowed) and allowed[mid]:
                 found.append(int(mid))
                 if len(found) == limit:
                     break
