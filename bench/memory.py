@@ -323,12 +323,13 @@ def token_estimate_error() -> None:
     for i in range(400):
         kind = i % 5
         if kind == 0:
-            samples.append(f"The {rng.choice(ATTRS)} of project Kalomir is {_value(rng, 'budget')}.")
+            budget = _value(rng, "budget")
+            samples.append(f"The {rng.choice(ATTRS)} of project Kalomir is {budget}.")
         elif kind == 1:
             samples.append("\n".join(f"log page {i} line {j}: routine check ok"
                                      for j in range(rng.randint(1, 40))))
         elif kind == 2:
-            samples.append('{"page": %d, "filter": ["a", "b"], "limit": %d}' % (i, i * 7))
+            samples.append(f'{{"page": {i}, "filter": ["a", "b"], "limit": {i * 7}}}')
         elif kind == 3:
             samples.append(" ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 300))))
         else:
