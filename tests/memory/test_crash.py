@@ -78,3 +78,24 @@ def test_sigkill_inside_the_transaction(tmp_path: Path, embedder: MiniLMEmbedder
     assert store.get_sync(line[1]) is None and store.count(history=True) == 0
     _check_whole(db)
     store.close()
+
+
+def test_processes_opening_a_new_file_together(tmp_path: Path) -> None:
+    """Three processes create the same store at once: the migration set is applied
+    once, and every process opens it."""
+    db = tmp_path / "new.db"
+    code = ("import sys; from tether.memory import SQLiteMemoryStore, MiniLMEmbedder\n"
+            "s = SQLiteMemoryStore(sys.argv[1], embedder=MiniLMEmbedder()); s.close()\n"
+            "print('opened')")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    children = [subprocess.Popen([sys.executable, "-c", code, str(db)], env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for _ in range(3)]
+    outputs = [c.communicate(timeout=120) for c in children]
+    assert all(o[0].strip() == "opened" for o in outputs), [o[1][-500:] for o in outputs]
+    c = apsw.Connection(str(db))
+    assert c.execute("SELECT name, version FROM tether_migrations").fetchall() == [
+        ("memory", 1)]
+    assert c.execute("SELECT value FROM memory_meta WHERE name = 'generation'"
+                     ).fetchall() == [("0",)]
+    c.close()

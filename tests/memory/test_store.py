@@ -254,3 +254,27 @@ def test_second_process_sees_writes(tmp_path: Path, embedder: MiniLMEmbedder) ->
     assert put(b, "Ada drinks jasmine tea", key="drink").action == "duplicate"
     a.close()
     b.close()
+
+
+def test_memory_first_then_journal_on_one_new_file(tmp_path: Path,
+                                                   embedder: MiniLMEmbedder) -> None:
+    """Opening the memory store first must not make the journal refuse the file."""
+    path = tmp_path / "both.db"
+    store = SQLiteMemoryStore(path, embedder=embedder)
+    put(store, "Ada likes chess")
+    journal = SQLiteStore(path)
+    asyncio.run(journal.close())
+    store.close()
+    again = SQLiteMemoryStore(path, embedder=embedder)
+    assert again.count() == 1
+    again.close()
+    foreign = tmp_path / "foreign.db"
+    c = apsw.Connection(str(foreign))
+    c.execute("PRAGMA application_id=42; CREATE TABLE t(x)")
+    c.close()
+    from tether.memory import MemoryStoreError
+    with pytest.raises(MemoryStoreError):
+        SQLiteMemoryStore(foreign, embedder=embedder)
+    c = apsw.Connection(str(foreign))
+    assert [r[0] for r in c.execute("SELECT name FROM sqlite_master")] == ["t"]  # untouched
+    c.close()

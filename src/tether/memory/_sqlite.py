@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -96,8 +97,9 @@ class SQLiteMemoryStore:
             self._db = apsw.Connection(str(self.path))
             self._db.set_busy_timeout(busy_timeout_ms)
             self.vec_version = load_vec(self._db, vec_path)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(self._db, busy_timeout_ms / 1000)
             self._db.execute(f"PRAGMA synchronous={synchronous}")
+            _mark_tether_file(self._db, self.path)
             migrate(self._db, str(self.path))
             self._check_embedder()
         self._index = BitIndex(self.embedder.dim)
@@ -497,6 +499,35 @@ class SQLiteMemoryStore:
     async def forget(self, handle: str) -> bool:
         """Mark the memory superseded; it stays in history."""
         return self.forget_sync(handle)
+
+
+#: ``PRAGMA application_id`` of a Tether database ("TETH"), as the journal sets it.
+TETHER_APPLICATION_ID = 0x54455448
+
+
+def _enable_wal(db: apsw.Connection, patience_s: float) -> None:
+    """Switch to WAL; SQLite does not wait on the busy timeout for this, so a process
+    racing another over a new file tries again."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except apsw.BusyError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _mark_tether_file(db: apsw.Connection, path: Path) -> None:
+    """Give a new file the journal's application id (the journal refuses a file with
+    tables and another id); refuse a file that belongs to another application."""
+    rows: list[Any] = db.execute("PRAGMA application_id").fetchall()
+    if rows[0][0] == 0:
+        db.execute(f"PRAGMA application_id={TETHER_APPLICATION_ID}")
+    elif rows[0][0] != TETHER_APPLICATION_ID:
+        raise MemoryStoreError(f"{path} is an SQLite database of another application",
+                               hint="use a Tether database file, or a new file")
 
 
 def _scope_sql(scope: Namespace) -> tuple[str, list[Any]]:
