@@ -278,3 +278,29 @@ def test_memory_first_then_journal_on_one_new_file(tmp_path: Path,
     c = apsw.Connection(str(foreign))
     assert [r[0] for r in c.execute("SELECT name FROM sqlite_master")] == ["t"]  # untouched
     c.close()
+
+
+def test_prefilter_finds_what_exact_search_finds(tmp_path: Path,
+                                                 embedder: MiniLMEmbedder) -> None:
+    """The sign-bit prefilter plus rescoring returns the exact float top 10 (computed in
+    SQL by sqlite-vec) on real embeddings, with the prefilter made small."""
+    from .labelled import labelled_set
+
+    docs, queries = labelled_set()
+    store = SQLiteMemoryStore(tmp_path / "x.db", embedder=embedder,
+                              policy=MemoryPolicy(prefilter_min=20, prefilter_factor=2))
+    for doc, v in zip(docs, embedder.embed(docs), strict=True):
+        store.write(store.prepare(doc, namespace=NS, vector=v))
+    scope = Namespace(agent="helper")
+    found = []
+    for q, v in zip([q for q, _, _ in queries], embedder.embed([q for q, _, _ in queries]),
+                    strict=True):
+        exact = store.exact_search(v, scope=scope, k=10)
+        approx = store.search_sync(q, scope=scope, k=10, vector=v, mode="vector",
+                                   min_similarity=-1.0)
+        assert [round(s, 4) for _, s in exact] == sorted(
+            [round(s, 4) for _, s in exact], reverse=True)
+        found.append(len({h for h, _ in exact} & {h.memory.handle for h in approx}) / 10)
+    assert sum(found) / len(found) >= 0.9
+    assert store.exact_search(v, scope=Namespace(user="nobody"), k=10) == []
+    store.close()

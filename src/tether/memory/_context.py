@@ -116,6 +116,7 @@ class ContextBuilder:
         self.drop_batch_turns = 4 * batch_turns
         self._turn_cache: dict[tuple[int, int, int], Any] = {}
         self._last: Any = None
+        self._refs: list[str] = []
 
     # -- rendering ------------------------------------------------------------------
 
@@ -124,18 +125,21 @@ class ContextBuilder:
 
     def _mask_text(self, message: Message, handle: str) -> str:
         text = message.content or ""
-        size = self.counter.count(text)
         preview = text[: self.preview_chars].replace("\n", " ")
         more = "…" if len(text) > self.preview_chars else ""
-        return (f"[masked {message.role} output, {size} tokens; preview: {preview}{more} "
-                f"| full text: expand(handle={handle!r})]")
+        return (f"[masked {message.role} output, {len(text)} characters; preview: "
+                f"{preview}{more} | full text: expand(handle={handle!r})]")
 
     def _masks(self, message: Message, masked: bool) -> bool:
         """Whether ``message`` shows as a preview: large tool results always; when the
         turn is masked, tool results and long assistant texts."""
         if message.role == "tool":
-            return masked or self.counter.count(message.content or "") > \
-                self.large_result_tokens
+            if masked:
+                return True
+            text = message.content or ""
+            # no token has more than 8 characters in practice: skip counting huge texts
+            return len(text) > 8 * self.large_result_tokens or \
+                self.counter.count(text) > self.large_result_tokens
         return masked and message.role == "assistant" and \
             len(message.content or "") > self.preview_chars + 80
 
@@ -151,6 +155,11 @@ class ContextBuilder:
             out.append(m)
         return out
 
+    def _default_refs(self, n: int) -> list[str]:
+        while len(self._refs) < n:
+            self._refs.append(f"msg:{len(self._refs)}")
+        return self._refs[:n]
+
     def _prefix_sums(self, history: Sequence[Message], refs: list[str],
                      handles: dict[str, str]) -> tuple[list[tuple[int, int]], list[int], list[int]]:
         """Turn bounds and prefix sums of their costs (whole, masked). When ``history``
@@ -164,8 +173,7 @@ class ContextBuilder:
             cut = old_bounds[keep][0] if keep >= 0 else 0
             if (len(history) >= len(old_hist) and refs[:cut] == old_refs[:cut]
                     and all(handles.get(k) == v for k, v in old_handles.items())
-                    and all(a is b for a, b in zip(old_hist[:cut], history[:cut],
-                                                   strict=True))):
+                    and old_hist[:cut] == list(history[:cut])):  # identity first, in C
                 start_turn = keep
         if start_turn > 0 and last is not None:
             bounds = last[3][:start_turn]
@@ -268,7 +276,7 @@ class ContextBuilder:
         Raises:
             ContextBudgetError: the instructions, pinned facts and task alone do not fit.
         """
-        refs = list(refs) if refs is not None else [f"msg:{i}" for i in range(len(history))]
+        refs = list(refs) if refs is not None else self._default_refs(len(history))
         if len(refs) != len(history):
             raise ContextBudgetError("refs must have one entry per history message",
                                      hint="pass refs=None for the default references")
@@ -301,13 +309,20 @@ class ContextBuilder:
         mask_cut = (max(0, n - self.keep_recent_turns) // batch) * batch
         drop_cut = 0
 
+        notes: dict[int, int] = {}
+        memory_cost: dict[int, int] = {}
+
         def total() -> int:
             t = fixed + (mask[mask_cut] - mask[drop_cut] if mask_cut > drop_cut else 0)
             t += full[n] - full[max(mask_cut, drop_cut)]
             if drop_cut:
-                t += self._tokens(self._note(drop_cut))
-            mm = self._memory_message(kept_mems)
-            return t + (self._tokens(mm) if mm is not None else 0)
+                if drop_cut not in notes:
+                    notes[drop_cut] = self._tokens(self._note(drop_cut))
+                t += notes[drop_cut]
+            if len(kept_mems) not in memory_cost:
+                mm = self._memory_message(kept_mems)
+                memory_cost[len(kept_mems)] = self._tokens(mm) if mm is not None else 0
+            return t + memory_cost[len(kept_mems)]
 
         floor_recent = (max(0, n - 2) // batch) * batch  # keep the last turns whole
         while total() > self.budget:

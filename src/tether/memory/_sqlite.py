@@ -99,6 +99,10 @@ class SQLiteMemoryStore:
             self.vec_version = load_vec(self._db, vec_path)
             _enable_wal(self._db, busy_timeout_ms / 1000)
             self._db.execute(f"PRAGMA synchronous={synchronous}")
+            # rescoring reads a few hundred random vector rows per search: map the file
+            # and keep a larger page cache rather than a syscall per page
+            self._db.execute("PRAGMA mmap_size=1073741824")
+            self._db.execute("PRAGMA cache_size=-65536")
             _mark_tether_file(self._db, self.path)
             migrate(self._db, str(self.path))
             self._check_embedder()
@@ -341,10 +345,9 @@ class SQLiteMemoryStore:
         history: bool = False,
         min_similarity: float | None = None,
         mode: Literal["hybrid", "vector", "keyword"] = "hybrid",
-        exact: bool = False,
     ) -> list[Hit]:
-        """Hybrid search; see :meth:`search`. ``exact`` scans every float vector
-        (no prefilter), for measuring the prefilter's recall."""
+        """Hybrid search; see :meth:`search`. ``vector`` skips embedding the query;
+        ``mode`` keeps one leg only (for measuring each signal)."""
         p = self.policy
         qv = vector if vector is not None else self.embedder.embed([query])[0]
         threshold = p.min_similarity if min_similarity is None else min_similarity
@@ -356,8 +359,7 @@ class SQLiteMemoryStore:
             vector_ids: list[int] = []
             sims: dict[int, float] = {}
             if mode != "keyword":
-                count = len(self._index) if exact else max(p.prefilter_min,
-                                                             p.prefilter_factor * k)
+                count = max(p.prefilter_min, p.prefilter_factor * k)
                 candidates = self._index.nearest(sign_bits(qv), keep, count)
                 sims = self._cosines([int(i) for i in candidates], qv)
                 vector_ids = sorted(sims, key=lambda i: -sims[i])[: max(50, 5 * k)]
@@ -399,17 +401,40 @@ class SQLiteMemoryStore:
         return np.isin(self._index.ids[: len(self._index)], ids)
 
     def _cosines(self, ids: list[int], qv: NDArray[np.float32]) -> dict[int, float]:
+        """Cosine similarity of the float vectors of ``ids`` to ``qv`` (unit vectors:
+        a dot product, in numpy; per-row SQL calls of ``vec_distance_cosine`` cost ten
+        times more for a few hundred rows)."""
         if not ids:
             return {}
-        out: dict[int, float] = {}
-        blob = np.asarray(qv, dtype="<f4").tobytes()
+        got: list[int] = []
+        blobs: list[bytes] = []
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
             rows: list[Any] = self._db.execute(
-                f"SELECT id, 1.0 - vec_distance_cosine(embedding, ?) FROM memory_vectors "
-                f"WHERE id IN ({','.join('?' * len(chunk))})", (blob, *chunk)).fetchall()
-            out.update({int(r[0]): float(r[1]) for r in rows})
-        return out
+                f"SELECT id, embedding FROM memory_vectors WHERE id IN "
+                f"({','.join('?' * len(chunk))})", chunk).fetchall()
+            got += [int(r[0]) for r in rows]
+            blobs += [bytes(r[1]) for r in rows]
+        matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(got), -1)
+        return dict(zip(got, (matrix @ np.asarray(qv, dtype=np.float32)).tolist(),
+                        strict=True))
+
+    def exact_search(self, vector: NDArray[np.float32], *, scope: Namespace, k: int = 10,
+                     history: bool = False) -> list[tuple[str, float]]:
+        """The ``k`` nearest memories by exact float cosine, computed in SQL by
+        sqlite-vec over every vector in scope (no prefilter): the reference the
+        prefilter's recall is measured against. Returns ``(handle, similarity)``."""
+        clauses, args = _scope_sql(scope)
+        if not history:
+            clauses += " AND m.superseded_by IS NULL"
+        blob = np.asarray(vector, dtype="<f4").tobytes()
+        with self._translated():
+            rows: list[Any] = self._db.execute(
+                f"SELECT m.handle, 1.0 - vec_distance_cosine(v.embedding, ?) AS s "
+                f"FROM memory_vectors v JOIN memory_items m ON m.id = v.id "
+                f"WHERE 1{clauses.replace(' ns_', ' m.ns_')} ORDER BY s DESC LIMIT ?",
+                (blob, *args, k)).fetchall()
+        return [(str(r[0]), float(r[1])) for r in rows]
 
     def _keyword(self, terms: list[str], keep: NDArray[np.bool_], limit: int) -> list[int]:
         """BM25 ranking of the memories in ``keep`` for ``terms``.
@@ -422,11 +447,17 @@ class SQLiteMemoryStore:
         n = len(self._index)
         if n == 0:
             return []
-        vocab: list[Any] = self._db.execute(
-            f"SELECT term, doc FROM memory_fts_vocab WHERE term IN "
-            f"({','.join('?' * len(terms))})", terms).fetchall()
-        cap = max(1000, self.policy.keyword_max_share * n)
-        rare = [str(t) for t, doc in vocab if doc <= cap]
+        cap = int(max(1000, self.policy.keyword_max_share * n))
+        rare = []
+        for term in terms:
+            # counting stops at cap + 1 matches: bounded work however common the term
+            # (fts5vocab's ``doc`` walks the whole posting list)
+            quoted = fts_query([term]) or ""
+            doc: list[Any] = self._db.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM memory_fts WHERE memory_fts MATCH ? "
+                "LIMIT ?)", (quoted, cap + 1)).fetchall()
+            if 0 < doc[0][0] <= cap:
+                rare.append(term)
         match = fts_query(rare)
         if match is None:
             return []
