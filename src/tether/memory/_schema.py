@@ -57,7 +57,6 @@ MIGRATIONS: tuple[str, ...] = (
         text, key, content='memory_items', content_rowid='id',
         tokenize='unicode61 remove_diacritics 2'
     );
-    CREATE VIRTUAL TABLE memory_fts_vocab USING fts5vocab(memory_fts, 'row');
     """,
 )
 
