@@ -304,3 +304,15 @@ def test_prefilter_finds_what_exact_search_finds(tmp_path: Path,
     assert sum(found) / len(found) >= 0.9
     assert store.exact_search(v, scope=Namespace(user="nobody"), k=10) == []
     store.close()
+
+
+def test_event_payloads_are_json(mstore: SQLiteMemoryStore) -> None:
+    import json
+
+    out = put(mstore, "Ada's badge number is 5521", key="badge")
+    new = put(mstore, "Ada's badge number is 7730", key="badge")
+    payload = json.loads(json.dumps(new.to_payload()))
+    assert payload["action"] == "superseded" and payload["superseded"] == [out.memory.handle]
+    hits = mstore.search_sync("badge number", scope=NS)
+    recall = json.loads(json.dumps([h.to_payload() for h in hits]))
+    assert recall[0]["handle"] == new.memory.handle and recall[0]["vector_rank"] == 1

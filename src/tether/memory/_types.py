@@ -83,6 +83,12 @@ class Hit:
     keyword_rank: int | None = None
     vector_rank: int | None = None
 
+    def to_payload(self) -> dict[str, Any]:
+        """This hit in a ``memory.recall`` event: ``{"query", "scope", "hits": [...]}``."""
+        return {"handle": self.memory.handle, "score": round(self.score, 6),
+                "similarity": round(self.similarity, 6), "keyword_rank": self.keyword_rank,
+                "vector_rank": self.vector_rank}
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WriteOutcome:
