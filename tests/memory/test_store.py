@@ -316,3 +316,16 @@ def test_event_payloads_are_json(mstore: SQLiteMemoryStore) -> None:
     hits = mstore.search_sync("badge number", scope=NS)
     recall = json.loads(json.dumps([h.to_payload() for h in hits]))
     assert recall[0]["handle"] == new.memory.handle and recall[0]["vector_rank"] == 1
+
+
+def test_write_many_is_one_transaction(mstore: SQLiteMemoryStore) -> None:
+    items = [mstore.prepare(f"Sensor {i} is in room {i * 3}", namespace=NS) for i in range(5)]
+    items.append(mstore.prepare("sensor 0 is in room 0", namespace=NS))  # exact duplicate
+    outcomes = mstore.write_many(items)
+    assert [o.action for o in outcomes] == ["added"] * 5 + ["duplicate"]
+    bad = [mstore.prepare("Sensor 9 is in room 27", namespace=NS),
+           mstore.prepare("x", namespace=NS, handle=items[0].handle)]  # handle taken
+    from tether.memory import MemoryStoreError
+    with pytest.raises(MemoryStoreError):  # the batch rolls back as a whole
+        mstore.write_many(bad)
+    assert mstore.count(NS) == 5

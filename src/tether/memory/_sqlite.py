@@ -189,7 +189,27 @@ class SQLiteMemoryStore:
             self._db.execute("COMMIT")
         return outcome
 
-    def write_in(self, db: apsw.Connection, item: PreparedMemory) -> WriteOutcome:
+    def write_many(self, items: Sequence[PreparedMemory], *, check_similar: bool = False
+                   ) -> list[WriteOutcome]:
+        """Write many memories in one transaction (imports, restores, benchmarks).
+
+        Exact duplicates and keys are still checked; the similarity checks (near
+        duplicates, keyless supersession) only with ``check_similar``, as they search
+        committed memories and cost a scan each.
+        """
+        with self._translated():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                outcomes = [self.write_in(self._db, item, check_similar=check_similar)
+                            for item in items]
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return outcomes
+
+    def write_in(self, db: apsw.Connection, item: PreparedMemory, *,
+                 check_similar: bool = True) -> WriteOutcome:
         """Write ``item`` with ``db``, inside the transaction the caller has open.
 
         ``db`` may be another connection to the same file (the journal's): the rows
@@ -217,7 +237,8 @@ class SQLiteMemoryStore:
         p = self.policy
         tokens = content_tokens(item.text)
         superseded: list[int] = []
-        similar = self._similar(item.vector, item.namespace) if item.kind != "artifact" else []
+        similar = self._similar(item.vector, item.namespace) if (
+            check_similar and item.kind != "artifact") else []
         for mid, text, key, kind, sim in similar:
             if kind != item.kind:
                 continue
