@@ -31,7 +31,7 @@ if ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
     ticker=$!
     trap '[ -n "$ticker" ] && kill "$ticker" 2>/dev/null' EXIT
 fi
-echo "==> pip install -e '.[local,server,openai,anthropic,otel,dev]'"
+echo "==> pip install -e '.[local,server,openai,anthropic,otel,memory,dev]'"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \
-    -e '.[local,server,openai,anthropic,otel,dev]'
+    -e '.[local,server,openai,anthropic,otel,memory,dev]'
 echo "==> environment ready"

@@ -19,9 +19,10 @@ ALLOWED: dict[str, set[str]] = {
     "tools": {"core"},
     "sandbox": {"core", "tools"},
     "net": {"core", "tools"},
-    "runtime": {"core", "store", "models", "tools"},
+    "memory": {"core", "store", "models", "tools"},
+    "runtime": {"core", "store", "models", "tools", "memory"},
     "observe": {"core", "store", "models"},
-    "cli": {"core", "store", "models", "tools", "runtime", "observe"},
+    "cli": {"core", "store", "models", "tools", "memory", "runtime", "observe"},
     "testing": set(),
 }
 PACKAGES = sorted(ALLOWED)

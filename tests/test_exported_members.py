@@ -52,6 +52,15 @@ EXPORTS: dict[str, list[str]] = {
         "address_refusal", "embedded_ipv4", "host_matches", "http_tool", "parse_url",
         "system_resolver",
     ],
+    "tether.memory": [
+        "MIGRATION_SET", "BuiltContext", "ContextBudgetError", "ContextBuilder", "ContextPart",
+        "Embedder", "EmbedderMismatchError", "EmbeddingError", "EstimateTokenCounter", "Hit",
+        "LlamaTokenCounter", "Memory", "MemoryPolicy", "MemoryStore", "MemoryStoreError",
+        "MiniLMEmbedder", "Namespace", "OpenAIEmbedder", "PreparedMemory", "Provenance",
+        "SQLiteMemoryStore", "TokenCounter", "VectorExtensionError", "WriteOutcome",
+        "default_counter", "load_vec", "memory_tools", "message_tokens", "normalise_text",
+        "offload_large_results",
+    ],
     "tether.runtime": [
         "Agent", "Breaker", "BreakerBoard", "BreakerSettings", "Budget", "Observer", "OpenCall",
         "Policy", "RetryPolicy", "Reviewer", "RunResult", "RunState", "Runner", "Transition",
