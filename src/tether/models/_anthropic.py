@@ -94,7 +94,7 @@ class AnthropicModel:
             lambda: self._anthropic.AsyncAnthropic(
                 api_key=self._api_key, base_url=self._base_url, max_retries=0,
                 timeout=self._timeout_s,
-                http_client=capped_client(max_response_bytes, self._timeout_s),
+                http_client=capped_client(self._anthropic, max_response_bytes, self._timeout_s),
             )
         )
 

@@ -10,12 +10,12 @@ an HTML page, a cut body, JSON of the wrong shape.
 
 from __future__ import annotations
 
+import functools
 import html
+import importlib
 import re
 from collections.abc import AsyncIterator
 from typing import Any
-
-import httpx
 
 from ..core import ModelBehaviorError, TransientModelError
 
@@ -37,50 +37,63 @@ class ResponseTooLargeError(Exception):
         self.limit = limit
 
 
-class _CappedStream(httpx.AsyncByteStream):
-    def __init__(self, inner: httpx.AsyncByteStream, limit: int) -> None:
-        self._inner = inner
-        self._limit = limit
+@functools.cache
+def _capped_transport(hx: Any) -> Any:
+    """A transport class capping response bodies, for the httpx module ``hx`` (an SDK
+    may ship its own fork, such as ``httpx2``, and refuse the other's objects)."""
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        seen = 0
-        async for chunk in self._inner:
-            seen += len(chunk)
-            if seen > self._limit:
-                raise ResponseTooLargeError(seen, self._limit, declared=False)
-            yield chunk
+    class CappedStream(hx.AsyncByteStream):  # type: ignore[misc]
+        def __init__(self, inner: Any, limit: int) -> None:
+            self._inner = inner
+            self._limit = limit
 
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            seen = 0
+            async for chunk in self._inner:
+                seen += len(chunk)
+                if seen > self._limit:
+                    raise ResponseTooLargeError(seen, self._limit, declared=False)
+                yield chunk
+
+        async def aclose(self) -> None:
+            await self._inner.aclose()
+
+    class CappedTransport(hx.AsyncBaseTransport):  # type: ignore[misc]
+        def __init__(self, limit: int) -> None:
+            self._limit = limit
+            self._inner = hx.AsyncHTTPTransport(
+                limits=hx.Limits(max_connections=1000, max_keepalive_connections=100))
+
+        async def handle_async_request(self, request: Any) -> Any:
+            response = await self._inner.handle_async_request(request)
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self._limit:
+                await response.aclose()
+                raise ResponseTooLargeError(int(declared), self._limit, declared=True)
+            response.stream = CappedStream(response.stream, self._limit)
+            return response
+
+        async def aclose(self) -> None:
+            await self._inner.aclose()
+
+    return CappedTransport
 
 
-class CappedTransport(httpx.AsyncBaseTransport):
-    """An httpx transport whose response bodies may not exceed ``limit`` bytes."""
-
-    def __init__(self, limit: int, inner: httpx.AsyncBaseTransport | None = None) -> None:
-        self._limit = limit
-        self._inner = inner or httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100)
-        )
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self._inner.handle_async_request(request)
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self._limit:
-            await response.aclose()
-            raise ResponseTooLargeError(int(declared), self._limit, declared=True)
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = _CappedStream(response.stream, self._limit)
-        return response
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+def _httpx_of(sdk: Any) -> Any:
+    """The httpx module an SDK is built on (from the bases of its default client)."""
+    for cls in getattr(sdk, "DefaultAsyncHttpxClient", object).__mro__:
+        top = str(getattr(cls, "__module__", "")).partition(".")[0]
+        if top.startswith("httpx"):
+            return importlib.import_module(top)
+    return importlib.import_module("httpx")
 
 
-def capped_client(limit: int, timeout_s: float) -> httpx.AsyncClient:
-    """An httpx client for an SDK: body cap, redirects followed, the SDK's timeout."""
-    return httpx.AsyncClient(transport=CappedTransport(limit), timeout=timeout_s,
-                             follow_redirects=True)
+def capped_client(sdk: Any, limit: int, timeout_s: float) -> Any:
+    """An httpx client for ``sdk``: bodies over ``limit`` bytes refused, redirects
+    followed, the SDK's timeout."""
+    hx = _httpx_of(sdk)
+    return hx.AsyncClient(transport=_capped_transport(hx)(limit), timeout=timeout_s,
+                          follow_redirects=True)
 
 
 def too_large_in(error: BaseException) -> ResponseTooLargeError | None:

@@ -102,7 +102,7 @@ class OpenAIModel:
             lambda: self._openai.AsyncOpenAI(
                 api_key=self._api_key, base_url=self._base_url, max_retries=0,
                 timeout=self._timeout_s,
-                http_client=capped_client(self._max_response_bytes, self._timeout_s),
+                http_client=capped_client(self._openai, self._max_response_bytes, self._timeout_s),
             )
         )
 
