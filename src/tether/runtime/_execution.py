@@ -296,7 +296,9 @@ class Execution(Journal):
                 "output": message.content or "",
             }))
         elif rejected == "truncated":  # the repair path: the model sees why, and retries
-            note = truncation_note(response.usage.output_tokens, self.agent.settings.max_tokens)
+            limit = self.agent.settings.max_tokens or getattr(model, "max_tokens", None)
+            note = truncation_note(response.usage.output_tokens,
+                                   limit if isinstance(limit, int) else None)
             events.append(self.event(EventType.DECISION, step, {
                 "decision": "repair", "options": ["ask_shorter", "retry_same_prompt"],
                 "chosen": "ask_shorter", "reason": "the answer stopped at the token limit",

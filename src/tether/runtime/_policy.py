@@ -181,7 +181,7 @@ def after_model_failure(
         return MoveOn(reason="rate limited")
     if breaker_open and has_fallback:
         return MoveOn(reason="circuit breaker opened")
-    if attempt >= retry.attempts_for(error):
+    if not error.retryable or attempt >= retry.attempts_for(error):  # a refusal is final
         if has_fallback:
             reason = "retries spent" if error.retryable else f"{error_class(error)} error"
             return MoveOn(reason=reason)
