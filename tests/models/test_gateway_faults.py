@@ -19,6 +19,7 @@ from tether.core import (
 )
 from tether.models import (
     DEFAULT_COMPATIBLE_MAX_TOKENS,
+    AnthropicModel,
     ModelRequest,
     ModelSettings,
     OpenAIModel,
@@ -115,3 +116,24 @@ async def test_compatible_servers_get_a_default_max_tokens_that_can_be_overridde
     assert sent == [DEFAULT_COMPATIBLE_MAX_TOKENS, 100, 7]
     openai = OpenAIModel("gpt-4.1-mini", api_key="sk-test", base_url=server.base_url)
     assert openai.max_tokens is None  # reasoning models need the room
+
+
+@pytest.mark.parametrize(("fault", "expected"), [
+    (Fault(kind="not_json"), TransientModelError),
+    (Fault(kind="truncated_json"), TransientModelError),
+    (Fault(kind="html_200"), TransientModelError),
+    (Fault(kind="html_502"), TransientModelError),
+    (Fault(kind="huge", declare_length=False), ModelBehaviorError),
+    (Fault(kind="trickle", interval_s=0.2), TransientModelError),
+])
+async def test_the_anthropic_provider_classifies_gateway_faults_too(
+    fault: Fault, expected: type
+) -> None:
+    with FaultServer([fault]) as server:
+        model = AnthropicModel("claude-x", api_key="sk-ant-test",
+                               base_url=f"http://127.0.0.1:{server.port}", timeout_s=0.5)
+        async with model:
+            with pytest.raises(ModelError) as caught:
+                await asyncio.wait_for(model.complete(ASK), 60)
+    assert type(caught.value) is expected, repr(caught.value)
+    assert "<" not in caught.value.message and caught.value.provider == "anthropic"
