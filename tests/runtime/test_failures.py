@@ -9,8 +9,15 @@ from typing import Any
 
 import pytest
 
-from tether.core import Event, EventType, RateLimitError, RunStatus
-from tether.models import FunctionModel, ModelRequest, ModelSettings, OpenAIModel
+from tether.core import Event, EventType, Message, RateLimitError, RunStatus
+from tether.models import (
+    FunctionModel,
+    ModelRequest,
+    ModelResponse,
+    ModelSettings,
+    OpenAIModel,
+    TruncatedResponseError,
+)
 from tether.observe import prompts
 from tether.runtime import (
     Agent,
@@ -590,3 +597,18 @@ async def test_an_oversized_answer_is_not_the_runs_output(store: SQLiteStore) ->
     assert error["error_class"] == "misbehavior" and "5,000 characters" in \
         error["error"]["message"]
     assert len(of(events, EventType.MODEL_ERROR)) == 3  # each rejected answer, journaled
+
+
+async def test_an_oversized_truncated_answer_is_rejected_not_repaired(store: SQLiteStore) -> None:
+    def runaway(request: ModelRequest) -> ModelResponse:
+        raise TruncatedResponseError("cut", response=ModelResponse(
+            message=Message.assistant("y" * 5_000), provider="scripted", model="f",
+            finish_reason="length"))
+
+    policy = Policy(model_retry=FAST.model_retry, max_response_chars=1_000)
+    agent = Agent(name="big", model=FunctionModel(runaway), policy=policy)
+    result = await Runner(store).run(agent, "hi")
+    assert result.status == RunStatus.FAILED
+    events = await store.read(result.run_id)
+    assert not of(events, EventType.MODEL_RESPONSE)  # never in the conversation
+    assert "5,000 characters" in events[-1].payload["error"]["message"]

@@ -357,6 +357,9 @@ async def _attempt(ex: Execution, model: Model, request: ModelRequest) -> ModelR
             hint="raise Policy.model_timeout_s if the model is slow but healthy",
             provider=model.provider, model=model.model_name,
         ) from e
+    except TruncatedResponseError as e:  # an answer all the same: the same size cap
+        _checked(model, e.response, policy.max_response_chars)
+        raise
     except BaseException as e:
         error = classify(model, e)
         if error is None or error is e:
