@@ -131,7 +131,8 @@ async def test_the_anthropic_provider_classifies_gateway_faults_too(
 ) -> None:
     with FaultServer([fault]) as server:
         model = AnthropicModel("claude-x", api_key="sk-ant-test",
-                               base_url=f"http://127.0.0.1:{server.port}", timeout_s=0.5)
+                               base_url=f"http://127.0.0.1:{server.port}",
+                               timeout_s=0.5 if fault.kind == "trickle" else 60.0)
         async with model:
             with pytest.raises(ModelError) as caught:
                 await asyncio.wait_for(model.complete(ASK), 60)
