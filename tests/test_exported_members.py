@@ -36,6 +36,7 @@ EXPORTS: dict[str, list[str]] = {
         "ModelSettings", "ModelSpec", "OpenAIModel", "PriceTable", "ScriptExhaustedError",
         "ScriptItem", "ScriptedModel", "StreamDelta", "StreamingModel", "cost",
         "default_local_model_path", "parse_model_spec", "select_model", "step_of",
+        "DEFAULT_COMPATIBLE_MAX_TOKENS", "DEFAULT_MAX_RESPONSE_BYTES", "TruncatedResponseError",
     ],
     "tether.tools": [
         "NOT_APPLIED", "Tool", "ToolContext", "serialize_result", "tool",

@@ -4,16 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
 
-from tether.core import EventType, RunStatus
-from tether.models import OpenAIModel
-from tether.runtime import Agent, BreakerBoard, BreakerSettings, Policy, RetryPolicy, Runner
+from tether.core import Event, EventType, Message, RateLimitError, RunStatus
+from tether.models import (
+    FunctionModel,
+    ModelRequest,
+    ModelResponse,
+    ModelSettings,
+    OpenAIModel,
+    TruncatedResponseError,
+)
+from tether.observe import prompts
+from tether.runtime import (
+    Agent,
+    BreakerBoard,
+    BreakerSettings,
+    Policy,
+    RetryPolicy,
+    Runner,
+    RunResult,
+)
 from tether.store import SQLiteStore
-from tether.testing import Fault, FaultServer, closed_port, counting_responder
+from tether.testing import FAULTS, Fault, FaultServer, closed_port, counting_responder
 from tether.tools import tool
 
 STEPS = 3
@@ -25,9 +41,10 @@ def lookup(i: int) -> str:
     return f"record {i}"
 
 
+# Timeouts far above a healthy call on a loaded machine: only an injected hang misses them.
 FAST = Policy(
     model_retry=RetryPolicy(base_delay_s=0.01, max_delay_s=0.1),
-    model_timeout_s=0.5,
+    model_timeout_s=3.0,
     breaker=BreakerSettings(failure_threshold=5, reset_timeout_s=0.3),
 )
 
@@ -44,7 +61,7 @@ def agent_for(*urls: str, policy: Policy = FAST, **kwargs: Any) -> Agent:
 
 @pytest.fixture
 def server() -> Iterator[FaultServer]:
-    with FaultServer(responder=counting_responder(STEPS), hang_s=2.0) as s:
+    with FaultServer(responder=counting_responder(STEPS), hang_s=8.0) as s:
         yield s
 
 
@@ -139,8 +156,14 @@ async def test_spent_retries_fail_the_run_saying_what_was_tried(
     assert [r.payload["attempt"] for r in of(events, EventType.RETRY)] == [1, 2, 3]
     assert len(server.received) == 4
     assert events[-1].payload["reason"] == "model_error"
-    assert events[-1].payload["tried"] == {"model:openai-compatible:m0": 4}
-    assert events[-1].step == 0 and result.error is not None
+    assert events[-1].payload["tried"] == {
+        f"model:openai-compatible:{server.base_url}:m0": 4}
+    # run.failed belongs to the step whose call failed, like the retries before it
+    assert {e.step for e in events[-6:]} == {1} and result.error is not None
+    request, error = events[-3], events[-2]
+    assert (request.type, error.type) == (EventType.MODEL_REQUEST, EventType.MODEL_ERROR)
+    assert error.payload["attempts"] == events[-1].payload["tried"]
+    assert error.payload["error"]["type"] == "TransientModelError"
     assert result.error["status_code"] == 500 and result.error["provider"] == "openai-compatible"
 
 
@@ -168,7 +191,7 @@ async def test_fallback_then_breaker_then_half_open_recovery(
     port = closed_port()
     board = BreakerBoard()
     runner = Runner(store, breakers=board)
-    policy = Policy(model_retry=FAST.model_retry, model_timeout_s=0.5,
+    policy = Policy(model_retry=FAST.model_retry, model_timeout_s=3.0,
                     breaker=BreakerSettings(failure_threshold=3, reset_timeout_s=0.3))
     agent = agent_for(f"http://127.0.0.1:{port}/v1", server.base_url, policy=policy)
 
@@ -253,3 +276,340 @@ async def test_open_tool_breaker_without_fallback_reaches_the_model(store: SQLit
     assert json.loads(contents[1]) == {"error": "unavailable", "tool": "down",
                                        "retry_after_s": pytest.approx(60, abs=1),
                                        "message": "do without this tool for now"}
+
+
+# --- whatever the server does, the run ends and says why ---------------------------
+
+GUARD_S = 120  # a guard against a hang, far above any bound under test; never asserted
+
+
+class Batches:
+    """An observer keeping each committed batch: what was written together."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+
+    def __call__(self, events: Sequence[Event]) -> None:
+        self.batches.append([e.type for e in events])
+
+
+TIGHT = Policy(
+    model_retry=RetryPolicy(base_delay_s=0.01, max_delay_s=0.05),
+    model_timeout_s=0.4,
+    breaker=BreakerSettings(failure_threshold=50, reset_timeout_s=0.3),
+)
+
+
+@pytest.mark.parametrize("kind", FAULTS)
+async def test_whatever_the_server_always_does_the_run_ends_with_a_result(
+    store: SQLiteStore, kind: str
+) -> None:
+    fault = Fault(kind=kind, interval_s=0.05, retry_after_s=0.01)
+    with FaultServer(fault_for=lambda i: fault, responder=counting_responder(STEPS),
+                     hang_s=1.0) as server:
+        batches = Batches()
+        runner = Runner(store, observers=[batches])
+        result, events = await asyncio.wait_for(
+            drive(store, agent_for(server.base_url, policy=TIGHT), runner), GUARD_S)
+    assert isinstance(result, RunResult)
+    assert result.status in (RunStatus.COMPLETED, RunStatus.FAILED)
+    (summary,) = [r for r in await store.runs() if r.run_id == result.run_id]
+    assert summary.status == result.status  # never left running
+    if result.status == RunStatus.COMPLETED:
+        assert kind in ("ok", "malformed_args", "unknown_tool", "wrong_type_args",
+                        "context_length")
+        return
+    # The failed call is journaled with what was sent, with the run's failure.
+    assert batches.batches[-1][-3:] == ["model.request", "model.error", "run.failed"]
+    request, error, failed = events[-3:]
+    # what the journal says was sent is what the server got last
+    sent = prompts(events)[request.seq]
+    assert [m["role"] for m in sent] == [m["role"] for m in server.received[-1].body["messages"]]
+    assert error.payload["error"] == failed.payload["error"]
+    assert error.payload["error_class"] in ("transient", "misbehavior", "fatal",
+                                            "rate_limit", "context_length")
+    assert error.payload["model_key"] == f"model:openai-compatible:{server.base_url}:m0"
+    assert failed.step == error.step == request.step >= 1
+
+
+@pytest.mark.parametrize(("kind", "error_class"), [
+    ("not_json", "transient"), ("truncated_json", "transient"), ("html_200", "transient"),
+    ("html_502", "transient"), ("trickle", "transient"), ("huge", "misbehavior"),
+])
+async def test_gateway_faults_are_retried_and_the_run_completes(
+    store: SQLiteStore, server: FaultServer, kind: str, error_class: str
+) -> None:
+    server.set_plan([Fault(), Fault(kind=kind, interval_s=0.5)])  # a trickle takes 200 s
+    result, events = await asyncio.wait_for(
+        drive(store, agent_for(server.base_url)), GUARD_S)
+    assert result.status == RunStatus.COMPLETED, result.error
+    assert result.output == f"done after {STEPS} lookups"  # never the huge body
+    retries = of(events, EventType.RETRY)
+    assert [r.payload["error_class"] for r in retries] == [error_class]
+    assert "<" not in retries[0].payload["error"]["message"]
+    if error_class == "misbehavior":  # a rejected answer is journaled before its retry
+        assert [e.type for e in events[5:8]] == ["model.request", "model.error", "retry"]
+
+
+async def test_a_trickle_is_cut_by_the_request_timeout_when_the_policy_sets_none(
+    store: SQLiteStore, server: FaultServer
+) -> None:
+    # Each read is quick; only a bound on the whole attempt stops this body (200 s).
+    server.set_plan([Fault(kind="trickle", interval_s=0.5)])
+    policy = Policy(model_retry=FAST.model_retry, model_timeout_s=None)
+    agent = agent_for(server.base_url, policy=policy,
+                      settings=ModelSettings(timeout_s=3.0))
+    result, events = await asyncio.wait_for(drive(store, agent), GUARD_S)
+    assert result.status == RunStatus.COMPLETED
+    (retry,) = of(events, EventType.RETRY)
+    assert "within 3 s" in retry.payload["error"]["message"]
+
+
+async def test_wrong_typed_arguments_go_back_to_the_model(
+    store: SQLiteStore, server: FaultServer
+) -> None:
+    server.set_plan(["wrong_type_args"])
+    result, events = await drive(store, agent_for(server.base_url))
+    assert result.status == RunStatus.COMPLETED
+    (error,) = of(events, EventType.TOOL_ERROR)
+    assert "valid integer" in error.payload["content"] and not of(events, EventType.RETRY)
+    assert "valid integer" in server.received[1].body["messages"][-1]["content"]
+    assert of(events, EventType.MODEL_RESPONSE)[0].payload["malformed"]["calls"][0][
+        "arguments"] == '{"i": "#0"}'  # the object the server sent, as JSON text
+
+
+# --- one model name, two endpoints --------------------------------------------------
+
+
+async def test_a_fallback_serving_the_same_name_keeps_its_own_breaker_and_attempts(
+    store: SQLiteStore,
+) -> None:
+    policy = Policy(model_retry=RetryPolicy(base_delay_s=0.001, max_delay_s=0.01),
+                    model_timeout_s=30.0,
+                    breaker=BreakerSettings(failure_threshold=3, reset_timeout_s=60))
+    with FaultServer(fault_for=lambda i: Fault(kind="unavailable")) as dead, \
+            FaultServer(responder=counting_responder(STEPS)) as backup:
+        # the backup fails once, at its second request: its own fault, its own count
+        backup.set_plan(["ok", "server_error"])
+        agent = Agent(name="same-name", model=model_at(dead.base_url, "qwen"),
+                      fallbacks=[model_at(backup.base_url, "qwen")], tools=[lookup],
+                      policy=policy)
+        runner = Runner(store)
+        runs = [await drive(store, agent, runner) for _ in range(5)]
+    assert all(r.status == RunStatus.COMPLETED for r, _ in runs)
+    primary = f"model:openai-compatible:{dead.base_url}:qwen"
+    secondary = f"model:openai-compatible:{backup.base_url}:qwen"
+    # The dead primary's failures add up across runs until its breaker opens; after
+    # that it is not called at all (the reset timeout is a minute).
+    assert len(dead.received) == 3
+    breakers = [e.payload for _, events in runs for e in of(events, EventType.BREAKER)]
+    assert breakers == [{"name": primary, "from_state": "closed", "to_state": "open",
+                         "reason": breakers[0]["reason"]}]
+    retries = [e.payload for _, events in runs for e in of(events, EventType.RETRY)]
+    # the backup's one fault is retried from attempt 1: it inherits no spent attempts
+    assert [(r["model_key"], r["attempt"]) for r in retries if r["model_key"] == secondary] \
+        == [(secondary, 1)]
+    first_fallback = of(runs[0][1], EventType.FALLBACK)[0].payload
+    assert first_fallback["from_model"] == f"openai-compatible:{dead.base_url}:qwen"
+    assert first_fallback["to_model"] == f"openai-compatible:{backup.base_url}:qwen"
+
+
+async def test_breakers_with_conflicting_settings_are_kept_apart(store: SQLiteStore) -> None:
+    board = BreakerBoard()
+    strict = board.get("model:x", BreakerSettings(failure_threshold=1))
+    lenient = board.get("model:x", BreakerSettings(failure_threshold=10))
+    assert strict is not lenient and strict is board.get("model:x",
+                                                         BreakerSettings(failure_threshold=1))
+    strict.on_failure(0.0, "boom")
+    assert (strict.state, lenient.state) == ("open", "closed")
+    assert strict.name == "model:x" and "failure_threshold=10" in lenient.name
+
+
+# --- truncated answers take the repair path -----------------------------------------
+
+
+def _cut_until_told(body: dict[str, Any]) -> dict[str, Any]:
+    told = any("cut off" in str(m.get("content")) for m in body["messages"])
+    if told:
+        return {"role": "assistant", "content": "Short answer."}
+    return {"role": "assistant", "content": "Once upon a time, in a land far aw",
+            "finish_reason": "length"}
+
+
+async def test_a_truncated_answer_is_shown_to_the_model_with_a_request_to_be_brief(
+    store: SQLiteStore,
+) -> None:
+    with FaultServer(responder=_cut_until_told) as server:
+        result, events = await drive(store, agent_for(server.base_url))
+    assert result.status == RunStatus.COMPLETED and result.output == "Short answer."
+    assert not of(events, EventType.RETRY)  # not the same prompt again
+    cut = of(events, EventType.MODEL_RESPONSE)[0].payload
+    assert cut["rejected"] == "truncated" and cut["finish_reason"] == "length"
+    assert cut["message"]["content"] == "Once upon a time, in a land far aw"  # journaled
+    (repair,) = [e for e in of(events, EventType.DECISION) if e.payload["decision"] == "repair"]
+    second = server.received[1].body["messages"]
+    assert second[-2] == {"role": "assistant", "content": "Once upon a time, in a land far aw"}
+    assert second[-1]["role"] == "user" and "cut off" in second[-1]["content"]
+    assert second[-1]["content"] == repair.payload["message"]["content"]
+    # the journal's request chain rebuilds the prompt that was sent
+    rebuilt = list(prompts(events).values())[-1]
+    assert [m["content"] for m in rebuilt][-2:] == [m["content"] for m in second[-2:]]
+
+
+async def test_a_model_that_always_runs_long_spends_the_repair_budget(
+    store: SQLiteStore,
+) -> None:
+    def always_cut(body: dict[str, Any]) -> dict[str, Any]:
+        return {"role": "assistant", "content": "and so on " * 20, "finish_reason": "length"}
+
+    policy = Policy(model_retry=FAST.model_retry, max_consecutive_repairs=2)
+    with FaultServer(responder=always_cut) as server:
+        result, events = await drive(store, agent_for(server.base_url, policy=policy))
+        assert len(server.received) == 3
+    assert result.status == RunStatus.FAILED
+    assert events[-1].payload["reason"] == "repair_budget_exhausted"
+    assert events[-1].payload["last_output"]["reason"] == "truncated"
+
+
+# --- resuming ------------------------------------------------------------------------
+
+
+async def test_a_run_that_failed_on_model_error_gets_fresh_retries_when_resumed(
+    store: SQLiteStore, server: FaultServer
+) -> None:
+    server.fault_for = lambda i: Fault(kind="server_error")
+    agent = agent_for(server.base_url)
+    result, _ = await drive(store, agent)
+    assert result.status == RunStatus.FAILED
+    server.fault_for = None
+    server.set_plan(["server_error"] * 6)  # 4 requests so far, then 2 more failures
+    try:
+        resumed = await Runner(store).resume(result.run_id, agent)
+    finally:
+        await agent.model.aclose()  # type: ignore[union-attr]
+    assert resumed.status == RunStatus.COMPLETED, resumed.error
+    events = await store.read(result.run_id)
+    after = events[[e.type for e in events].index(EventType.RUN_RESUMED):]
+    assert [e.payload["attempt"] for e in of(after, EventType.RETRY)] == [1, 2]
+
+
+class _Cancel:
+    """Cancels the task driving a run as soon as a ``retry`` is committed: to the
+    journal, a crash in the middle of the retry's wait."""
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[Any] | None = None
+
+    def __call__(self, events: Sequence[Event]) -> None:
+        if self.task is not None and any(e.type == EventType.RETRY for e in events):
+            self.task.cancel()
+
+
+async def _crash_during_a_wait(store: SQLiteStore, server: FaultServer, agent: Agent) -> str:
+    cancel = _Cancel()
+    run_id = "run_crashed_while_waiting"
+    cancel.task = asyncio.ensure_future(
+        Runner(store, observers=[cancel]).run(agent, "look up", run_id=run_id))
+    with pytest.raises(asyncio.CancelledError):
+        await cancel.task
+    (summary,) = [r for r in await store.runs() if r.run_id == run_id]
+    assert summary.status == RunStatus.RUNNING
+    return run_id
+
+
+async def test_a_journaled_retry_after_is_waited_out_after_a_crash(
+    store: SQLiteStore, server: FaultServer
+) -> None:
+    server.set_plan([Fault(kind="rate_limit", retry_after_s=30)])
+    agent = agent_for(server.base_url, policy=Policy(model_retry=RetryPolicy(max_delay_s=60)))
+    run_id = await _crash_during_a_wait(store, server, agent)
+    # Resumed with 5 s left before the deadline, it cannot wait 30 s: it fails on the
+    # deadline instead of calling early (only the first request reached the server).
+    resumed = await Runner(store).resume(run_id, agent, budget={"max_seconds": 5})
+    await agent.model.aclose()  # type: ignore[union-attr]
+    assert resumed.status == RunStatus.FAILED
+    assert resumed.error is not None and resumed.error["type"] == "BudgetExceededError"
+    assert len(server.received) == 1
+
+
+async def test_a_retry_whose_wait_has_passed_goes_ahead_on_resume(
+    store: SQLiteStore, server: FaultServer
+) -> None:
+    server.set_plan([Fault(kind="rate_limit", retry_after_s=0.2)])
+    agent = agent_for(server.base_url)
+    run_id = await _crash_during_a_wait(store, server, agent)
+    resumed = await Runner(store).resume(run_id, agent, budget={"max_seconds": 600})
+    await agent.model.aclose()  # type: ignore[union-attr]
+    assert resumed.status == RunStatus.COMPLETED
+    events = await store.read(run_id)
+    (retry,) = of(events, EventType.RETRY)
+    answered = of(events, EventType.MODEL_RESPONSE)[0]
+    assert answered.ts >= retry.ts + retry.payload["delay_s"]  # journal order, not a timing
+
+
+# --- models that fail in exotic ways -------------------------------------------------
+
+
+class Exotic(BaseException):
+    """Not an Exception: a careless library's signal."""
+
+
+class NotAModel:
+    provider = "custom"
+    model_name = "junk"
+
+    async def complete(self, request: ModelRequest) -> object:
+        return 42
+
+
+@pytest.mark.parametrize(("raised", "expected"), [
+    (Exotic("boom"), "FatalModelError"),
+    (ExceptionGroup("several", [ValueError("a"), KeyError("b")]), "FatalModelError"),
+    (asyncio.CancelledError(), "FatalModelError"),
+    (ValueError("bad"), "FatalModelError"),
+    (ConnectionResetError("peer"), "TransientModelError"),
+    (ExceptionGroup("limited", [RateLimitError("slow down", retry_after=0.0)]),
+     "RateLimitError"),
+    (None, "FatalModelError"),  # returns 42 instead of a response
+])
+async def test_whatever_a_model_raises_is_classified_and_the_run_fails_cleanly(
+    store: SQLiteStore, raised: BaseException | None, expected: str
+) -> None:
+    def fail(request: ModelRequest) -> str:
+        assert raised is not None
+        raise raised
+
+    model: Any = NotAModel() if raised is None else FunctionModel(fail)
+    agent = Agent(name="exotic", model=model, policy=TIGHT)
+    result = await asyncio.wait_for(Runner(store).run(agent, "hi"), GUARD_S)
+    assert result.status == RunStatus.FAILED
+    assert result.error is not None and result.error["type"] == expected
+    events = await store.read(result.run_id)
+    assert [e.type for e in events[-3:]] == ["model.request", "model.error", "run.failed"]
+
+
+async def test_an_oversized_answer_is_not_the_runs_output(store: SQLiteStore) -> None:
+    model = FunctionModel(lambda request: "x" * 5_000)
+    policy = Policy(model_retry=FAST.model_retry, max_response_chars=1_000)
+    result = await Runner(store).run(Agent(name="big", model=model, policy=policy), "hi")
+    assert result.status == RunStatus.FAILED and result.output is None
+    events = await store.read(result.run_id)
+    error = events[-2].payload
+    assert error["error_class"] == "misbehavior" and "5,000 characters" in \
+        error["error"]["message"]
+    assert len(of(events, EventType.MODEL_ERROR)) == 3  # each rejected answer, journaled
+
+
+async def test_an_oversized_truncated_answer_is_rejected_not_repaired(store: SQLiteStore) -> None:
+    def runaway(request: ModelRequest) -> ModelResponse:
+        raise TruncatedResponseError("cut", response=ModelResponse(
+            message=Message.assistant("y" * 5_000), provider="scripted", model="f",
+            finish_reason="length"))
+
+    policy = Policy(model_retry=FAST.model_retry, max_response_chars=1_000)
+    agent = Agent(name="big", model=FunctionModel(runaway), policy=policy)
+    result = await Runner(store).run(agent, "hi")
+    assert result.status == RunStatus.FAILED
+    events = await store.read(result.run_id)
+    assert not of(events, EventType.MODEL_RESPONSE)  # never in the conversation
+    assert "5,000 characters" in events[-1].payload["error"]["message"]

@@ -25,6 +25,7 @@ class EventType(StrEnum):
     RUN_QUARANTINED = "run.quarantined"
     MODEL_REQUEST = "model.request"
     MODEL_RESPONSE = "model.response"
+    MODEL_ERROR = "model.error"
     TOOL_INTENT = "tool.intent"
     TOOL_RESULT = "tool.result"
     TOOL_ERROR = "tool.error"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from ..core import ContextLengthError, Message, ModelBehaviorError, ToolCall, Usage
 from ._protocol import ModelResponse
@@ -11,6 +12,16 @@ from ._protocol import ModelResponse
 TRUNCATED = frozenset({"length", "max_tokens"})
 #: Finish reasons meaning the provider withheld or the model refused the answer.
 REFUSED = frozenset({"content_filter", "refusal"})
+
+
+class TruncatedResponseError(ModelBehaviorError):
+    """The answer stopped at the token limit. ``response`` is what the model did write
+    (with its usage), so the runtime can show it to the model and ask for a shorter
+    answer instead of sending the same prompt again."""
+
+    def __init__(self, message: str, *, response: ModelResponse, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.response = response
 
 
 def build_response(
@@ -29,8 +40,9 @@ def build_response(
     ``finish_reason`` is kept as the provider reported it.
 
     Raises:
-        ModelBehaviorError: the answer was truncated, withheld or refused, or has
-            neither text nor tool calls.
+        TruncatedResponseError: the answer was cut off by the token limit.
+        ModelBehaviorError: the answer was withheld or refused, or has neither text
+            nor tool calls.
         ContextLengthError: generation stopped because the context window filled up.
     """
     where = f"{provider} model {model!r}"
@@ -43,12 +55,19 @@ def build_response(
             model=model,
         )
     if finish_reason in TRUNCATED:
-        raise ModelBehaviorError(
+        raise TruncatedResponseError(
             f"{where} stopped at the token limit: the answer is truncated",
-            hint="raise ModelSettings.max_tokens, or ask for a shorter answer",
+            hint="raise ModelSettings.max_tokens, or ask for a shorter answer; the runtime "
+            "shows the model its cut answer and asks for a shorter one",
             provider=provider,
             model=model,
             output=output,
+            response=ModelResponse(
+                message=Message(role="assistant", content=content or None,
+                                tool_calls=tuple(calls)),
+                usage=usage, provider=provider, model=model, finish_reason=finish_reason,
+                response_id=response_id,
+            ),
         )
     if finish_reason in REFUSED or (refusal and not content and not calls):
         reason = f": {refusal}" if refusal else ""

@@ -7,6 +7,7 @@ runtime is the one retry owner, and every SDK error is translated here.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,15 @@ from ._anthropic_wire import (
     messages_response,
 )
 from ._failures import connection_error, status_error, stream_error
+from ._http import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    ResponseTooLargeError,
+    capped_client,
+    not_a_completion,
+    snippet,
+    too_large_error,
+    too_large_in,
+)
 from ._loop_client import LoopBound
 from ._protocol import ModelRequest, ModelResponse, StreamDelta
 
@@ -49,11 +59,13 @@ class AnthropicModel:
         model: The model name, e.g. ``claude-sonnet-4-5``.
         api_key: The API key.
         base_url: The API root; Anthropic's by default.
-        timeout_s: Seconds one request may take, unless ``ModelSettings.timeout_s`` says
-            otherwise.
+        timeout_s: Seconds one attempt may take as a whole (connecting and reading the
+            entire body), unless ``ModelSettings.timeout_s`` says otherwise.
         max_tokens: ``max_tokens`` sent when ``ModelSettings.max_tokens`` is not set (the
             API requires one).
         credential_var: The environment variable the key came from, named in errors.
+        max_response_bytes: Largest response body read; a larger one is a
+            ``ModelBehaviorError`` and is not read further.
     """
 
     provider = "anthropic"
@@ -67,6 +79,7 @@ class AnthropicModel:
         timeout_s: float = 600.0,
         max_tokens: int = DEFAULT_MAX_TOKENS,
         credential_var: str | None = "ANTHROPIC_API_KEY",
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self._anthropic = _import_anthropic()
         if not model:
@@ -81,6 +94,7 @@ class AnthropicModel:
             lambda: self._anthropic.AsyncAnthropic(
                 api_key=self._api_key, base_url=self._base_url, max_retries=0,
                 timeout=self._timeout_s,
+                http_client=capped_client(self._anthropic, max_response_bytes, self._timeout_s),
             )
         )
 
@@ -125,11 +139,38 @@ class AnthropicModel:
         """
         body = self._options(request)
         client = self._client()
+        timeout = request.settings.timeout_s or self._timeout_s
+        provider, model = self.provider, self._model
         try:
-            message = await client.messages.create(**body)
+            async with asyncio.timeout(timeout):
+                message = await client.messages.create(**body)
+        except TimeoutError as e:
+            raise connection_error(
+                provider=provider, model=model, base_url=self._base_url, timed_out=True,
+                detail=f"no complete answer within {timeout:g} s",
+            ) from e
+        except ResponseTooLargeError as e:
+            raise too_large_error(e, provider=provider, model=model) from e
         except self._anthropic.AnthropicError as e:
             raise self._translate(e) from e
-        return messages_response(message, provider=self.provider, model=self._model)
+        except ValueError as e:  # the body is not JSON: cut short, or not an answer
+            raise not_a_completion(getattr(e, "doc", ""), provider=provider, model=model,
+                                   base_url=self._base_url,
+                                   detail=f"{type(e).__name__}: {e}") from e
+        if isinstance(message, str | bytes):
+            raise not_a_completion(str(message), provider=provider, model=model,
+                                   base_url=self._base_url)
+        try:
+            return messages_response(message, provider=provider, model=model)
+        except ModelError:
+            raise
+        except (AttributeError, TypeError, ValueError, KeyError) as e:
+            raise ModelBehaviorError(
+                f"{provider} model {model!r}: the response is JSON but not a message: "
+                f"{type(e).__name__}: {snippet(str(e))}",
+                hint="check the base URL points at the Anthropic API",
+                provider=provider, model=model,
+            ) from e
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamDelta]:
         """Stream the answer to ``request``: text deltas, then the complete response.
@@ -155,6 +196,9 @@ class AnthropicModel:
         """The Tether error for an ``anthropic`` SDK error."""
         sdk = self._anthropic
         provider, model = self.provider, self._model
+        too_large = too_large_in(error)
+        if too_large is not None:
+            return too_large_error(too_large, provider=provider, model=model)
         if isinstance(error, sdk.APIConnectionError):  # includes APITimeoutError
             return connection_error(
                 provider=provider,
@@ -164,7 +208,7 @@ class AnthropicModel:
                 detail=str(error.__cause__ or error.message),
             )
         if isinstance(error, sdk.APIStatusError):
-            message = error.api_message or error.message
+            message = snippet(error.api_message or error.message, 500)
             if error.status_code < 400:  # an ``error`` event inside a 200 stream
                 return stream_error(
                     provider=provider,

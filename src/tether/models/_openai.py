@@ -7,11 +7,21 @@ is the one retry owner, and every SDK error is translated here into a Tether err
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from ..core import ConfigurationError, ModelBehaviorError, ModelError
 from ._failures import connection_error, status_error, stream_error
+from ._http import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    ResponseTooLargeError,
+    capped_client,
+    not_a_completion,
+    snippet,
+    too_large_error,
+    too_large_in,
+)
 from ._loop_client import LoopBound
 from ._openai_wire import ChatStreamDecoder, chat_request, chat_response
 from ._protocol import ModelRequest, ModelResponse, StreamDelta
@@ -20,6 +30,9 @@ if TYPE_CHECKING:
     import openai
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
+#: ``max_tokens`` sent to OpenAI-compatible servers when neither the request nor the
+#: model sets one: without it llama.cpp and others generate until the context is full.
+DEFAULT_COMPATIBLE_MAX_TOKENS = 4096
 
 
 def _import_openai() -> Any:
@@ -48,9 +61,14 @@ class OpenAIModel:
         provider: The provider name reported in responses, errors and traces.
         compatible: Shape requests for OpenAI-compatible servers (see
             :func:`chat_request`); by default, true for any provider but ``openai``.
-        timeout_s: Seconds one request may take, unless ``ModelSettings.timeout_s`` says
-            otherwise.
+        timeout_s: Seconds one attempt may take as a whole (connecting and reading the
+            entire body), unless ``ModelSettings.timeout_s`` says otherwise.
         credential_var: The environment variable the key came from, named in errors.
+        max_tokens: ``max_tokens`` sent when ``ModelSettings.max_tokens`` is not set;
+            by default :data:`DEFAULT_COMPATIBLE_MAX_TOKENS` for compatible servers and
+            none for OpenAI (whose reasoning models need the room).
+        max_response_bytes: Largest response body read; a larger one is a
+            ``ModelBehaviorError`` and is not read further.
     """
 
     def __init__(
@@ -63,6 +81,8 @@ class OpenAIModel:
         compatible: bool | None = None,
         timeout_s: float = 600.0,
         credential_var: str | None = "OPENAI_API_KEY",
+        max_tokens: int | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self._openai = _import_openai()
         if not model:
@@ -74,10 +94,15 @@ class OpenAIModel:
         self._compatible = provider != "openai" if compatible is None else compatible
         self._timeout_s = timeout_s
         self._credential_var = credential_var
+        if max_tokens is None and self._compatible:
+            max_tokens = DEFAULT_COMPATIBLE_MAX_TOKENS
+        self._max_tokens = max_tokens
+        self._max_response_bytes = max_response_bytes
         self._clients: LoopBound[openai.AsyncOpenAI] = LoopBound(
             lambda: self._openai.AsyncOpenAI(
                 api_key=self._api_key, base_url=self._base_url, max_retries=0,
                 timeout=self._timeout_s,
+                http_client=capped_client(self._openai, self._max_response_bytes, self._timeout_s),
             )
         )
 
@@ -115,26 +140,67 @@ class OpenAIModel:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
+    @property
+    def max_tokens(self) -> int | None:
+        """``max_tokens`` sent when the request sets none."""
+        return self._max_tokens
+
+    def _timeout(self, request: ModelRequest) -> float:
+        return request.settings.timeout_s or self._timeout_s
+
     def _options(self, request: ModelRequest) -> dict[str, Any]:
+        if request.settings.max_tokens is None and self._max_tokens is not None:
+            settings = request.settings.model_copy(update={"max_tokens": self._max_tokens})
+            request = request.model_copy(update={"settings": settings})
         body = chat_request(request, model=self._model, compatible=self._compatible)
-        if request.settings.timeout_s is not None:
-            body["timeout"] = request.settings.timeout_s
+        body["timeout"] = self._timeout(request)
         return body
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
-        """Make one attempt at ``request``.
+        """Make one attempt at ``request``, bounded as a whole by the timeout.
 
         Raises:
             RateLimitError, TransientModelError, FatalModelError, ContextLengthError,
-            ModelBehaviorError: the provider's failure, translated.
+            ModelBehaviorError: the provider's failure, translated; whatever the server
+            sends (an HTML page, a cut or oversized body, a trickle) is one of these.
         """
         body = self._options(request)
         client = self._client()
+        timeout = self._timeout(request)
+        provider, model = self._provider, self._model
         try:
-            completion = await client.chat.completions.create(**body)
+            async with asyncio.timeout(timeout):
+                completion = await client.chat.completions.create(**body)
+        except TimeoutError as e:
+            raise connection_error(
+                provider=provider, model=model, base_url=self._base_url, timed_out=True,
+                detail=f"no complete answer within {timeout:g} s",
+            ) from e
+        except ResponseTooLargeError as e:
+            raise too_large_error(e, provider=provider, model=model) from e
         except self._openai.OpenAIError as e:
             raise self._translate(e) from e
-        return chat_response(completion, provider=self._provider, model=self._model)
+        except ValueError as e:  # the body is not JSON: cut short, or not an answer
+            raise not_a_completion(
+                getattr(e, "doc", ""), provider=provider, model=model,
+                base_url=self._base_url, detail=f"{type(e).__name__}: {e}",
+            ) from e
+        if isinstance(completion, str | bytes):  # a 200 that is not JSON (HTML...)
+            text = completion if isinstance(completion, str) else repr(completion)
+            raise not_a_completion(text, provider=provider, model=model,
+                                   base_url=self._base_url)
+        try:
+            return chat_response(completion, provider=provider, model=model)
+        except ModelError:
+            raise
+        except (AttributeError, TypeError, ValueError, KeyError) as e:
+            raise ModelBehaviorError(
+                f"{provider} model {model!r}: the response is JSON but not a chat "
+                f"completion: {type(e).__name__}: {snippet(str(e))}",
+                hint="the server is not fully OpenAI-compatible, or a gateway rewrote the "
+                "answer; check the base URL",
+                provider=provider, model=model,
+            ) from e
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamDelta]:
         """Stream the answer to ``request``: text deltas, then the complete response.
@@ -161,6 +227,9 @@ class OpenAIModel:
         """The Tether error for an ``openai`` SDK error."""
         sdk = self._openai
         provider, model = self._provider, self._model
+        too_large = too_large_in(error)
+        if too_large is not None:
+            return too_large_error(too_large, provider=provider, model=model)
         if isinstance(error, sdk.APIConnectionError):  # includes APITimeoutError
             return connection_error(
                 provider=provider,
@@ -174,7 +243,7 @@ class OpenAIModel:
                 provider=provider,
                 model=model,
                 status=error.status_code,
-                message=_error_message(error.body, error.message),
+                message=snippet(_error_message(error.body, _page(error)), 500),
                 headers=error.response.headers,
                 code=error.code,
                 error_type=error.type,
@@ -203,6 +272,18 @@ class OpenAIModel:
             provider=provider,
             model=model,
         )
+
+
+def _page(error: Any) -> str:
+    """The body of an error response that is not JSON (a gateway's page), else the
+    SDK's message."""
+    try:
+        text = str(error.response.text)
+    except Exception:  # the body could not be read: the SDK's message will do
+        return str(error.message)
+    if (error.body is None or isinstance(error.body, str)) and text.strip():
+        return text
+    return str(error.message)
 
 
 def _error_message(body: object, fallback: str) -> str:

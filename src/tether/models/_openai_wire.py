@@ -8,6 +8,7 @@ imports without the ``openai`` package.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -169,7 +170,7 @@ def chat_response(completion: ChatCompletion, *, provider: str, model: str) -> M
             ToolCall(
                 id=call.id or f"call_{index}",
                 name=call.function.name,
-                arguments=call.function.arguments or "{}",
+                arguments=_arguments_text(call.function.arguments, provider, model),
             )
         )
     return build_response(
@@ -181,6 +182,25 @@ def chat_response(completion: ChatCompletion, *, provider: str, model: str) -> M
         finish_reason=choice.finish_reason,
         usage=chat_usage(completion.usage),
         response_id=completion.id,
+    )
+
+
+def _arguments_text(arguments: object, provider: str, model: str) -> str:
+    """A call's arguments as JSON text. Some servers send an object where the API has a
+    string; its JSON is what the model meant. Anything else is the model's error."""
+    if arguments is None or arguments == "":
+        return "{}"
+    if isinstance(arguments, str):
+        return arguments
+    if isinstance(arguments, dict | list):
+        return json.dumps(arguments)
+    raise ModelBehaviorError(
+        f"{provider} model {model!r} sent tool-call arguments of type "
+        f"{type(arguments).__name__}, not JSON text",
+        hint="the server is not fully OpenAI-compatible; retrying may help",
+        provider=provider,
+        model=model,
+        output=str(arguments)[:2000],
     )
 
 

@@ -1,6 +1,7 @@
 """Circuit breakers: stop hammering a dependency that keeps failing.
 
-One breaker per model (provider and model name) and per tool, shared by every run a
+One breaker per model endpoint (provider, base URL and model name: two servers
+serving the same model name are two dependencies) and per tool, shared by every run a
 Runner drives. ``closed`` lets calls through and counts consecutive failures; at the
 threshold it turns ``open`` and refuses calls; after the reset timeout it turns
 ``half_open`` and lets one probe through, whose outcome closes or re-opens it. Each
@@ -84,17 +85,28 @@ class Breaker:
 
 
 class BreakerBoard:
-    """The breakers of one Runner, created on first use."""
+    """The breakers of one Runner, created on first use.
+
+    Breakers are keyed by name *and* settings: two agents that configure the same
+    dependency differently get separate breakers (the second one's name says its
+    settings), rather than one silently using the other's thresholds.
+    """
 
     def __init__(self, settings: BreakerSettings | None = None) -> None:
         self.settings = settings or BreakerSettings()
-        self._breakers: dict[str, Breaker] = {}
+        self._breakers: dict[tuple[str, BreakerSettings], Breaker] = {}
+        self._first: dict[str, BreakerSettings] = {}
 
     def get(self, name: str, settings: BreakerSettings | None = None) -> Breaker:
-        breaker = self._breakers.get(name)
+        chosen = settings or self.settings
+        breaker = self._breakers.get((name, chosen))
         if breaker is None:
-            breaker = self._breakers[name] = Breaker(name, settings or self.settings)
+            first = self._first.setdefault(name, chosen)
+            label = name if first == chosen else (
+                f"{name} (failure_threshold={chosen.failure_threshold}, "
+                f"reset_timeout_s={chosen.reset_timeout_s:g})")
+            breaker = self._breakers[(name, chosen)] = Breaker(label, chosen)
         return breaker
 
     def states(self) -> dict[str, str]:
-        return {name: b.state for name, b in self._breakers.items()}
+        return {b.name: b.state for b in self._breakers.values()}

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from ..core import (
     BudgetExceededError,
     CallInDoubtError,
-    ContextLengthError,
     Event,
     EventType,
     Message,
@@ -35,8 +35,8 @@ from ..store import Lease
 from ..tools import Tool
 from ._agent import Agent
 from ._budget import Budget
-from ._compaction import compact
-from ._model_call import call_model
+from ._model_call import call_model, request_payload
+from ._policy import truncation_note
 from ._result import RunResult
 from ._state import OpenCall, RunState
 from ._tool_call import reconcile, run_tool, tool_span
@@ -143,9 +143,15 @@ class Execution(Journal):
 
     # -- journal --------------------------------------------------------------------
 
-    async def fail(self, error: TetherError, reason: str, **extra: Any) -> None:
-        error.run_id, error.step = self.state.run_id, self.state.step
-        await self.commit([self.event(EventType.RUN_FAILED, self.state.step, {
+    async def fail(
+        self, error: TetherError, reason: str, *, step: int | None = None,
+        events: Sequence[Event] = (), **extra: Any,
+    ) -> None:
+        """Commit ``run.failed`` (after ``events``, in the same transaction) at ``step``:
+        the step whose model call failed, else the last completed one."""
+        step = self.state.step if step is None else step
+        error.run_id, error.step = self.state.run_id, step
+        await self.commit([*events, self.event(EventType.RUN_FAILED, step, {
             "reason": reason, "error": error.to_dict(), **extra,
         })])
 
@@ -263,27 +269,17 @@ class Execution(Journal):
         )
         self._model_task = asyncio.current_task()
         try:
-            model, response, latency = await call_model(self, request)
+            # Retries, fallbacks, compaction; a failed call commits the run's failure.
+            answer = await call_model(self, request)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if self.interrupted.done() and task is not None and task.uncancel() == 0:
                 return  # abandoned by interrupt(): nothing of it was committed
             raise
-        except ContextLengthError as e:
-            if state.compacted or not await compact(self, step, e):
-                await self.fail(e, "context_length_exceeded")
-            return
-        except BudgetExceededError as e:
-            await self.fail(e, "budget_exceeded")
-            return
-        except TetherError as e:
-            # What was tried: attempts per model of the chain during this step.
-            tried = {key: n + 1 for key, n in state.model_attempts.items()}
-            await self.fail(e, "model_error", tried=tried or None)
-            return
         finally:
             self._model_task = None
-        await self.record(step, request, model, response, latency)
+        if answer is not None:
+            await self.record(step, request, *answer)
 
     async def record(
         self, step: int, request: ModelRequest, model: Model, response: ModelResponse,
@@ -334,15 +330,8 @@ class Execution(Journal):
         if not estimate.known:
             extra["cost_known"] = False
         events = [
-            self.event(EventType.MODEL_REQUEST, step, {
-                "provider": model.provider,
-                "model": model.model_name,
-                "prefix": state.sent,
-                # Messages that earlier events hold are referenced, not copied.
-                "new": [{"event": origin} if origin else _dump(m) for m, origin in
-                        zip(request.messages[state.sent:], state.origins[state.sent:],
-                            strict=True)],
-            }, span=f"s{step}.m"),
+            self.event(EventType.MODEL_REQUEST, step, request_payload(state, request, model),
+                       span=f"s{step}.m"),
             self.event(EventType.MODEL_RESPONSE, step, {
                 "message": _dump(message),
                 "usage": response.usage.model_dump(exclude_defaults=True),
@@ -356,6 +345,15 @@ class Execution(Journal):
         if not message.tool_calls and not rejected:
             events.append(self.event(EventType.RUN_COMPLETED, step, {
                 "output": message.content or "",
+            }))
+        elif rejected == "truncated":  # the repair path: the model sees why, and retries
+            limit = self.agent.settings.max_tokens or getattr(model, "max_tokens", None)
+            note = truncation_note(response.usage.output_tokens,
+                                   limit if isinstance(limit, int) else None)
+            events.append(self.event(EventType.DECISION, step, {
+                "decision": "repair", "options": ["ask_shorter", "retry_same_prompt"],
+                "chosen": "ask_shorter", "reason": "the answer stopped at the token limit",
+                "message": {"role": "user", "content": note},
             }))
         await self.commit(events)
         if intents:
@@ -440,7 +438,7 @@ def _rejected(response: ModelResponse) -> str | None:
     message = response.message
     if message.tool_calls:
         return None
-    if response.finish_reason == "length":
+    if response.finish_reason in ("length", "max_tokens"):
         return "truncated"
     if not (message.content or "").strip():
         return "empty"

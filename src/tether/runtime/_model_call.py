@@ -5,66 +5,184 @@ breaker is open; otherwise attempt the call, retrying retryable failures with ba
 until the error class's attempts are spent. A rate limit moves on to the next model
 at once when there is one. Every retry, fallback and breaker transition is committed
 to the journal before the runtime acts on it, so a crash cannot reset a count.
+
+A model is known by its *endpoint* as well as its name (``model:<provider>:<base
+URL>:<model>``): breakers, attempt counts and fallback records of two servers serving
+the same model name are kept apart. Whatever a model raises is classified here, inside
+the retry owner, and every call that ends in failure is journaled (``model.request``
+and ``model.error``) with the ``run.failed`` that follows; a rejected answer that is
+retried is journaled with its ``retry``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+import urllib.parse
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from ..core import (
+    BudgetExceededError,
     ContextLengthError,
+    Event,
     EventType,
+    FatalModelError,
+    ModelBehaviorError,
     ModelError,
-    RateLimitError,
+    TetherError,
     TransientModelError,
 )
 from ..models import Model, ModelRequest, ModelResponse
-from ._policy import error_class
+from ..models._answer import TruncatedResponseError
+from ._compaction import compact
+from ._policy import GiveUp, MoveOn, after_model_failure, error_class, resume_wait
 
 if TYPE_CHECKING:
     from ._execution import Execution
+    from ._state import RunState
+
+
+def _public_url(url: str) -> str:
+    """``url`` without credentials (``user:password@``), for keys and journal records."""
+    if "@" not in url:
+        return url
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def model_label(model: Model) -> str:
+    """``provider:base_url:model`` (``provider:model`` for a model without an endpoint)."""
+    base = getattr(model, "base_url", None)
+    if isinstance(base, str) and base:
+        return f"{model.provider}:{_public_url(base)}:{model.model_name}"
+    return f"{model.provider}:{model.model_name}"
 
 
 def model_key(model: Model) -> str:
-    return f"model:{model.provider}:{model.model_name}"
+    """The breaker and attempt-count key of a model: ``model:`` and its label."""
+    return f"model:{model_label(model)}"
 
 
-def _name(model: Model) -> str:
-    return f"{model.provider}:{model.model_name}"
+def chain_keys(models: Sequence[Model]) -> list[str]:
+    """The keys of a fallback chain. Two models without an endpoint and with the same
+    name (two scripted models, say) are told apart by their place in the chain."""
+    keys: list[str] = []
+    for index, model in enumerate(models):
+        key = model_key(model)
+        keys.append(f"{key}#{index + 1}" if key in keys else key)
+    return keys
 
 
 class ChainExhaustedError(TransientModelError):
     """Every model of the chain failed or is unavailable."""
 
 
+def request_payload(state: RunState, request: ModelRequest, model: Model) -> dict[str, Any]:
+    """The ``model.request`` payload: what is new since the previous request."""
+    return {
+        "provider": model.provider,
+        "model": model.model_name,
+        "prefix": state.sent,
+        # Messages that earlier events hold are referenced, not copied.
+        "new": [{"event": origin} if origin else m.model_dump(exclude_defaults=True)
+                for m, origin in zip(request.messages[state.sent:], state.origins[state.sent:],
+                                     strict=True)],
+    }
+
+
+#: Characters of a rejected or failed answer kept in ``model.error``.
+OUTPUT_KEPT = 20_000
+
+
+@dataclass(slots=True)
+class _Trace:
+    """What one call tried: the model attempted last, and the models whose last
+    attempt failed without a ``retry`` event (moved on from, or given up)."""
+
+    model: Model
+    final: set[str] = field(default_factory=set)
+
+    def attempts(self, state: RunState, keys: Sequence[str]) -> dict[str, int]:
+        counts = {k: state.model_attempts.get(k, 0) + (k in self.final) for k in keys}
+        return {k: n for k, n in counts.items() if n}
+
+
+def _error_events(
+    ex: Execution, request: ModelRequest, model: Model, key: str, error: TetherError,
+    attempts: dict[str, int],
+) -> list[Event]:
+    """``model.request`` and ``model.error`` for a call (or a rejected answer) that failed."""
+    error.step = request.step
+    payload: dict[str, Any] = {
+        "provider": model.provider, "model": model.model_name, "model_key": key,
+        "error": error.to_dict(), "error_class": error_class(error), "attempts": attempts,
+    }
+    output = getattr(error, "output", None)
+    if isinstance(output, str) and output:
+        payload["output"] = output[:OUTPUT_KEPT]
+    span = f"s{request.step}.m"
+    return [ex.event(EventType.MODEL_REQUEST, request.step,
+                     request_payload(ex.state, request, model), span=span),
+            ex.event(EventType.MODEL_ERROR, request.step, payload, span=span)]
+
+
 async def call_model(
     ex: Execution, request: ModelRequest
-) -> tuple[Model, ModelResponse, float]:
+) -> tuple[Model, ModelResponse, float] | None:
     """One answer to ``request`` from the first model of the chain that gives one.
 
     Returns the model that answered, its response, and the latency of the successful
-    attempt in milliseconds.
-
-    Raises:
-        ContextLengthError: the request does not fit (the caller compacts and retries).
-        BudgetExceededError: the run's deadline passes while waiting to retry.
-        ModelError: the last model's final error once every model is spent.
+    attempt in milliseconds; or None when there is no answer this time: the context
+    was compacted (ask again), or the call failed and the run's failure is committed
+    (``model.request``, ``model.error`` and ``run.failed`` in one transaction).
     """
+    chain = ex.models
+    keys = chain_keys(chain)
+    trace = _Trace(model=chain[0])
+    try:
+        return await _call_chain(ex, request, keys, trace)
+    except ContextLengthError as e:
+        if not ex.state.compacted and await compact(ex, request.step, e):
+            return None
+        reason = "context_length_exceeded"
+        error: TetherError = e
+    except BudgetExceededError as e:
+        reason, error = "budget_exceeded", e
+    except TetherError as e:
+        reason, error = "model_error", e
+    key = keys[chain.index(trace.model)]
+    attempts = trace.attempts(ex.state, keys)
+    await ex.fail(error, reason, step=request.step,
+                  events=_error_events(ex, request, trace.model, key, error, attempts),
+                  **({"tried": attempts} if reason == "model_error" and attempts else {}))
+    return None
+
+
+async def _call_chain(
+    ex: Execution, request: ModelRequest, keys: list[str], trace: _Trace
+) -> tuple[Model, ModelResponse, float]:
     chain = ex.models
     last_error: ModelError | None = None
     for index, model in enumerate(chain):
         following = chain[index + 1] if index + 1 < len(chain) else None
         try:
-            return await _call_with_retries(ex, model, request, has_fallback=following is not None)
+            return await _call_with_retries(ex, model, keys[index], request, trace,
+                                            has_fallback=following is not None)
         except _MoveOn as move:
             last_error = move.error
             if following is not None:
                 await ex.commit([ex.event(EventType.FALLBACK, request.step, {
-                    "from_model": _name(model), "to_model": _name(following),
+                    "from_model": model_label(model), "to_model": model_label(following),
+                    "from_key": keys[index], "to_key": keys[index + 1],
                     "reason": move.reason, "error": move.error.to_dict(),
                 })])
-    assert last_error is not None
+    if last_error is None:  # pragma: no cover - a chain always has a model
+        raise FatalModelError("the agent has no model")
     raise last_error
 
 
@@ -79,12 +197,16 @@ PROBE_POLL_S = 0.05
 
 
 async def _call_with_retries(
-    ex: Execution, model: Model, request: ModelRequest, *, has_fallback: bool
+    ex: Execution, model: Model, key: str, request: ModelRequest, trace: _Trace,
+    *, has_fallback: bool,
 ) -> tuple[Model, ModelResponse, float]:
-    key = model_key(model)
     breaker = ex.runner.breakers.get(key, ex.agent.policy.breaker)
-    policy = ex.agent.policy
     clock = ex.runner.clock
+    # After a crash in the middle of a retry's wait, wait out the rest first.
+    wait = resume_wait(ex.state.model_not_before.get(key), clock.now())
+    if wait > 0:
+        ex.check_deadline(wait, TransientModelError("waiting out a journaled retry"))
+        await asyncio.sleep(wait)
     while True:
         allowed, transition = breaker.before_call(clock.monotonic())
         if transition:
@@ -92,7 +214,7 @@ async def _call_with_retries(
         if not allowed:
             wait = breaker.retry_in(clock.monotonic())
             error = ChainExhaustedError(
-                f"{_name(model)} is not being called: its circuit breaker is open "
+                f"{model_label(model)} is not being called: its circuit breaker is open "
                 f"(next probe in {wait:.1f} s)",
                 hint="configure a fallback model, or wait for the provider to recover",
                 provider=model.provider, model=model.model_name,
@@ -104,11 +226,17 @@ async def _call_with_retries(
                 ex.check_deadline(PROBE_POLL_S, error)
                 await asyncio.sleep(PROBE_POLL_S)
             else:  # open: wait for the probe like any retry (it counts as an attempt)
-                await _retry_or_raise(ex, model, request, error, key, minimum=wait)
+                await _decide(ex, model, key, request, error, trace, has_fallback=False,
+                              minimum=wait)
             continue
+        trace.model = model
         started = clock.monotonic()
         try:
             response = await _attempt(ex, model, request)
+        except TruncatedResponseError as cut:
+            # The model answered, at length: show it its answer and ask for a shorter
+            # one (the repair path), rather than sending the same prompt again.
+            response = cut.response
         except ContextLengthError:
             transition = breaker.on_success()  # the provider answered: it is up
             if transition:
@@ -120,15 +248,8 @@ async def _call_with_retries(
             if transition:
                 await ex.commit([ex.event(EventType.BREAKER, request.step,
                                           transition.payload())])
-            attempt = ex.state.model_attempts.get(key, 0) + 1
-            if isinstance(error, RateLimitError) and has_fallback:
-                raise _MoveOn(error, "rate limited") from error
-            if breaker.state == "open" and has_fallback:
-                raise _MoveOn(error, "circuit breaker opened") from error
-            if attempt >= policy.model_retry.attempts_for(error) and has_fallback:
-                reason = "retries spent" if error.retryable else f"{error_class(error)} error"
-                raise _MoveOn(error, reason) from error
-            await _retry_or_raise(ex, model, request, error, key)
+            await _decide(ex, model, key, request, error, trace, has_fallback=has_fallback,
+                          breaker_open=breaker.state == "open")
             continue
         except BaseException:
             breaker.release()  # deadline, cancellation: the probe ended undecided
@@ -139,45 +260,133 @@ async def _call_with_retries(
         return model, response, (clock.monotonic() - started) * 1000
 
 
-async def _retry_or_raise(
-    ex: Execution, model: Model, request: ModelRequest, error: ModelError, key: str,
-    *, minimum: float = 0.0,
+async def _decide(
+    ex: Execution, model: Model, key: str, request: ModelRequest, error: ModelError,
+    trace: _Trace, *, has_fallback: bool, breaker_open: bool = False, minimum: float = 0.0,
 ) -> None:
-    """Journal a retry and wait its backoff, or raise ``error`` if its attempts are spent."""
-    policy = ex.agent.policy.model_retry
+    """Act on :func:`after_model_failure`: journal a retry and wait, or raise."""
     attempt = ex.state.model_attempts.get(key, 0) + 1
-    if attempt >= policy.attempts_for(error):
+    decision = after_model_failure(
+        error, attempt=attempt, retry=ex.agent.policy.model_retry, rng=ex.runner.rng,
+        has_fallback=has_fallback, breaker_open=breaker_open, remaining_s=ex.remaining_s(),
+        minimum_delay_s=minimum,
+    )
+    if isinstance(decision, MoveOn):
+        trace.final.add(key)
+        raise _MoveOn(error, decision.reason) from error
+    if isinstance(decision, GiveUp):
+        trace.final.add(key)
+        if decision.deadline:
+            raise ex.deadline_error() from error
         raise error
-    delay = max(minimum, policy.delay(attempt, error, ex.runner.rng))
-    ex.check_deadline(delay, error)
-    await ex.commit([ex.event(EventType.RETRY, request.step, {
+    events: list[Event] = []
+    if isinstance(error, ModelBehaviorError):  # a rejected answer: journal what it was
+        events = _error_events(ex, request, model, key, error, {key: attempt})
+    events.append(ex.event(EventType.RETRY, request.step, {
         "target": "model", "model_key": key, "provider": model.provider,
         "model": model.model_name, "attempt": attempt, "error": error.to_dict(),
-        "error_class": error_class(error), "delay_s": round(delay, 4),
-    })])
-    await asyncio.sleep(delay)
+        "error_class": error_class(error), "delay_s": round(decision.delay_s, 4),
+    }))
+    await ex.commit(events)
+    await asyncio.sleep(decision.delay_s)
+
+
+_NEVER_CAUGHT = (KeyboardInterrupt, SystemExit, GeneratorExit)
+
+
+def classify(model: Model, error: BaseException) -> TetherError | None:
+    """The Tether error for whatever a model raised; None for what must propagate
+    (interrupts, exits, and the cancellation of the task itself)."""
+    if isinstance(error, _NEVER_CAUGHT):
+        return None
+    if isinstance(error, asyncio.CancelledError):
+        task = asyncio.current_task()
+        if task is None or task.cancelling():
+            return None
+    if isinstance(error, BaseExceptionGroup):
+        leaves = list(_leaves(error))
+        if any(isinstance(leaf, _NEVER_CAUGHT) for leaf in leaves):
+            return None
+        known = [leaf for leaf in leaves if isinstance(leaf, TetherError)]
+        return classify(model, known[0] if known else leaves[0])
+    if isinstance(error, TetherError):
+        return error
+    where = f"{model_label(model)} raised {type(error).__name__}: {str(error)[:500]}"
+    if isinstance(error, TimeoutError | ConnectionError):
+        return TransientModelError(where, hint="the runtime retries",
+                                   provider=model.provider, model=model.model_name)
+    return FatalModelError(
+        where,
+        hint="the model's code (or its provider) failed in a way retrying will not fix; "
+             "the traceback is lost here: reproduce it by calling model.complete directly",
+        provider=model.provider, model=model.model_name,
+    )
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for inner in group.exceptions:
+        found.extend(_leaves(inner) if isinstance(inner, BaseExceptionGroup) else [inner])
+    return found
 
 
 async def _attempt(ex: Execution, model: Model, request: ModelRequest) -> ModelResponse:
-    """One attempt, bounded by the model timeout and the run's deadline."""
-    timeout = ex.agent.policy.model_timeout_s
+    """One attempt, bounded as a whole by the model timeout (the policy's or the
+    request's, whichever is shorter) and the run's deadline; whatever the model
+    raises or returns comes out classified."""
+    policy = ex.agent.policy
+    limits = [t for t in (policy.model_timeout_s, request.settings.timeout_s) if t]
+    timeout = min(limits) if limits else None
     remaining = ex.remaining_s()
     if remaining is not None:
         if remaining <= 0:
             raise ex.deadline_error()
         timeout = remaining if timeout is None else min(timeout, remaining)
-    if timeout is None:
-        return await model.complete(request)
     try:
-        # asyncio.timeout, not wait_for: no extra task per call on the hot path.
-        async with asyncio.timeout(timeout):
-            return await model.complete(request)
+        if timeout is None:
+            response = await model.complete(request)
+        else:
+            # asyncio.timeout, not wait_for: no extra task per call on the hot path.
+            async with asyncio.timeout(timeout):
+                response = await model.complete(request)
     except TimeoutError as e:
-        if remaining is not None and timeout >= remaining:
+        if remaining is not None and timeout is not None and timeout >= remaining:
             raise ex.deadline_error() from e
         raise TransientModelError(
-            f"{_name(model)} gave no answer within {timeout:g} s",
+            f"{model_label(model)} gave no complete answer within {timeout:g} s",
             hint="raise Policy.model_timeout_s if the model is slow but healthy",
             provider=model.provider, model=model.model_name,
         ) from e
+    except TruncatedResponseError as e:  # an answer all the same: the same size cap
+        _checked(model, e.response, policy.max_response_chars)
+        raise
+    except BaseException as e:
+        error = classify(model, e)
+        if error is None or error is e:
+            raise
+        raise error from e
+    return _checked(model, response, policy.max_response_chars)
 
+
+def _checked(model: Model, response: object, limit: int) -> ModelResponse:
+    """``response`` if it is a usable :class:`ModelResponse` within the size cap."""
+    where = model_label(model)
+    if not isinstance(response, ModelResponse):
+        raise FatalModelError(
+            f"{where} returned a {type(response).__name__}, not a ModelResponse",
+            hint="a Model's complete() must return tether.models.ModelResponse",
+            provider=model.provider, model=model.model_name,
+        )
+    message = response.message
+    size = len(message.content or "") + sum(len(c.arguments) + len(c.name)
+                                            for c in message.tool_calls)
+    if size > limit:
+        raise ModelBehaviorError(
+            f"{where} answered with {size:,} characters; Policy.max_response_chars is "
+            f"{limit:,}",
+            hint="a runaway generation: lower ModelSettings.max_tokens, or raise "
+                 "Policy.max_response_chars if answers this long are expected",
+            provider=model.provider, model=model.model_name,
+            output=(message.content or "")[:2000],
+        )
+    return response

@@ -2,6 +2,13 @@
 
 The runtime is the single retry owner: providers make one attempt per call (their
 SDKs' retries are off) and every attempt the runtime makes is journaled.
+
+What to do after a failed model attempt is decided here by a pure function,
+:func:`after_model_failure`, of plain values (the error, the attempt number folded
+from the journal, whether a fallback follows, the breaker's state, the time left):
+it answers :class:`Retry` (commit a ``retry`` event, sleep ``delay_s``),
+:class:`MoveOn` (commit a ``fallback`` event, try the next model) or :class:`GiveUp`.
+The caller does the I/O.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from dataclasses import dataclass, field
 from ..core import (
     ContextLengthError,
     ModelBehaviorError,
+    ModelError,
     RateLimitError,
     StoreLockedError,
     TetherError,
@@ -103,6 +111,9 @@ class Policy:
             (bad JSON, unknown tool, schema violation, empty or truncated output).
         max_repairs: Malformed responses allowed in the whole run; never reset.
         breaker: Settings of the circuit breakers of models and tools.
+        max_response_chars: Longest answer (text and tool-call arguments, in
+            characters) taken from any model; a longer one is a ``ModelBehaviorError``
+            (``misbehavior``), never the run's output.
     """
 
     model_retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -115,3 +126,88 @@ class Policy:
     max_consecutive_repairs: int = 3
     max_repairs: int = 10
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
+    max_response_chars: int = 1_000_000
+
+
+# --- decisions after a failed model attempt (pure: no clock, no I/O) -----------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Retry:
+    """Commit a ``retry`` event for ``attempt``, then sleep ``delay_s`` and try again."""
+
+    attempt: int
+    delay_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MoveOn:
+    """Commit a ``fallback`` event and try the next model of the chain."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GiveUp:
+    """The call fails with the error; ``deadline``: because the run's deadline would
+    pass before the next attempt (the run fails with ``budget_exceeded``)."""
+
+    deadline: bool = False
+
+
+Decision = Retry | MoveOn | GiveUp
+
+
+def after_model_failure(
+    error: ModelError,
+    *,
+    attempt: int,
+    retry: RetryPolicy,
+    rng: random.Random,
+    has_fallback: bool,
+    breaker_open: bool = False,
+    remaining_s: float | None = None,
+    minimum_delay_s: float = 0.0,
+) -> Decision:
+    """What to do after failed attempt number ``attempt`` (1-based, counted from the
+    journal) of one model.
+
+    Args:
+        error: The classified failure.
+        attempt: This attempt's number for this model in the current call.
+        retry: The retry policy.
+        rng: Source of jitter.
+        has_fallback: Whether another model follows in the chain.
+        breaker_open: Whether this model's breaker is open now (after this failure).
+        remaining_s: Seconds before the run's deadline (None: no deadline).
+        minimum_delay_s: Wait at least this long (an open breaker's time to its probe).
+    """
+    if isinstance(error, RateLimitError) and has_fallback:
+        return MoveOn(reason="rate limited")
+    if breaker_open and has_fallback:
+        return MoveOn(reason="circuit breaker opened")
+    if not error.retryable or attempt >= retry.attempts_for(error):  # a refusal is final
+        if has_fallback:
+            reason = "retries spent" if error.retryable else f"{error_class(error)} error"
+            return MoveOn(reason=reason)
+        return GiveUp()
+    delay = max(minimum_delay_s, retry.delay(attempt, error, rng))
+    if remaining_s is not None and delay >= remaining_s:
+        return GiveUp(deadline=True)
+    return Retry(attempt=attempt, delay_s=delay)
+
+
+def resume_wait(not_before: float | None, now: float) -> float:
+    """Seconds still to wait before the next attempt of a model whose last ``retry``
+    event asked to wait until ``not_before`` (its ``ts`` plus ``delay_s``, wall clock):
+    after a crash in the middle of a wait, the resumed run waits out the rest."""
+    return 0.0 if not_before is None else max(0.0, not_before - now)
+
+
+def truncation_note(output_tokens: int, max_tokens: int | None) -> str:
+    """What the model is told after an answer that stopped at the token limit."""
+    limit = f" of {max_tokens} tokens" if max_tokens else ""
+    written = f" after {output_tokens} tokens" if output_tokens else ""
+    return (f"[Your previous answer was cut off at the output limit{limit}{written} and "
+            "was not delivered. Answer again, much more briefly: give only what is asked, "
+            "or call a tool if you need one.]")

@@ -68,6 +68,9 @@ class RunState:
     #: Failed attempts of the current model call, per model, from ``retry`` events:
     #: a crash in the middle of a retry sequence does not reset them.
     model_attempts: dict[str, int] = field(default_factory=dict)
+    #: Per model: the wall-clock time its last ``retry`` asked to wait until
+    #: (``ts + delay_s``), waited out by a resumed run before its next attempt.
+    model_not_before: dict[str, float] = field(default_factory=dict)
     #: Failed attempts per tool call and tool (``"call_id/tool"``).
     tool_attempts: dict[str, int] = field(default_factory=dict)
     #: Malformed model responses: in a row, and in the whole run (never reset).
@@ -100,6 +103,8 @@ class RunState:
             # run that stopped cleanly (failed, needs attention) is not a recovery.
             self.recoveries = self.recoveries + 1 if p["from_status"] == "running" else 0
             self.error = None
+            if p["from_status"] != "running":  # resumed on purpose: attempts start afresh
+                self.model_attempts, self.model_not_before, self.tool_attempts = {}, {}, {}
         elif kind == EventType.MODEL_REQUEST:
             self.sent = p["prefix"] + len(p["new"])
         elif kind == EventType.MODEL_RESPONSE:
@@ -115,6 +120,7 @@ class RunState:
             if p["target"] == "model":
                 key = p["model_key"]
                 self.model_attempts[key] = self.model_attempts.get(key, 0) + 1
+                self.model_not_before[key] = event.ts + (p.get("delay_s") or 0.0)
             else:
                 key = f"{p['call_id']}/{p['tool']}"
                 self.tool_attempts[key] = self.tool_attempts.get(key, 0) + 1
@@ -124,6 +130,9 @@ class RunState:
                 call.runs = p["to_tool"]
         elif kind == EventType.BUDGET:
             self.budget_overrides.update(p.get("raised", {}))
+        elif kind == EventType.DECISION and p.get("decision") == "repair":
+            self.messages.append(cast(Message, message_of(event)))  # what the model is told
+            self.origins.append(event.seq)
         elif kind == EventType.DECISION and p.get("decision") == "compact":
             start, end = p["drop"]
             note = cast(Message, message_of(event))
@@ -140,7 +149,7 @@ class RunState:
     def _response(self, event: Event) -> None:
         p = event.payload
         self.recoveries = 0
-        self.model_attempts = {}
+        self.model_attempts, self.model_not_before = {}, {}
         self.compacted = False
         self.usage = self.usage + Usage.model_validate(p["usage"])
         self.cost_usd += p.get("cost_usd") or 0.0
@@ -151,7 +160,13 @@ class RunState:
         else:
             self.repairs_consecutive = 0
         if p.get("rejected"):
-            return  # empty or truncated: not part of the conversation; the step is retried
+            # Not an answer; the step is asked again. A truncated answer stays in the
+            # conversation (a ``repair`` decision tells the model it was cut off).
+            message = cast(Message, message_of(event))
+            if p["rejected"] == "truncated" and (message.content or message.tool_calls):
+                self.messages.append(message)
+                self.origins.append(event.seq)
+            return
         message = cast(Message, message_of(event))
         self.step = event.step
         self.messages.append(message)

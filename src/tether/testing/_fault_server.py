@@ -11,7 +11,14 @@ Faults: ``ok``, ``rate_limit`` (429 + Retry-After), ``server_error`` (500),
 ``hang_s``), ``truncated`` (body shorter than its Content-Length), ``malformed_args``
 (tool-call arguments that are not JSON), ``unknown_tool``, ``empty_choice``
 (``choices: []``), ``context_length`` (400 context_length_exceeded), ``unauthorized``
-(401).
+(401), and what gateways and proxies send: ``not_json`` (a 200 JSON response whose body
+is plain text), ``truncated_json`` (a 200 whose JSON is cut, with a Content-Length that
+matches the cut body), ``html_200`` and ``html_502`` (a gateway's HTML error page),
+``trickle`` (a valid answer sent one byte every ``Fault.interval_s``), ``huge`` (a 200
+whose answer is ``Fault.size_bytes`` long, with or without a Content-Length), and
+``wrong_type_args`` (tool-call arguments sent as a JSON object whose value has the wrong
+type). Run two servers for a primary and a fallback: each answers with the model name
+it is asked for, so both can serve the same name on different ports.
 """
 
 from __future__ import annotations
@@ -27,17 +34,32 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 FAULTS = ("ok", "rate_limit", "server_error", "unavailable", "reset", "hang", "truncated",
-          "malformed_args", "unknown_tool", "empty_choice", "context_length", "unauthorized")
+          "malformed_args", "unknown_tool", "empty_choice", "context_length", "unauthorized",
+          "not_json", "truncated_json", "html_200", "html_502", "trickle", "huge",
+          "wrong_type_args")
+
+#: The page a misconfigured gateway sends (nginx's, as seen in the wild).
+GATEWAY_PAGE = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx/1.25.3</center>\r\n"
+    "<script>var x = '<b>not text</b>';</script></body>\r\n</html>\r\n"
+)
 
 Responder = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 @dataclass(frozen=True, kw_only=True)
 class Fault:
-    """What to do with one request. ``retry_after_s`` goes with ``rate_limit``."""
+    """What to do with one request. ``retry_after_s`` goes with ``rate_limit``;
+    ``interval_s`` (seconds between bytes) with ``trickle``; ``size_bytes`` and
+    ``declare_length`` (send a Content-Length, or stream until the connection closes)
+    with ``huge``."""
 
     kind: str = "ok"
     retry_after_s: float = 0.0
+    interval_s: float = 1.0
+    size_bytes: int = 50 * 1024 * 1024
+    declare_length: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in FAULTS:
@@ -69,12 +91,16 @@ def counting_responder(steps: int, tool: str = "lookup") -> Responder:
 
 
 def _completion(body: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
+    """A chat completion carrying ``message``; a ``finish_reason`` key in the message
+    (``"length"``, say) is moved to the choice."""
     prompt = sum(len(str(m.get("content") or "")) for m in body.get("messages", [])) // 4
+    message = dict(message)
+    finish = message.pop("finish_reason", None) or (
+        "tool_calls" if message.get("tool_calls") else "stop")
     return {
         "id": "chatcmpl-fault", "object": "chat.completion", "created": int(time.time()),
         "model": body.get("model", "fault-model"),
-        "choices": [{"index": 0, "message": message,
-                     "finish_reason": "tool_calls" if message.get("tool_calls") else "stop"}],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
         "usage": {"prompt_tokens": prompt, "completion_tokens": 7,
                   "total_tokens": prompt + 7},
     }
@@ -90,7 +116,8 @@ class FaultServer:
     Args:
         plan: Faults for the first requests, in order; later requests are ``ok``.
         fault_for: Instead of a plan, decides each request's fault from its index.
-        responder: Builds the assistant message of an ``ok`` answer.
+        responder: Builds the assistant message of an ``ok`` answer (a
+            ``finish_reason`` key in it sets the choice's).
         hang_s: How long a ``hang`` holds the request before closing it.
         port: Listen on this loopback port (default: any free one).
     """
@@ -156,16 +183,56 @@ class FaultServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-            def _send(self, status: int, payload: dict[str, Any],
-                      headers: dict[str, str] | None = None) -> None:
-                data = json.dumps(payload).encode()
+            def _send(self, status: int, payload: dict[str, Any] | bytes,
+                      headers: dict[str, str] | None = None,
+                      content_type: str = "application/json") -> None:
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 for key, value in (headers or {}).items():
                     self.send_header(key, value)
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _trickle(self, data: bytes, interval_s: float) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.flush()
+                self.close_connection = True
+                try:
+                    for i in range(len(data)):
+                        self.wfile.write(data[i:i + 1])
+                        self.wfile.flush()
+                        time.sleep(interval_s)
+                except OSError:  # the client gave up: what a trickle is for
+                    return
+
+            def _huge(self, body: dict[str, Any], fault: Fault) -> None:
+                head, tail = json.dumps(_completion(body, {
+                    "role": "assistant", "content": "<FILL>"})).encode().split(b"<FILL>")
+                fill = max(0, fault.size_bytes - len(head) - len(tail))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                if fault.declare_length:
+                    self.send_header("Content-Length", str(len(head) + fill + len(tail)))
+                else:
+                    self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                chunk = b"all work and no play " * 3000
+                try:
+                    self.wfile.write(head)
+                    while fill > 0:
+                        piece = chunk[:fill]
+                        self.wfile.write(piece)
+                        fill -= len(piece)
+                    self.wfile.write(tail)
+                    self.wfile.flush()
+                except OSError:  # the client stopped reading at its cap
+                    return
 
             def _abort(self) -> None:
                 # SO_LINGER 0: close with a TCP reset rather than a clean FIN.
@@ -212,17 +279,35 @@ class FaultServer:
                 elif kind == "hang":
                     time.sleep(server.hang_s)
                     self._abort()
+                elif kind == "not_json":
+                    self._send(200, b"upstream request timeout")
+                elif kind == "truncated_json":
+                    data = json.dumps(_completion(body, server.responder(body))).encode()
+                    self._send(200, data[: len(data) // 2])
+                elif kind in ("html_200", "html_502"):
+                    self._send(200 if kind == "html_200" else 502, GATEWAY_PAGE.encode(),
+                               content_type="text/html")
+                elif kind == "trickle":
+                    data = json.dumps(_completion(body, server.responder(body))).encode()
+                    self._trickle(data, fault.interval_s)
+                elif kind == "huge":
+                    self._huge(body, fault)
                 elif kind == "empty_choice":
                     payload = _completion(body, {"role": "assistant", "content": ""})
                     payload["choices"] = []
                     self._send(200, payload)
                 else:
                     message = server.responder(body)
-                    if kind in ("malformed_args", "unknown_tool") and message.get("tool_calls"):
+                    if kind in ("malformed_args", "unknown_tool", "wrong_type_args") \
+                            and message.get("tool_calls"):
                         call = dict(message["tool_calls"][0])
                         function = dict(call["function"])
                         if kind == "malformed_args":
                             function["arguments"] = function["arguments"][:-1] + ", "
+                        elif kind == "wrong_type_args":
+                            # an object, not JSON text; and a string where a number goes
+                            arguments = json.loads(function["arguments"])
+                            function["arguments"] = {k: f"#{v}" for k, v in arguments.items()}
                         else:
                             function["name"] = "no_such_tool"
                         call["function"] = function
