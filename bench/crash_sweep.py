@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
 from _common import emit, write_results  # noqa: E402
-from tests.runtime.sweep import Sweep  # noqa: E402
+from tests.runtime.sweep import sweep  # noqa: E402
 
 TARGET_KILLS = 5000
 TIME_LIMIT_S = 480
@@ -29,15 +29,10 @@ def main() -> None:
     seed = int(os.environ.get("TETHER_SWEEP_SEED", "0")) or int.from_bytes(os.urandom(3), "big")
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
-        sweep = Sweep(Path(tmp), seed=seed)
-        reference = sweep.reference()
-        index = 0
-        while sweep.stats.kills < TARGET_KILLS and time.monotonic() - started < TIME_LIMIT_S:
-            sweep.run_one(index, reference)
-            index += 1
-        report = sweep.report()
+        report = sweep(Path(tmp), seed=seed, kills=TARGET_KILLS, time_limit_s=TIME_LIMIT_S)
     elapsed = time.monotonic() - started
     config = {"seed": seed, "runs": report["runs"], "elapsed_s": round(elapsed, 1),
+              "kill_window_s": report["window_s"],
               "racing_resumers": 0.3, "synchronous": "NORMAL"}
     lines = [emit(name, report[name], "count", **config) for name in (
         "kills", "kills_in_tool", "kills_in_model", "needs_attention", "duplicate_effects",

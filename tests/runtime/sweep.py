@@ -168,12 +168,15 @@ class Stats:
 class Sweep:
     """Drive ``runs`` runs to their end through random kills; check the invariants."""
 
-    def __init__(self, root: Path, *, seed: int, kill_window_s: float = 0.06,
+    def __init__(self, root: Path, *, seed: int, kill_window_s: float | None = None,
                  race: float = 0.3) -> None:
         self.root = root
         self.rng = random.Random(seed)
         self.seed = seed
-        self.window = kill_window_s
+        #: Kills land uniformly in [0, window): by default the time an uninterrupted
+        #: drive takes on this machine (measured by :meth:`reference`).
+        self.window = kill_window_s or 0.06
+        self._fixed_window = kill_window_s is not None
         self.race = race
         self.stats = Stats()
 
@@ -276,7 +279,10 @@ class Sweep:
 
     def reference(self) -> tuple[str, Counter[str]]:
         effects = self.root / "effects-ref"
+        started = time.monotonic()
         answer = self.run_one("ref", None)
+        if not self._fixed_window:
+            self.window = max(0.01, time.monotonic() - started)
         lines = _effect_lines(effects)
         self.stats.runs -= 1
         return answer, Counter(line.split(" ")[0] for line in lines)
@@ -328,10 +334,18 @@ async def _operator(db: Path, run_id: str, events: list[Any], effects: Path) -> 
         await store.close()
 
 
-def sweep(root: Path, *, seed: int, runs: int, **options: Any) -> dict[str, Any]:
-    """Run the sweep; returns the report (``json``-able)."""
+def sweep(root: Path, *, seed: int, kills: int, max_runs: int = 1000,
+          time_limit_s: float = 600.0, **options: Any) -> dict[str, Any]:
+    """Drive runs through random kills until ``kills`` kills (or ``max_runs`` runs, or
+    ``time_limit_s``); returns the report (``json``-able)."""
     s = Sweep(root, seed=seed, **options)
     reference = s.reference()
-    for index in range(runs):
+    started = time.monotonic()
+    index = 0
+    while (s.stats.kills < kills and index < max_runs
+           and time.monotonic() - started < time_limit_s):
         s.run_one(index, reference)
-    return json.loads(json.dumps(s.report()))
+        index += 1
+    report = s.report()
+    report["window_s"] = round(s.window, 4)
+    return json.loads(json.dumps(report))

@@ -10,7 +10,7 @@ from .sweep import sweep
 
 def test_random_instant_kill_sweep(tmp_path: Path) -> None:
     seed = int(os.environ.get("TETHER_SWEEP_SEED", "0")) or int.from_bytes(os.urandom(3), "big")
-    report = sweep(tmp_path, seed=seed, runs=20)
+    report = sweep(tmp_path, seed=seed, kills=250, time_limit_s=240)
     message = f"sweep failed; rerun with TETHER_SWEEP_SEED={seed}: {report}"
     assert report["kills"] >= 200, message
     assert report["duplicate_effects"] == 0, message
