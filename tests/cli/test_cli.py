@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tether.cli import app
+from tether.store import SQLiteStore
 
 AGENT = '''
 from tether.core import ToolCall
@@ -63,11 +65,19 @@ def test_run_runs_show_resume(project: Path) -> None:
     (["run", "broken_agent:agent", "x"], "raised SyntaxError"),
 ])
 def test_clear_errors(project: Path, args: list[str], message: str) -> None:
+    asyncio.run(SQLiteStore(project / ".tether" / "tether.db").close())  # the db exists
     out = CliRunner().invoke(app, args)
     assert out.exit_code == 2
     assert message in out.output
     assert "hint:" in out.output
     assert "Traceback" not in out.output
+
+
+def test_views_never_create_a_database(project: Path) -> None:
+    out = CliRunner().invoke(app, ["show", "run_nope", "--db", str(project / "typo.db")])
+    assert out.exit_code == 1 and "no Tether database" in out.output
+    assert "Traceback" not in out.output
+    assert not (project / "typo.db").exists()
 
 
 def test_store_errors(project: Path) -> None:

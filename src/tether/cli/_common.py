@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import importlib
 import os
 import sys
 from collections.abc import Callable, Coroutine
@@ -54,36 +53,14 @@ def handle_errors(function: Callable[P, T]) -> Callable[P, T]:
     return wrapper
 
 
-#: Commands that write the journal; every other command only reads it.
-_WRITERS = {"run", "resume", "resolve"}
-
-
-def _command() -> tuple[str | None, dict[str, Any]]:
-    """The CLI command being run and its parameters (none outside a command).
-
-    Typer >= 0.2x vendors click as ``typer._click``; older ones use click itself.
-    """
-    for module in ("typer._click.globals", "click.globals"):
-        try:
-            current = importlib.import_module(module).get_current_context
-        except (ImportError, AttributeError):
-            continue
-        context = current(silent=True)
-        if context is not None:
-            return context.info_name, dict(context.params)
-    return None, {}
-
-
-async def _open(db: Path | None) -> Store:
-    """Open the store as the current command needs it: ``run``, ``resume`` and
-    ``resolve`` write it (creating it if missing); the views open it read-only, so a
-    mistyped ``--db`` is an error and never a new empty database; ``doctor --save``
-    writes its findings where the file can be written."""
-    command, params = _command()
-    if command is None or command in _WRITERS:
+async def _open(db: Path | None, write: bool | None) -> Store:
+    """Open the store: writers (``run``, ``resume``, ``resolve``) create it if missing;
+    views open it read-only, so a mistyped ``--db`` is an error and never a new empty
+    database. ``doctor --save`` writes its findings only where the file is writable."""
+    if write:
         return open_store(db)
     store = open_store(db, readonly=True)
-    if command == "doctor" and params.get("save"):
+    if write is None:  # write if the file can be written, else stay read-only
         path = getattr(store, "path", None)
         if path is not None and os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
             await store.close()
@@ -91,11 +68,15 @@ async def _open(db: Path | None) -> Store:
     return store
 
 
-def with_store(db: Path | None, work: Callable[[Store], Coroutine[Any, Any, T]]) -> T:
-    """Open the store (read-only for views), run ``work`` on it, close it."""
+def with_store(
+    db: Path | None, work: Callable[[Store], Coroutine[Any, Any, T]], *,
+    write: bool | None = False,
+) -> T:
+    """Open the store (read-only unless ``write``; ``None``: writable if the file is),
+    run ``work`` on it, close it."""
 
     async def main() -> T:
-        store = await _open(db)
+        store = await _open(db, write)
         try:
             return await work(store)
         finally:

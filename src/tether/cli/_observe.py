@@ -309,7 +309,7 @@ def doctor(
                 raise
         return findings, saved
 
-    findings, saved = with_store(db, work)
+    findings, saved = with_store(db, work, write=None if save else False)
     running = "the run is still running: findings not recorded (run the doctor again " \
               "once it stops)"
     if as_json:

@@ -75,7 +75,7 @@ def _drive(
             if log:
                 log.close()
 
-    return with_store(db, main)
+    return with_store(db, main, write=True)
 
 
 app = typer.Typer()
@@ -184,7 +184,8 @@ def resolve(
     db: DbOption = None,
 ) -> None:
     """Settle a tool call in doubt by recording its outcome; then `tether resume`."""
-    with_store(db, lambda store: Runner(store).resolve(run_id, call_id, result=result))
+    with_store(db, lambda store: Runner(store).resolve(run_id, call_id, result=result),
+               write=True)
     console.print(f"recorded; continue with: tether resume {run_id}", markup=False)
 
 

@@ -38,6 +38,10 @@ class _Busy(Exception):
     """This attempt found the database locked; try again later."""
 
 
+#: What the worker returns when it stopped before making another attempt.
+_ABANDONED = object()
+
+
 class Connection:
     """Runs units of work on one apsw connection without blocking the event loop."""
 
@@ -71,23 +75,23 @@ class Connection:
         job = loop.run_in_executor(self._pool(), self._patiently, work, write, deadline, stop)
         try:
             try:
-                return await asyncio.shield(job)
+                return cast(T, await asyncio.shield(job))
             except asyncio.CancelledError:
-                if not write:
-                    stop.set()  # a read can be abandoned: the worker gives up its next try
-                    raise
-            # A commit is all or nothing, and its caller must learn which (it folds what
-            # it committed into the run's state): finish it, then deliver the
-            # cancellation at the caller's next await.
+                stop.set()  # the worker makes no further attempt...
+            # ...but one under way may still commit, and the caller must learn which
+            # (it folds what it committed into the run's state): wait for the worker.
             while not job.done():
                 try:
                     await asyncio.shield(job)
                 except asyncio.CancelledError:
                     continue
+            result = job.result()
+            if result is _ABANDONED:
+                raise asyncio.CancelledError
             task = asyncio.current_task()
             if task is not None:
-                task.cancel()
-            return job.result()
+                task.cancel()  # done: the cancellation arrives at the caller's next await
+            return cast(T, result)
         finally:
             self.longest_wait_s = max(self.longest_wait_s, time.monotonic() - began)
 
@@ -99,7 +103,7 @@ class Connection:
     def _patiently(
         self, work: Callable[[apsw.Connection], T], write: bool, deadline: float,
         stop: threading.Event,
-    ) -> T:
+    ) -> T | object:
         delay = FIRST_BACKOFF_S
         while not stop.is_set():
             with self._lock:
@@ -112,7 +116,7 @@ class Connection:
                 raise locked(self.path, self.busy_timeout_ms)
             stop.wait(min(left, delay * (0.5 + random.random() / 2)))
             delay = min(delay * 2, MAX_BACKOFF_S)
-        return cast(T, None)  # abandoned: nobody awaits this result any more
+        return _ABANDONED  # stopped before an attempt: nothing was done
 
     def _attempt(self, work: Callable[[apsw.Connection], T], write: bool) -> T:
         db = self.db
