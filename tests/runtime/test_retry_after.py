@@ -1,0 +1,23 @@
+"""Retry-After is honoured for any retryable error that carries it, not only rate limits."""
+
+from __future__ import annotations
+
+import random
+
+from tether.core import RateLimitError, TransientModelError
+from tether.net import HttpRetryLaterError
+from tether.runtime import RetryPolicy
+
+
+def test_a_tools_retry_after_is_waited() -> None:
+    policy = RetryPolicy(max_delay_s=30.0)
+    busy = HttpRetryLaterError("503 from the API", status_code=503, retry_after=7.0)
+    assert policy.delay(1, busy, random.Random(0)) == 7.0
+    assert policy.delay(1, RateLimitError("slow down", retry_after=2.5), random.Random(0)) == 2.5
+    # capped, and never negative
+    assert policy.delay(1, HttpRetryLaterError("x", status_code=429, retry_after=900),
+                        random.Random(0)) == 30.0
+    assert policy.delay(1, HttpRetryLaterError("x", status_code=429, retry_after=-5),
+                        random.Random(0)) == 0.0
+    # without a Retry-After: jittered backoff within the ceiling
+    assert 0.0 <= policy.delay(2, TransientModelError("x"), random.Random(0)) <= 1.0
