@@ -77,9 +77,9 @@ async def test_a_tool_call_then_a_final_answer(model: LocalModel) -> None:
 
     # Once the tool the request names has run, the grammar admits only an answer.
     call = ToolCall.of("get_weather", call_id="c1", city="Paris")
+    result = Message.tool(call, "Sunny, 21 C")
     follow_up = ModelRequest(
-        messages=(*ASK.messages, Message.assistant(None, (call,)), Message.tool(call, "Sunny, 21 C")),
-        tools=ASK.tools,
+        messages=(*ASK.messages, Message.assistant(None, (call,)), result), tools=ASK.tools
     )
     final = await model.complete(follow_up)
     assert final.constraint == "grammar:answer_only"
@@ -121,11 +121,14 @@ async def test_tool_calls_are_not_streamed_as_text(model: LocalModel) -> None:
 
 async def test_a_call_or_answer_turn_streams_only_its_answer(model: LocalModel) -> None:
     # Whatever the model chooses, no JSON reaches the reader.
-    for request in (ASK, ModelRequest(messages=(Message.user("Hello! Who are you?"),),
-                                      tools=(WEATHER, ADD))):
+    for request in (
+        ASK,
+        ModelRequest(messages=(Message.user("Hello! Who are you?"),), tools=(WEATHER, ADD)),
+    ):
         deltas = [d async for d in model.stream(request)]
         final = deltas[-1].response
-        assert final is not None and final.constraint == "grammar:tool_or_answer"
+        assert final is not None
+        assert final.constraint in ("grammar:tool_or_answer", "grammar:answer_only")
         text = "".join(d.text for d in deltas)
         assert text == (final.message.content or "")
         assert not text.lstrip().startswith("{")
@@ -150,8 +153,11 @@ async def test_every_call_is_valid_for_the_tool_it_names(model: LocalModel) -> N
     for question in questions:
         for choice in ("required", "auto"):
             response = await model.complete(
-                ModelRequest(messages=(Message.user(question),), tools=tools,
-                             settings=ModelSettings(tool_choice=choice))  # fmt: skip
+                ModelRequest(
+                    messages=(Message.user(question),),
+                    tools=tools,
+                    settings=ModelSettings(tool_choice=choice),
+                )  # fmt: skip
             )
             for call in response.message.tool_calls:
                 spec = {t.name: t for t in tools}[call.name]
@@ -295,9 +301,10 @@ def test_every_grammar_is_bounded() -> None:
     # The converter's own grammar for the same schema is unbounded...
     assert max_output_bytes(json_schema_to_gbnf(json.dumps(HOSTILE_SCHEMA))) == float("inf")
     # ...and so is a recursive schema, which only the token limit bounds.
-    tree = {"$defs": {"Node": {"type": "object", "properties": {
-        "kids": {"type": "array", "items": {"$ref": "#/$defs/Node"}, "maxItems": 2}}}},
-        "$ref": "#/$defs/Node"}  # fmt: skip
+    node = {"type": "object", "properties": {"kids": {"type": "array", "maxItems": 2,
+                                                      "items": {"$ref": "#/$defs/Node"}}}}
+    tree = {"$defs": {"Node": node}, "type": "object",
+            "properties": {"root": {"$ref": "#/$defs/Node"}}}  # fmt: skip
     assert max_output_bytes(
         json_grammar(tree, json_schema_to_gbnf, max_string_length=8, max_items=2)
     ) == float("inf")
@@ -410,3 +417,36 @@ async def test_runaway_strings_are_bounded(model: LocalModel) -> None:
     )
     arguments = json.loads(response.message.tool_calls[0].arguments)
     assert all(len(value) <= 200 for value in arguments.values())
+
+
+def test_the_planner_offers_each_named_tool_once_with_the_numbers_in_play() -> None:
+    from tether.models._local_prompt import plan_request
+
+    times = ToolSpec(
+        name="multiply", description="Multiply two numbers (a times b).",
+        parameters=ADD.parameters,
+    )  # fmt: skip
+    plus = ToolSpec(
+        name="add", description="Add two numbers (a plus b).", parameters=ADD.parameters
+    )
+    tools = (plus, times, WEATHER)
+    ask = Message.user("What is 3 times 4 plus 2? Ignore 1e309 and v2.")
+
+    def offered(*messages: Message) -> tuple[str, list[str], Any]:
+        plan = plan_request(ModelRequest(messages=messages, tools=tools), tool_mode="choice")
+        enums = [t.parameters["properties"]["a"].get("enum") for t in plan.tools]
+        return plan.mode, [t.name for t in plan.tools], enums
+
+    assert offered(ask) == ("choice", ["multiply"], [[3, 4, 2]])
+    product = ToolCall.of("multiply", call_id="c1", a=3, b=4)
+    one = (ask, Message.assistant(None, (product,)), Message.tool(product, "12.0"))
+    assert offered(*one) == ("choice", ["add"], [[2, 12]])
+    total = ToolCall.of("add", call_id="c2", a=12, b=2)
+    two = (*one, Message.assistant(None, (total,)), Message.tool(total, "14.0"))
+    assert offered(*two) == ("answer", [], [])
+    # A tool's error is no number, and a new question starts over.
+    failed = (ask, Message.assistant(None, (product,)), Message.tool(product, "Error: boom"))
+    assert offered(*failed) == ("choice", ["add"], [[2]])
+    again = (*two, Message.assistant("14."), Message.user("And 5 plus 5?"))
+    assert offered(*again) == ("choice", ["add"], [[5]])
+    assert offered(Message.user("Hello! Who are you?")) == ("answer", [], [])

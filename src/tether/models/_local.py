@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import importlib.metadata
 import importlib.util
-import json
 import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator

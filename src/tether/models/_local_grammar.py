@@ -95,7 +95,7 @@ def bound_repetitions(grammar: str, *, max_string_length: int, max_items: int) -
     i, n = 0, len(grammar)
     while i < n:
         c = grammar[i]
-        if c in "\"[":
+        if c in '"[':
             close = '"' if c == '"' else "]"
             j = i + 1
             while j < n and grammar[j] != close:

@@ -155,7 +155,8 @@ def pending_tools(
     message. Pending tools come in the order the message first mentions them.
     """
     called = {c.name for c in _calls_since_user(messages)}
-    order = {word: i for i, word in reversed(list(enumerate(_word_list(_latest_user_text(messages)))))}
+    words = _word_list(_latest_user_text(messages))
+    order = {word: i for i, word in reversed(list(enumerate(words)))}
     mentions = []
     for tool in tools:
         shared = [order[w] for w in _tool_words(tool) if w in order]
@@ -322,7 +323,8 @@ def _render(
 def _call_text(call: ToolCall) -> str:
     arguments = _arguments(call)
     if isinstance(arguments, dict):
-        return f"{call.name}(" + ", ".join(f"{k}={json.dumps(v)}" for k, v in arguments.items()) + ")"
+        shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in arguments.items())
+        return f"{call.name}({shown})"
     return f"{call.name}({arguments})"
 
 
