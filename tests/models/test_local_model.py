@@ -241,6 +241,7 @@ async def test_nested_schemas_with_defs(model: LocalModel) -> None:
         ModelRequest(
             messages=(Message.user("Book a table for 4 people, name Ada, at 7pm."),),
             tools=(booking,),
+            settings=ModelSettings(tool_choice="required"),
         )
     )
     arguments = json.loads(response.message.tool_calls[0].arguments)
@@ -301,8 +302,10 @@ def test_every_grammar_is_bounded() -> None:
     # The converter's own grammar for the same schema is unbounded...
     assert max_output_bytes(json_schema_to_gbnf(json.dumps(HOSTILE_SCHEMA))) == float("inf")
     # ...and so is a recursive schema, which only the token limit bounds.
-    node = {"type": "object", "properties": {"kids": {"type": "array", "maxItems": 2,
-                                                      "items": {"$ref": "#/$defs/Node"}}}}
+    node = {
+        "type": "object",
+        "properties": {"kids": {"type": "array", "maxItems": 2, "items": {"$ref": "#/$defs/Node"}}},
+    }
     tree = {"$defs": {"Node": node}, "type": "object",
             "properties": {"root": {"$ref": "#/$defs/Node"}}}  # fmt: skip
     assert max_output_bytes(
@@ -413,10 +416,21 @@ async def test_runaway_strings_are_bounded(model: LocalModel) -> None:
         ModelRequest(
             messages=(Message.user("Email bob@example.com that the meeting moved to 3pm."),),
             tools=(email,),
+            settings=ModelSettings(tool_choice="required"),
         )
     )
     arguments = json.loads(response.message.tool_calls[0].arguments)
     assert all(len(value) <= 200 for value in arguments.values())
+    tight = await LocalModel(max_string_length=5).complete(
+        ModelRequest(
+            messages=(Message.user("Email bob@example.com a three-page report on llamas."),),
+            tools=(email,),
+            settings=ModelSettings(tool_choice="required"),
+        )
+    )
+    arguments = json.loads(tight.message.tool_calls[0].arguments)
+    assert set(arguments) == {"to", "subject", "body"}
+    assert all(len(value) <= 5 for value in arguments.values())
 
 
 def test_the_planner_offers_each_named_tool_once_with_the_numbers_in_play() -> None:
