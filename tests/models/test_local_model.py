@@ -451,10 +451,10 @@ def test_the_planner_offers_each_named_tool_once_with_the_numbers_in_play() -> N
         enums = [t.parameters["properties"]["a"].get("enum") for t in plan.tools]
         return plan.mode, [t.name for t in plan.tools], enums
 
-    assert offered(ask) == ("choice", ["multiply"], [[3, 4, 2]])
+    assert offered(ask) == ("choice", ["multiply"], [[3, 4]])
     product = ToolCall.of("multiply", call_id="c1", a=3, b=4)
     one = (ask, Message.assistant(None, (product,)), Message.tool(product, "12.0"))
-    assert offered(*one) == ("choice", ["add"], [[2, 12]])
+    assert offered(*one) == ("choice", ["add"], [[12, 2]])
     total = ToolCall.of("add", call_id="c2", a=12, b=2)
     two = (*one, Message.assistant(None, (total,)), Message.tool(total, "14.0"))
     assert offered(*two) == ("answer", [], [])

@@ -185,11 +185,13 @@ def _number(text: str) -> float | int | None:
 
 
 def available_numbers(messages: tuple[Message, ...]) -> list[float | int]:
-    """Numbers a ``choice`` turn may pass to a numeric parameter.
+    """The numbers in play for a ``choice`` turn, in reading order.
 
-    The numbers of the latest user message, less those earlier calls since then
-    consumed, plus those calls' numeric results: a 135M model cannot compute, but it
-    can pick the right operands when the grammar offers only the ones in play.
+    The numbers of the latest user message; each call since then takes the numbers it
+    was passed out of play, and its numeric result takes the place of the first of
+    them (so "3 times 4 plus 2" is ``[3, 4, 2]``, then ``[12, 2]`` once
+    ``multiply(3, 4)`` returned 12). A 135M model cannot compute, but it picks
+    operands well when the grammar offers only the ones next in line.
     """
     pool: list[float | int] = []
     for match in _NUMBER.finditer(_latest_user_text(messages)):
@@ -199,28 +201,39 @@ def available_numbers(messages: tuple[Message, ...]) -> list[float | int]:
     results = {m.tool_call_id: m.content or "" for m in messages if m.role == "tool"}
     for call in _calls_since_user(messages):
         arguments = _arguments(call)
+        slot = len(pool)
         for value in arguments.values() if isinstance(arguments, dict) else ():
             if isinstance(value, int | float) and not isinstance(value, bool) and value in pool:
-                pool.remove(value)
+                index = pool.index(value)
+                slot = min(slot, index)
+                del pool[index]
         result = _number(results.get(call.id, ""))
         if result is not None:
-            pool.append(result)
-    return list(dict.fromkeys(pool))
+            pool.insert(min(slot, len(pool)), result)
+    return pool
 
 
 def ground_numbers(tool: ToolSpec, numbers: list[float | int]) -> ToolSpec:
-    """``tool`` with each top-level numeric parameter limited to ``numbers``."""
+    """``tool`` with its top-level numeric parameters limited to the next numbers in
+    play: as many of the first ``numbers`` as it has numeric parameters."""
     properties = tool.parameters.get("properties")
     if not numbers or not isinstance(properties, dict):
         return tool
-    grounded = {}
-    for name, schema in properties.items():
-        kind = schema.get("type") if isinstance(schema, dict) else None
+    numeric = [
+        name
+        for name, schema in properties.items()
+        if isinstance(schema, dict)
+        and schema.get("type") in ("number", "integer")
+        and "enum" not in schema
+        and "const" not in schema
+    ]
+    grounded = dict(properties)
+    for name in numeric:
+        kind = properties[name]["type"]
         allowed = [n for n in numbers if kind == "number" or isinstance(n, int)]
-        if kind in ("number", "integer") and allowed and "enum" not in schema:
+        allowed = list(dict.fromkeys(allowed[: len(numeric)]))
+        if allowed:
             grounded[name] = {"enum": allowed}
-        else:
-            grounded[name] = schema
     return tool.model_copy(update={"parameters": {**tool.parameters, "properties": grounded}})
 
 
