@@ -448,13 +448,20 @@ def test_the_planner_offers_each_named_tool_once_with_the_numbers_in_play() -> N
 
     def offered(*messages: Message) -> tuple[str, list[str], Any]:
         plan = plan_request(ModelRequest(messages=messages, tools=tools), tool_mode="choice")
-        enums = [t.parameters["properties"]["a"].get("enum") for t in plan.tools]
-        return plan.mode, [t.name for t in plan.tools], enums
+        offers = []
+        for tool in plan.tools:
+            schema = tool.parameters
+            if "oneOf" in schema:  # one alternative per ordering of the numbers
+                pairs = [alt["properties"] for alt in schema["oneOf"]]
+                offers.append(sorted((p["a"]["const"], p["b"]["const"]) for p in pairs))
+            else:
+                offers.append(schema["properties"]["a"].get("enum"))
+        return plan.mode, [t.name for t in plan.tools], offers
 
-    assert offered(ask) == ("choice", ["multiply"], [[3, 4]])
+    assert offered(ask) == ("choice", ["multiply"], [[(3, 4), (4, 3)]])
     product = ToolCall.of("multiply", call_id="c1", a=3, b=4)
     one = (ask, Message.assistant(None, (product,)), Message.tool(product, "12.0"))
-    assert offered(*one) == ("choice", ["add"], [[12, 2]])
+    assert offered(*one) == ("choice", ["add"], [[(2, 12), (12, 2)]])
     total = ToolCall.of("add", call_id="c2", a=12, b=2)
     two = (*one, Message.assistant(None, (total,)), Message.tool(total, "14.0"))
     assert offered(*two) == ("answer", [], [])
@@ -462,5 +469,5 @@ def test_the_planner_offers_each_named_tool_once_with_the_numbers_in_play() -> N
     failed = (ask, Message.assistant(None, (product,)), Message.tool(product, "Error: boom"))
     assert offered(*failed) == ("choice", ["add"], [[2]])
     again = (*two, Message.assistant("14."), Message.user("And 5 plus 5?"))
-    assert offered(*again) == ("choice", ["add"], [[5]])
+    assert offered(*again) == ("choice", ["add"], [[(5, 5)]])
     assert offered(Message.user("Hello! Who are you?")) == ("answer", [], [])

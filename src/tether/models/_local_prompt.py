@@ -23,6 +23,7 @@ The design was chosen by experiment with SmolLM2-135M-Instruct (see
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from dataclasses import dataclass
@@ -227,6 +228,21 @@ def ground_numbers(tool: ToolSpec, numbers: list[float | int]) -> ToolSpec:
         and "enum" not in schema
         and "const" not in schema
     ]
+    window = numbers[: len(numeric)]
+    if len(numeric) > 1 and len(window) == len(numeric) <= 3:
+        # Each number in the window is used once: one alternative per ordering.
+        orderings = list(dict.fromkeys(itertools.permutations(window)))
+        alternatives = []
+        for ordering in orderings:
+            if all(
+                isinstance(v, int) or properties[k]["type"] == "number"
+                for k, v in zip(numeric, ordering, strict=True)
+            ):
+                fixed = {k: {"const": v} for k, v in zip(numeric, ordering, strict=True)}
+                alternatives.append({**tool.parameters, "properties": {**properties, **fixed}})
+        if alternatives:
+            parameters = {"type": "object", "oneOf": alternatives}
+            return tool.model_copy(update={"parameters": parameters})
     grounded = dict(properties)
     for name in numeric:
         kind = properties[name]["type"]
