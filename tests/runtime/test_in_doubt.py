@@ -297,3 +297,24 @@ async def test_replacement_call_ids_never_collide_with_the_providers(
     ids = [e.payload["call_id"] for e in events if e.type == EventType.TOOL_INTENT]
     assert len(ids) == len(set(ids)) == 2
     assert result.status == RunStatus.COMPLETED
+
+
+async def test_the_request_records_why_the_model_was_constrained(store: SQLiteStore) -> None:
+    from tether.models import ModelResponse
+
+    @tool
+    def f() -> str:
+        """f."""
+        return "x"
+
+    def answer(request: ModelRequest) -> Any:
+        return ModelResponse.model_validate({
+            "message": {"role": "assistant", "content": "done"}, "provider": "scripted",
+            "model": "m", "constraint": "grammar:answer_only"})
+
+    agent = Agent(name="t", model=FunctionModel(answer), tools=[f])
+    result = await Runner(store).run(agent, "go")
+    (request,) = [e for e in await store.read(result.run_id)
+                  if e.type == EventType.MODEL_REQUEST]
+    assert request.payload["constraint"] == "grammar:answer_only"
+    assert "tools" not in request.payload  # offered as at the start: not repeated

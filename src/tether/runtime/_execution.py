@@ -329,9 +329,14 @@ class Execution(Journal):
             extra["response_id"] = response.response_id
         if not estimate.known:
             extra["cost_known"] = False
+        sent = request_payload(state, request, model)
+        offered = [spec.name for spec in request.tools]
+        if offered != state.offered:  # the tools offered, when they change
+            sent["tools"] = offered
+        if response.constraint:  # why the model could only answer as it did
+            sent["constraint"] = response.constraint
         events = [
-            self.event(EventType.MODEL_REQUEST, step, request_payload(state, request, model),
-                       span=f"s{step}.m"),
+            self.event(EventType.MODEL_REQUEST, step, sent, span=f"s{step}.m"),
             self.event(EventType.MODEL_RESPONSE, step, {
                 "message": _dump(message),
                 "usage": response.usage.model_dump(exclude_defaults=True),

@@ -53,6 +53,9 @@ class RunState:
     #: How many of ``messages`` the last model request sent.
     sent: int = 0
     step_calls: tuple[ToolCall, ...] = ()
+    #: Names of the tools the model was last offered (``run.started``, then any
+    #: ``model.request`` that records a change).
+    offered: list[str] = field(default_factory=list)
     #: Every tool call id the run has used (ids must be unique in a run).
     call_ids: set[str] = field(default_factory=set)
     open_calls: dict[str, OpenCall] = field(default_factory=dict)
@@ -92,6 +95,7 @@ class RunState:
             self.agent_spec = p.get("agent_spec")
             self.selection = p.get("selection")
             self.budget_overrides = dict(p.get("budget") or {})
+            self.offered = [t["name"] for t in p.get("tools") or ()]
             self.task = p["task"]
             self.started_at = event.ts
             if p.get("instructions"):
@@ -107,6 +111,8 @@ class RunState:
                 self.model_attempts, self.model_not_before, self.tool_attempts = {}, {}, {}
         elif kind == EventType.MODEL_REQUEST:
             self.sent = p["prefix"] + len(p["new"])
+            if "tools" in p:
+                self.offered = list(p["tools"])
         elif kind == EventType.MODEL_RESPONSE:
             self._response(event)
         elif kind == EventType.TOOL_INTENT:
