@@ -1,4 +1,4 @@
-"""Retry-After is honoured for any retryable error that carries it, not only rate limits."""
+"""Policy edges: Retry-After from any retryable error; compaction drops old notes."""
 
 from __future__ import annotations
 
@@ -21,3 +21,15 @@ def test_a_tools_retry_after_is_waited() -> None:
                         random.Random(0)) == 0.0
     # without a Retry-After: jittered backoff within the ceiling
     assert 0.0 <= policy.delay(2, TransientModelError("x"), random.Random(0)) <= 1.0
+
+
+def test_compaction_drops_the_notes_of_earlier_compactions() -> None:
+    from tether.runtime._compaction import droppable_range
+
+    # system, task, an earlier compaction's note, then four turns
+    roles = ["system", "user", "user", "assistant", "tool", "assistant", "tool",
+             "assistant", "tool", "assistant"]
+    start, end = droppable_range(roles) or (0, 0)
+    assert (start, end) == (2, 7)  # the old note goes with the oldest turns
+    assert droppable_range(["user", "assistant", "tool", "assistant"]) == (1, 3)
+    assert droppable_range(["system", "user", "assistant"]) is None
