@@ -58,7 +58,8 @@ class Runner:
     """Runs agents durably against a store.
 
     Args:
-        store: Where runs are journaled; default :func:`~tether.store.open_store`.
+        store: Where runs are journaled: a Store, or the path of a SQLite file;
+            default :func:`~tether.store.open_store`.
         clock: Wall and monotonic time (injected so tests and replay are exact).
         observers: Called with every committed batch of events (live logs, exporters).
         redactor: Scrubs every payload before it is committed, so secrets never reach
@@ -83,7 +84,7 @@ class Runner:
 
     def __init__(
         self,
-        store: Store | None = None,
+        store: Store | str | os.PathLike[str] | None = None,
         *,
         clock: Clock | None = None,
         observers: Sequence[Observer] = (),
@@ -96,7 +97,15 @@ class Runner:
         lease_ttl_s: float = 30.0,
     ) -> None:
         self.lease_ttl_s = lease_ttl_s
-        self.store = store if store is not None else open_store()
+        if store is None or isinstance(store, str | os.PathLike):
+            store = open_store(store)  # a path names a SQLite file
+        elif not isinstance(store, Store):
+            raise ConfigurationError(
+                f"Runner(store=...) takes a Store or a database path, not a "
+                f"{type(store).__name__}",
+                hint="e.g. Runner(\"agents.db\") or Runner(SQLiteStore(\"agents.db\"))",
+            )
+        self.store = store
         self.clock = clock or SystemClock()
         self.observers = list(observers)
         self.redactor = redactor if redactor is not None else Redactor.from_env()
@@ -319,6 +328,7 @@ class Runner:
 
     def run_sync(self, agent: Agent, task: str, **kwargs: Any) -> RunResult:
         """:meth:`run`, for code without an event loop."""
+        _no_running_loop("run")
         return asyncio.run(self.run(agent, task, **kwargs))
 
     def resume_sync(
@@ -326,8 +336,21 @@ class Runner:
         budget: Budget | Mapping[str, Any] | None = None, release: bool = False,
     ) -> RunResult:
         """:meth:`resume`, for code without an event loop."""
+        _no_running_loop("resume")
         return asyncio.run(self.resume(run_id, agent, model=model, budget=budget,
                                        release=release))
+
+
+def _no_running_loop(method: str) -> None:
+    """The ``*_sync`` facade cannot run inside an event loop (a notebook, async code)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise UsageError(
+        f"Runner.{method}_sync() was called inside a running event loop",
+        hint=f"use `await runner.{method}(...)` there (notebooks and async code run one)",
+    )
 
 
 def _keep_selection(
