@@ -27,6 +27,7 @@ from ._common import (
     JsonOption,
     console,
     errors,
+    full_run_id,
     handle_errors,
     seconds,
     when,
@@ -167,6 +168,7 @@ def resume(
     log_file: LogFileOption = None,
 ) -> None:
     """Continue a run from its journal (after a crash, Ctrl-C, a budget stop, or a resolve)."""
+    run_id = full_run_id(db, run_id)
     overrides = parse_budget(budget or [])
     loaded = load_agent(agent) if agent else None
 
@@ -184,6 +186,7 @@ def resolve(
     db: DbOption = None,
 ) -> None:
     """Settle a tool call in doubt by recording its outcome; then `tether resume`."""
+    run_id = full_run_id(db, run_id)
     with_store(db, lambda store: Runner(store).resolve(run_id, call_id, result=result),
                write=True)
     console.print(f"recorded; continue with: tether resume {run_id}", markup=False)
@@ -232,6 +235,7 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show a run's journal, event by event, in order."""
+    run_id = full_run_id(db, run_id)
 
     async def load(store: Store) -> tuple[RunSummary, list]:  # type: ignore[type-arg]
         return await store.run(run_id), await read_events(store, run_id)
