@@ -35,6 +35,7 @@ from ._common import (
 )
 from ._observe_render import render_events, write_json_array
 from ._observe_render import show as show_lines
+from ._progress import Progress
 
 LogFileOption = Annotated[
     Path | None,
@@ -55,7 +56,9 @@ def _drive(
     async def main(store: Store) -> RunResult:
         log = JsonlLog(log_file) if log_file else None
         loop = asyncio.get_running_loop()
-        runner = Runner(store, observers=[log] if log else [], reviewers=[finding_payloads])
+        progress = Progress(errors)
+        observers = [o for o in (log, progress if progress.enabled else None) if o]
+        runner = Runner(store, observers=observers, reviewers=[finding_payloads])
 
         def interrupted() -> None:
             errors.print("[bold]interrupted[/]: finishing what is in flight; Ctrl-C again "
@@ -66,7 +69,8 @@ def _drive(
 
         loop.add_signal_handler(signal.SIGINT, interrupted)
         try:
-            result = await work(runner)
+            with progress:
+                result = await work(runner)
             # The run had the real values; what is printed is redacted like every view.
             scrub = runner.redactor.redact
             return dataclasses.replace(result, output=scrub(result.output),
