@@ -42,3 +42,21 @@ async def test_run_sync_inside_a_running_loop_says_to_await(tmp_path: Path) -> N
 def test_two_tools_of_one_name_are_refused() -> None:
     with pytest.raises(ConfigurationError, match="more than one tool named ping"):
         Agent(name="a", tools=[ping, ping])
+
+
+async def test_a_failed_runs_error_is_typed(tmp_path: Path) -> None:
+    from tether.core import BudgetExceededError, TetherError, ToolCall
+    from tether.models import FunctionModel
+    from tether.runtime import Budget
+
+    runner = Runner(tmp_path / "t.db")
+    looping = Agent(name="loop", model=FunctionModel(lambda request: ToolCall.of("ping")),
+                    tools=[ping], budget=Budget(max_steps=2))
+    result = await runner.run(looping, "go")
+    assert isinstance(result.error, BudgetExceededError)
+    assert result.error.limit == "max_steps" and result.error.hint
+    assert result.error.details["type"] == "BudgetExceededError"
+    # an error type the reader does not know is still a TetherError with its details
+    odd = TetherError.from_dict({"type": "SomethingNew", "message": "m", "extra": 1})
+    assert type(odd) is TetherError and odd.message == "m" and odd.details["extra"] == 1
+

@@ -70,7 +70,7 @@ async def test_resuming_cleanly_stopped_runs_never_quarantines_them(store: SQLit
     for _ in range(4):
         result = await runner.resume(result.run_id, agent)
         assert result.status == RunStatus.FAILED
-    assert result.error is not None and result.error["type"] == "ScriptExhaustedError"
+    assert type(result.error).__name__ == "ScriptExhaustedError"
 
 
 async def test_a_bad_budget_override_is_refused_before_it_is_journaled(

@@ -18,7 +18,7 @@ from rich import box
 from rich.table import Column, Table
 from rich.text import Text
 
-from ..core import ConfigurationError, RunStatus, new_id
+from ..core import ConfigurationError, RunStatus, TetherError, new_id
 from ..observe import JsonlLog, finding_payloads, read_events
 from ..runtime import Runner, RunResult, absolute_spec, load_agent, parse_budget
 from ..store import RunSummary, Store
@@ -73,8 +73,9 @@ def _drive(
                 result = await work(runner)
             # The run had the real values; what is printed is redacted like every view.
             scrub = runner.redactor.redact
-            return dataclasses.replace(result, output=scrub(result.output),
-                                       error=scrub(result.error))
+            error = result.error
+            return dataclasses.replace(result, output=scrub(result.output), error=None if (
+                error is None) else TetherError.from_dict(scrub(error.details or error.to_dict())))
         finally:
             loop.remove_signal_handler(signal.SIGINT)
             if log:
@@ -91,11 +92,11 @@ def _print_result(result: RunResult) -> None:
     if result.status == RunStatus.COMPLETED:
         console.print(Text(str(result.output)), highlight=False)
     else:
-        error = result.error or {}
+        error = result.error
         console.print(Text.assemble((str(result.status), "bold red"),
-                                    f": {error.get('message', '')}"), highlight=False)
-        if error.get("hint"):
-            console.print(Text.assemble(("  hint:", "bold"), f" {error['hint']}"),
+                                    f": {error.message if error else ''}"), highlight=False)
+        if error is not None and error.hint:
+            console.print(Text.assemble(("  hint:", "bold"), f" {error.hint}"),
                           highlight=False)
     console.print(
         f"[dim]run {result.run_id} · {result.status} · {result.steps} steps · "

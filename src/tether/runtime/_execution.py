@@ -60,7 +60,8 @@ def _dump(message: Message) -> dict[str, Any]:
 def result_of(state: RunState) -> RunResult:
     return RunResult(
         run_id=state.run_id, status=state.status, output=state.output, steps=state.step,
-        usage=state.usage, cost_usd=state.cost_usd, error=state.error,
+        usage=state.usage, cost_usd=state.cost_usd,
+        error=None if state.error is None else TetherError.from_dict(state.error),
     )
 
 
