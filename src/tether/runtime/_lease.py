@@ -10,6 +10,7 @@ no longer exists is known dead at once, so a crashed run can be resumed immediat
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from functools import cache
 
@@ -36,9 +37,11 @@ def _host() -> str:
 
 
 def owner_id() -> str:
-    """``host:pid:start`` of this process: unique even when the pid is reused later."""
+    """``host:pid:start:nonce``: a new owner for each driver, so two drivers in one
+    process (two resumes of one run by one service) exclude each other as two processes
+    do; unique even when the pid is reused later."""
     pid = os.getpid()
-    return f"{_host()}:{pid}:{_start_time(pid) or '?'}"
+    return f"{_host()}:{pid}:{_start_time(pid) or '?'}:{secrets.token_hex(6)}"
 
 
 def owner_dead(owner: str) -> bool:
@@ -46,6 +49,7 @@ def owner_dead(owner: str) -> bool:
     exists. Owners on other hosts, or not in this form, are never known dead here."""
     host, _, rest = owner.partition(":")
     pid_text, _, start = rest.partition(":")
+    start = start.partition(":")[0]  # without the driver's nonce
     if host != _host() or not pid_text.isdigit():
         return False
     pid = int(pid_text)
