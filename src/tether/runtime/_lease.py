@@ -63,3 +63,10 @@ def owner_dead(owner: str) -> bool:
             return False
         return False
     return now is None or (start not in ("", "?") and now != start)
+
+
+def owner_alive_here(owner: str) -> bool:
+    """Whether ``owner`` is a process of this host that still exists (stopped with
+    Ctrl-Z or stalled, perhaps, but alive: its lease lapsing proves nothing)."""
+    host, _, rest = owner.partition(":")
+    return host == _host() and rest.partition(":")[0].isdigit() and not owner_dead(owner)

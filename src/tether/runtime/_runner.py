@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import os
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -32,7 +33,7 @@ from ._agent import Agent
 from ._breaker import BreakerBoard
 from ._budget import Budget
 from ._execution import Execution, Journal, result_of
-from ._lease import owner_dead, owner_id
+from ._lease import owner_alive_here, owner_dead, owner_id
 from ._result import RunResult
 from ._spec import load_agent
 from ._state import RunState, fold
@@ -135,6 +136,17 @@ class Runner:
         """Commit ``events`` and take their run's lease: at once if it is free or its
         owner is a process of this host that died, else ``RunLeasedError``."""
         owner = owner_id()
+        held = await self.store.lease(events[0].run_id)
+        # Lapsed (a released lease has expires_at 0) but its owner lives on this host:
+        # stopped (Ctrl-Z) or stalled, it may still finish its call; not taken over.
+        if (held is not None and 0 < held.expires_at <= time.time()
+                and owner_alive_here(held.owner)):
+            raise RunLeasedError(
+                f"run {held.run_id} is being driven by {held.owner}, a live process of "
+                f"this host whose lease lapsed (stopped or stalled?)",
+                hint="continue that process (fg) and let it finish, or end it; its "
+                     "run is taken over once it is gone",
+                run_id=held.run_id, owner=held.owner, expires_at=held.expires_at)
         try:
             return await self.store.acquire(events, owner=owner, ttl_s=self.lease_ttl_s)
         except RunLeasedError as e:

@@ -131,8 +131,8 @@ class Tool:
         if self.inline:
             try:
                 future.set_result(self._serialize(self.function(**kwargs), context))
-            except Exception as e:
-                future.set_exception(e)
+            except (Exception, SystemExit) as e:
+                future.set_exception(self._exited(e, context))
             return future
 
         def settle(result: str | None, error: BaseException | None) -> None:
@@ -147,7 +147,7 @@ class Tool:
             try:
                 result = self._serialize(self.function(**kwargs), context)
             except BaseException as e:  # handed to the loop, never lost in the thread
-                loop.call_soon_threadsafe(settle, None, e)
+                loop.call_soon_threadsafe(settle, None, self._exited(e, context))
             else:
                 loop.call_soon_threadsafe(settle, result, None)
 
@@ -157,7 +157,21 @@ class Tool:
         return future
 
     async def _finish(self, value: Awaitable[Any], context: ToolContext) -> str:
-        return self._serialize(await value, context)
+        try:
+            return self._serialize(await value, context)
+        except SystemExit as e:
+            raise self._exited(e, context) from e
+
+    def _exited(self, error: BaseException, context: ToolContext) -> BaseException:
+        """A tool's ``SystemExit`` (argparse on bad input, a CLI library) as the tool's
+        failure: it must not end the run, let alone the process."""
+        if not isinstance(error, SystemExit):
+            return error
+        failure = ToolError(f"tool {self.name!r} raised SystemExit({error.code!r})",
+                            hint="a tool should raise an exception, not exit",
+                            tool=self.name, call_id=context.call_id)
+        failure.__cause__ = error
+        return failure
 
     def _serialize(self, value: Any, context: ToolContext) -> str:
         try:

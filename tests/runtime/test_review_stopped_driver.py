@@ -1,0 +1,112 @@
+"""Review: a lease that lapsed is not proof that its owner died.
+
+A driver stopped with Ctrl-Z (SIGSTOP), or whose event loop is stalled, stops renewing
+its lease. Once the lease lapsed, ``resume`` took the run over although the owner is a
+live process of this very host (which ``owner_dead`` can tell), treated its call as in
+doubt, reconciled it (not applied yet: the stopped driver had not got there) and ran it
+again; the stopped driver, continued with ``fg``, then finished its own call: the card
+was charged twice. Issue 15: "a lease whose owner died is taken over, and only then are
+its open calls in doubt".
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tether.core import RunLeasedError, ToolCall
+from tether.models import ScriptedModel
+from tether.runtime import Agent, Runner
+from tether.store import SQLiteStore
+from tether.tools import NOT_APPLIED, Tool, ToolContext, tool
+
+DRIVER = '''
+import asyncio, sys, time
+from pathlib import Path
+from tether.core import ToolCall
+from tether.models import ScriptedModel
+from tether.runtime import Agent, Runner
+from tether.store import SQLiteStore
+from tether.tools import NOT_APPLIED, ToolContext, tool
+
+HERE = Path(sys.argv[2])
+
+@tool
+def charge(cents: int, ctx: ToolContext) -> str:
+    """Charge a card once (not idempotent; reconciled by key)."""
+    (HERE / "started").touch()
+    while not (HERE / "go").exists():
+        time.sleep(0.01)
+    with (HERE / "effects").open("a") as f:
+        f.write(ctx.idempotency_key + "\\n")
+    return "charged"
+
+async def main():
+    store = SQLiteStore(sys.argv[1])
+    agent = Agent(name="c", model=ScriptedModel([ToolCall.of("charge", cents=5), "done"]),
+                  tools=[charge])
+    try:
+        result = await Runner(store, lease_ttl_s=0.5).run(agent, "pay", run_id="run_z")
+        print(result.status)
+    finally:
+        await store.close()
+
+asyncio.run(main())
+'''
+
+
+def _charge(effects: Path) -> Tool:
+    @tool
+    def charge(cents: int, ctx: ToolContext) -> str:
+        """Charge a card once (not idempotent; reconciled by key)."""
+        with effects.open("a") as f:
+            f.write(ctx.idempotency_key + "\n")
+        return "charged"
+
+    @charge.reconciler
+    def _done(key: str) -> object:
+        done = effects.read_text().split() if effects.exists() else []
+        return "charged" if key in done else NOT_APPLIED
+
+    return charge
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc")
+async def test_a_stopped_live_driver_is_not_taken_over(tmp_path: Path) -> None:
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER)
+    driver = subprocess.Popen([sys.executable, str(script), str(tmp_path / "t.db"),
+                               str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "started").exists():
+            assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()
+            time.sleep(0.01)
+        driver.send_signal(signal.SIGSTOP)  # Ctrl-Z
+        time.sleep(1.5)  # its 0.5 s lease lapses; the process is alive all along
+        (tmp_path / "go").touch()
+        effects = tmp_path / "effects"
+        agent = Agent(name="c", model=ScriptedModel([ToolCall.of("charge", cents=5), "done"]),
+                      tools=[_charge(effects)])
+        store = SQLiteStore(tmp_path / "t.db")
+        try:
+            with pytest.raises(RunLeasedError):
+                await Runner(store, lease_ttl_s=0.5).resume("run_z", agent)
+        finally:
+            await store.close()
+            driver.send_signal(signal.SIGCONT)  # fg
+        out, err = driver.communicate(timeout=60)
+        assert effects.read_text().count("\n") == 1, (out, err)  # charged once
+        assert out.strip() == "completed", err
+    finally:
+        if driver.poll() is None:
+            driver.send_signal(signal.SIGCONT)
+            driver.kill()
+            driver.communicate()
