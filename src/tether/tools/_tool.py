@@ -23,6 +23,10 @@ class _NotApplied:
         return "NOT_APPLIED"
 
 
+#: Threads of sync tool calls running in this process, by (run id, call id).
+_THREADS: dict[tuple[str, str], int] = {}
+_THREADS_LOCK = threading.Lock()
+
 #: Returned by a ``reconcile`` hook when the call in doubt did not take effect.
 NOT_APPLIED: Final = _NotApplied()
 
@@ -143,9 +147,17 @@ class Tool:
             else:
                 future.set_exception(error)
 
+        key = (context.run_id, context.call_id)
+
         def work() -> None:
             try:
-                result = self._serialize(self.function(**kwargs), context)
+                try:
+                    result = self._serialize(self.function(**kwargs), context)
+                finally:
+                    with _THREADS_LOCK:
+                        _THREADS[key] -= 1
+                        if not _THREADS[key]:
+                            del _THREADS[key]
             except BaseException as e:  # handed to the loop, never lost in the thread
                 loop.call_soon_threadsafe(settle, None, self._exited(e, context))
             else:
@@ -153,8 +165,17 @@ class Tool:
 
         # A daemon thread per call: a pool would queue calls beyond its size, and a call
         # the run gave up on must not hold a worker or keep the process alive at exit.
+        with _THREADS_LOCK:
+            _THREADS[key] = _THREADS.get(key, 0) + 1
         threading.Thread(target=work, name=f"tether-tool-{self.name}", daemon=True).start()
         return future
+
+    @staticmethod
+    def still_running(run_id: str, call_id: str) -> bool:
+        """Whether a sync tool's thread for this call, given up on (timed out, its run
+        interrupted), still runs in this process: its outcome is not known yet."""
+        with _THREADS_LOCK:
+            return (run_id, call_id) in _THREADS
 
     async def _finish(self, value: Awaitable[Any], context: ToolContext) -> str:
         try:
