@@ -1,10 +1,12 @@
-"""Review: a tool that raises SystemExit (argparse on bad input, a CLI library, a stray
+"""Review (fixed): a tool that raises SystemExit (argparse on bad input, a CLI library, a stray
 ``sys.exit``) must not end the run by escaping ``Runner.run`` and leaving the run
-``running``; it is the tool's failure, reported to the model like any other."""
+``running``; it is the tool's failure, reported to the model like any other. The same
+for a CancelledError a tool raises of its own (nobody cancelled the run)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -57,3 +59,40 @@ async def test_a_tool_calling_sys_exit_fails_the_call_not_the_process(
     assert result.status == RunStatus.COMPLETED
     (error,) = [e for e in events if e.type == EventType.TOOL_ERROR]
     assert "SystemExit" in error.payload["content"]
+
+
+def _leaky() -> dict[str, Tool]:
+    @tool
+    def sync_leak(x: int) -> str:
+        """A client library that leaks a CancelledError of its own (in a thread)."""
+        raise asyncio.CancelledError()
+
+    @tool
+    async def async_leak(x: int) -> str:
+        """A client library that leaks a CancelledError of its own (async)."""
+        raise asyncio.CancelledError()
+
+    @tool(inline=True)
+    def inline_leak(x: int) -> str:
+        """A client library that leaks a CancelledError of its own (inline)."""
+        raise asyncio.CancelledError()
+
+    return {"sync": sync_leak, "async": async_leak, "inline": inline_leak}
+
+
+@pytest.mark.parametrize("kind", ["sync", "async", "inline"])
+async def test_a_tool_raising_cancelled_error_fails_the_call(tmp_path: Path, kind: str) -> None:
+    # Nobody cancelled the run: the CancelledError is the tool's own failure. It escaped
+    # Runner.run and left the run `running`.
+    leak = _leaky()[kind]
+    agent = Agent(name="leak", model=ScriptedModel([ToolCall.of(leak.name, x=1), "done"]),
+                  tools=[leak])
+    store = SQLiteStore(tmp_path / "t.db")
+    try:
+        result = await Runner(store).run(agent, "go")
+        events = await store.read(result.run_id)
+    finally:
+        await store.close()
+    assert result.status == RunStatus.COMPLETED
+    (error,) = [e for e in events if e.type == EventType.TOOL_ERROR]
+    assert "CancelledError" in error.payload["content"]

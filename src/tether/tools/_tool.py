@@ -135,7 +135,7 @@ class Tool:
         if self.inline:
             try:
                 future.set_result(self._serialize(self.function(**kwargs), context))
-            except (Exception, SystemExit) as e:
+            except (Exception, SystemExit, asyncio.CancelledError) as e:
                 future.set_exception(self._exited(e, context))
             return future
 
@@ -184,12 +184,17 @@ class Tool:
             raise self._exited(e, context) from e
 
     def _exited(self, error: BaseException, context: ToolContext) -> BaseException:
-        """A tool's ``SystemExit`` (argparse on bad input, a CLI library) as the tool's
-        failure: it must not end the run, let alone the process."""
-        if not isinstance(error, SystemExit):
+        """A tool's ``SystemExit`` (argparse on bad input, a CLI library), or a sync
+        tool's ``CancelledError`` (nobody cancels a thread), as the tool's failure: it
+        must not end the run, let alone the process."""
+        if isinstance(error, SystemExit):
+            what = f"SystemExit({error.code!r})"
+        elif isinstance(error, asyncio.CancelledError):
+            what = "CancelledError (it was not cancelled)"
+        else:
             return error
-        failure = ToolError(f"tool {self.name!r} raised SystemExit({error.code!r})",
-                            hint="a tool should raise an exception, not exit",
+        failure = ToolError(f"tool {self.name!r} raised {what}",
+                            hint="a tool should raise an exception, not exit or cancel",
                             tool=self.name, call_id=context.call_id)
         failure.__cause__ = error
         return failure
