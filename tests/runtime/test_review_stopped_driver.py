@@ -6,12 +6,15 @@ live process of this very host (which ``owner_dead`` can tell), treated its call
 doubt, reconciled it (not applied yet: the stopped driver had not got there) and ran it
 again; the stopped driver, continued with ``fg``, then finished its own call: the card
 was charged twice. Issue 15: "a lease whose owner died is taken over, and only then are
-its open calls in doubt".
+its open calls in doubt". Fixed: ``Runner.take_lease`` refuses a lapsed lease whose
+owner is alive on this host, and the host part of an owner names its boot and pid
+namespace too.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -108,5 +111,45 @@ async def test_a_stopped_live_driver_is_not_taken_over(tmp_path: Path) -> None:
     finally:
         if driver.poll() is None:
             driver.send_signal(signal.SIGCONT)
+            driver.kill()
+            driver.communicate()
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare(1)")
+async def test_a_live_driver_in_another_pid_namespace_is_not_taken_over(
+    tmp_path: Path,
+) -> None:
+    """Two containers of one host (``docker run --network host``, the containers of a
+    Kubernetes pod) share the host name but not the pid namespace: the driver's pid
+    means another process here, so ``owner_dead`` declared a live driver dead."""
+    probe = subprocess.run(["unshare", "-p", "-f", "--mount-proc", "true"],
+                           capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("cannot create a pid namespace here")
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER.replace("lease_ttl_s=0.5", "lease_ttl_s=30"))
+    driver = subprocess.Popen(["unshare", "-p", "-f", "--mount-proc", sys.executable,
+                               str(script), str(tmp_path / "t.db"), str(tmp_path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "started").exists():
+            assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()
+            time.sleep(0.01)
+        effects = tmp_path / "effects"
+        agent = Agent(name="c", model=ScriptedModel([ToolCall.of("charge", cents=5), "done"]),
+                      tools=[_charge(effects)])
+        store = SQLiteStore(tmp_path / "t.db")
+        try:
+            with pytest.raises(RunLeasedError):
+                await Runner(store).resume("run_z", agent)
+        finally:
+            await store.close()
+            (tmp_path / "go").touch()
+        out, err = driver.communicate(timeout=60)
+        assert effects.read_text().count("\n") == 1, (out, err)  # charged once
+        assert out.strip() == "completed", err
+    finally:
+        if driver.poll() is None:
             driver.kill()
             driver.communicate()

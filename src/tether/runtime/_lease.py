@@ -33,11 +33,21 @@ def _start_time(pid: int) -> str | None:
 
 @cache
 def _host() -> str:
-    return socket.gethostname()
+    """This host *and pid namespace*: ``name/boot/pidns``. Containers of one host may
+    share its name (``--network host``, a Kubernetes pod) but not its pids, and a pid
+    only names a process within its namespace and boot."""
+    parts = [socket.gethostname()]
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            parts.append(f.read().strip()[:8])
+        parts.append(str(os.stat("/proc/self/ns/pid").st_ino))
+    except OSError:
+        pass
+    return "/".join(parts)
 
 
 def owner_id() -> str:
-    """``host:pid:start:nonce``: a new owner for each driver, so two drivers in one
+    """``host:pid:start:nonce`` (host: name, boot and pid namespace): a new owner for each driver, so two drivers in one
     process (two resumes of one run by one service) exclude each other as two processes
     do; unique even when the pid is reused later."""
     pid = os.getpid()
