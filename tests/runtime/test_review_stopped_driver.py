@@ -13,6 +13,7 @@ namespace too.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -80,20 +81,31 @@ def _charge(effects: Path) -> Tool:
     return charge
 
 
+def _spawn(argv: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_started(tmp_path: Path, driver: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "started").exists():
+        assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()
+        time.sleep(0.01)
+
+
+def _can_unshare() -> bool:
+    return shutil.which("unshare") is not None and subprocess.run(
+        ["unshare", "-p", "-f", "--mount-proc", "true"], capture_output=True).returncode == 0
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc")
 async def test_a_stopped_live_driver_is_not_taken_over(tmp_path: Path) -> None:
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
-    driver = subprocess.Popen([sys.executable, str(script), str(tmp_path / "t.db"),
-                               str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+    driver = _spawn([sys.executable, str(script), str(tmp_path / "t.db"), str(tmp_path)])
     try:
-        deadline = time.monotonic() + 60
-        while not (tmp_path / "started").exists():
-            assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()
-            time.sleep(0.01)
+        _wait_started(tmp_path, driver)
         driver.send_signal(signal.SIGSTOP)  # Ctrl-Z
-        time.sleep(1.5)  # its 0.5 s lease lapses; the process is alive all along
+        await asyncio.sleep(1.5)  # its 0.5 s lease lapses; the process is alive all along
         (tmp_path / "go").touch()
         effects = tmp_path / "effects"
         agent = Agent(name="c", model=ScriptedModel([ToolCall.of("charge", cents=5), "done"]),
@@ -115,27 +127,19 @@ async def test_a_stopped_live_driver_is_not_taken_over(tmp_path: Path) -> None:
             driver.communicate()
 
 
-@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare(1)")
+@pytest.mark.skipif(not _can_unshare(), reason="needs unshare(1) and pid namespaces")
 async def test_a_live_driver_in_another_pid_namespace_is_not_taken_over(
     tmp_path: Path,
 ) -> None:
     """Two containers of one host (``docker run --network host``, the containers of a
     Kubernetes pod) share the host name but not the pid namespace: the driver's pid
     means another process here, so ``owner_dead`` declared a live driver dead."""
-    probe = subprocess.run(["unshare", "-p", "-f", "--mount-proc", "true"],
-                           capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip("cannot create a pid namespace here")
     script = tmp_path / "driver.py"
     script.write_text(DRIVER.replace("lease_ttl_s=0.5", "lease_ttl_s=30"))
-    driver = subprocess.Popen(["unshare", "-p", "-f", "--mount-proc", sys.executable,
-                               str(script), str(tmp_path / "t.db"), str(tmp_path)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    driver = _spawn(["unshare", "-p", "-f", "--mount-proc", sys.executable, str(script),
+                     str(tmp_path / "t.db"), str(tmp_path)])
     try:
-        deadline = time.monotonic() + 60
-        while not (tmp_path / "started").exists():
-            assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()
-            time.sleep(0.01)
+        _wait_started(tmp_path, driver)
         effects = tmp_path / "effects"
         agent = Agent(name="c", model=ScriptedModel([ToolCall.of("charge", cents=5), "done"]),
                       tools=[_charge(effects)])

@@ -5,6 +5,8 @@ A run is driven under a lease (see ``Store.acquire``): the first commit of a
 its token, a heartbeat renews it between commits, and it is released when the drive
 ends. A lease whose owner died lapses after its ``ttl_s``; an owner on this host that
 no longer exists is known dead at once, so a crashed run can be resumed immediately.
+An owner is one driver (not one process), and "this host" is one boot and one pid
+namespace; a live owner here is never taken over, even once its lease lapsed.
 """
 
 from __future__ import annotations
@@ -47,9 +49,9 @@ def _host() -> str:
 
 
 def owner_id() -> str:
-    """``host:pid:start:nonce`` (host: name, boot and pid namespace): a new owner for each driver, so two drivers in one
-    process (two resumes of one run by one service) exclude each other as two processes
-    do; unique even when the pid is reused later."""
+    """``host:pid:start:nonce`` (host: name, boot, pid namespace): a new owner for
+    each driver, so two drivers in one process (two resumes of one run by one service)
+    exclude each other as two processes do; unique even when the pid is reused later."""
     pid = os.getpid()
     return f"{_host()}:{pid}:{_start_time(pid) or '?'}:{secrets.token_hex(6)}"
 
