@@ -29,6 +29,7 @@ from ..core import (
 )
 from ..models import DEFAULT_PRICES, Model, PriceTable
 from ..store import Lease, Store, open_store
+from ..tools import Tool
 from ._agent import Agent
 from ._breaker import BreakerBoard
 from ._budget import Budget
@@ -107,6 +108,8 @@ class Runner:
         self.rng = rng or random.Random()
         self.reviewers = list(reviewers)
         self._live: set[Execution] = set()
+        #: Leases kept after a drive ended while a call's thread it gave up on still runs.
+        self._lingering: set[asyncio.Task[None]] = set()
         self._failed_observers: set[int] = set()
 
     def notify(self, events: Sequence[Event]) -> None:
@@ -163,7 +166,30 @@ class Runner:
         finally:
             heartbeat.cancel()
             self._live.discard(execution)
-            await self._release(execution)
+            if _threads_running(execution) and execution.lease is not None:
+                task = asyncio.create_task(self._linger(execution))
+                self._lingering.add(task)
+                task.add_done_callback(self._lingering.discard)
+            else:
+                await self._release(execution)
+
+    async def _linger(self, journal: Journal) -> None:
+        """Keep the lease of a run that stopped while a call it gave up on still runs in
+        a thread here, until the thread ends: no other process may reconcile or run that
+        call again meanwhile (it would find no effect yet and repeat it)."""
+        renewed = time.monotonic()
+        try:
+            while journal.lease is not None and _threads_running(journal):
+                await asyncio.sleep(0.05)
+                if time.monotonic() - renewed >= self.lease_ttl_s / 3:
+                    await self.store.renew(journal.lease)
+                    renewed = time.monotonic()
+        except TetherError as e:  # lost or the store closed: it lapses by itself
+            _log.warning("run %s: lease kept for a running call: %s",
+                         journal.state.run_id, e.message)
+            journal.lease = None
+        finally:
+            await self._release(journal)
 
     async def _heartbeat(self, journal: Journal) -> None:
         """Renew the lease while a long model or tool call keeps the run from committing;
@@ -340,6 +366,12 @@ class Runner:
         """:meth:`resume`, for code without an event loop."""
         return asyncio.run(self.resume(run_id, agent, model=model, budget=budget,
                                        release=release))
+
+
+def _threads_running(journal: Journal) -> bool:
+    """Whether a call of the run, given up on, still runs in a thread of this process."""
+    run_id = journal.state.run_id
+    return any(Tool.still_running(run_id, c) for c in journal.state.open_calls)
 
 
 def _keep_selection(

@@ -135,7 +135,7 @@ class Tool:
         if self.inline:
             try:
                 future.set_result(self._serialize(self.function(**kwargs), context))
-            except (Exception, SystemExit, asyncio.CancelledError) as e:
+            except (Exception, SystemExit) as e:
                 future.set_exception(self._exited(e, context))
             return future
 
@@ -159,9 +159,13 @@ class Tool:
                         if not _THREADS[key]:
                             del _THREADS[key]
             except BaseException as e:  # handed to the loop, never lost in the thread
-                loop.call_soon_threadsafe(settle, None, self._exited(e, context))
+                outcome: tuple[str | None, BaseException | None] = (None, self._exited(e, context))
             else:
-                loop.call_soon_threadsafe(settle, result, None)
+                outcome = (result, None)
+            try:
+                loop.call_soon_threadsafe(settle, *outcome)
+            except RuntimeError:  # the loop is closed: nobody waits for this call any more
+                pass
 
         # A daemon thread per call: a pool would queue calls beyond its size, and a call
         # the run gave up on must not hold a worker or keep the process alive at exit.
