@@ -22,7 +22,8 @@ def test_calculator_example_on_the_local_model(
     cli = CliRunner()
     out = cli.invoke(app, ["run", "calculator:agent", "What is 12.5 times 8?", "--db", db])
     assert out.exit_code == 0, out.output
-    assert out.output.splitlines()[0].strip()
+    answer = [line for line in out.stdout.splitlines() if line.strip()]
+    assert answer and not answer[0].startswith("run run_")
     run_id = json.loads(cli.invoke(app, ["runs", "--json", "--db", db]).output)[0]["run_id"]
     events = json.loads(cli.invoke(app, ["show", run_id, "--json", "--db", db]).output)
     started = events[0]["payload"]

@@ -422,6 +422,10 @@ class Execution(Journal):
             }, span=tool_span(call))])
             return None
         if in_doubt and not tool.idempotent:
+            if Tool.still_running(self.state.run_id, call.call_id):
+                # Given up on by an earlier drive in this process, its thread still runs:
+                # neither its hook nor a second run can tell or do better yet.
+                return call, "its earlier attempt is still running in this process"
             if tool.reconcile is None:
                 return call, "not idempotent, and no reconcile hook"
             doubt = await reconcile(self, tool, call, after="the process stopped during "

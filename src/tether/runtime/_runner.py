@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import os
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -28,11 +29,12 @@ from ..core import (
 )
 from ..models import DEFAULT_PRICES, Model, PriceTable
 from ..store import Lease, Store, open_store
+from ..tools import Tool
 from ._agent import Agent
 from ._breaker import BreakerBoard
 from ._budget import Budget
 from ._execution import Execution, Journal, result_of
-from ._lease import owner_dead, owner_id
+from ._lease import owner_alive_here, owner_dead, owner_id
 from ._result import RunResult
 from ._spec import load_agent
 from ._state import RunState, fold
@@ -115,6 +117,8 @@ class Runner:
         self.rng = rng or random.Random()
         self.reviewers = list(reviewers)
         self._live: set[Execution] = set()
+        #: Leases kept after a drive ended while a call's thread it gave up on still runs.
+        self._lingering: set[asyncio.Task[None]] = set()
         self._failed_observers: set[int] = set()
 
     def notify(self, events: Sequence[Event]) -> None:
@@ -144,6 +148,17 @@ class Runner:
         """Commit ``events`` and take their run's lease: at once if it is free or its
         owner is a process of this host that died, else ``RunLeasedError``."""
         owner = owner_id()
+        held = await self.store.lease(events[0].run_id)
+        # Lapsed (a released lease has expires_at 0) but its owner lives on this host:
+        # stopped (Ctrl-Z) or stalled, it may still finish its call; not taken over.
+        if (held is not None and 0 < held.expires_at <= time.time()
+                and owner_alive_here(held.owner)):
+            raise RunLeasedError(
+                f"run {held.run_id} is being driven by {held.owner}, a live process of "
+                f"this host whose lease lapsed (stopped or stalled?)",
+                hint="continue that process (fg) and let it finish, or end it; its "
+                     "run is taken over once it is gone",
+                run_id=held.run_id, owner=held.owner, expires_at=held.expires_at)
         try:
             return await self.store.acquire(events, owner=owner, ttl_s=self.lease_ttl_s)
         except RunLeasedError as e:
@@ -160,7 +175,30 @@ class Runner:
         finally:
             heartbeat.cancel()
             self._live.discard(execution)
-            await self._release(execution)
+            if _threads_running(execution) and execution.lease is not None:
+                task = asyncio.create_task(self._linger(execution))
+                self._lingering.add(task)
+                task.add_done_callback(self._lingering.discard)
+            else:
+                await self._release(execution)
+
+    async def _linger(self, journal: Journal) -> None:
+        """Keep the lease of a run that stopped while a call it gave up on still runs in
+        a thread here, until the thread ends: no other process may reconcile or run that
+        call again meanwhile (it would find no effect yet and repeat it)."""
+        renewed = time.monotonic()
+        try:
+            while journal.lease is not None and _threads_running(journal):
+                await asyncio.sleep(0.05)
+                if time.monotonic() - renewed >= self.lease_ttl_s / 3:
+                    await self.store.renew(journal.lease)
+                    renewed = time.monotonic()
+        except TetherError as e:  # lost or the store closed: it lapses by itself
+            _log.warning("run %s: lease kept for a running call: %s",
+                         journal.state.run_id, e.message)
+            journal.lease = None
+        finally:
+            await self._release(journal)
 
     async def _heartbeat(self, journal: Journal) -> None:
         """Renew the lease while a long model or tool call keeps the run from committing;
@@ -351,6 +389,12 @@ def _no_running_loop(method: str) -> None:
         f"Runner.{method}_sync() was called inside a running event loop",
         hint=f"use `await runner.{method}(...)` there (notebooks and async code run one)",
     )
+
+
+def _threads_running(journal: Journal) -> bool:
+    """Whether a call of the run, given up on, still runs in a thread of this process."""
+    run_id = journal.state.run_id
+    return any(Tool.still_running(run_id, c) for c in journal.state.open_calls)
 
 
 def _keep_selection(
