@@ -2,7 +2,8 @@
 independent searches and a summary that depends on two of them.
 
 Run as a script, it drives one controller run in this process (for the SIGKILL tests):
-``python team.py DB RUN_ID [--resume]``; it prints the status and the answer.
+``python team.py DB RUN_ID`` starts the run, or resumes it if it exists; it prints
+the status and the answer.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import sys
 from typing import Any
 
-from tether.core import Message, ToolCall
+from tether.core import Message, RunNotFoundError, ToolCall
 from tether.models import FunctionModel, ModelRequest, step_of
 from tether.orchestration import controller
 from tether.runtime import Agent, Budget, Runner
@@ -86,12 +87,17 @@ def team(*, concurrency: int = 4, max_replans: int = 1) -> Agent:
 EXPECTED = "final: summarise of [found alpha + found beta] / found gamma"
 
 
-async def _main(db: str, run_id: str, resume: bool) -> None:
+async def _main(db: str, run_id: str) -> None:
     store = SQLiteStore(db)
     try:
         runner = Runner(store)
         agent = team()
-        result = await (runner.resume(run_id, agent) if resume else
+        try:
+            await store.read(run_id)
+            started = True
+        except RunNotFoundError:
+            started = False
+        result = await (runner.resume(run_id, agent) if started else
                         runner.run(agent, "Research alpha, beta, gamma", run_id=run_id))
         print(result.status)
         print(result.output)
@@ -100,4 +106,4 @@ async def _main(db: str, run_id: str, resume: bool) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(_main(sys.argv[1], sys.argv[2], "--resume" in sys.argv))
+    asyncio.run(_main(sys.argv[1], sys.argv[2]))

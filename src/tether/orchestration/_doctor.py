@@ -3,8 +3,8 @@
 - ``duplicate_subrun``: two children of one run given the same job (same subagent and
   brief): the work was done twice.
 - ``unused_subrun_output``: a child's answer that nothing the parent did afterwards
-  uses (no distinctive word of it appears in the parent's later model output or in
-  another child's brief).
+  uses (no word of four letters or more that it added to its brief appears in the
+  parent's later model output or in the inputs of a later child's brief).
 - ``delegation_loop``: one subagent given the same brief three times or more.
 
 Each finding is a ``finding`` payload (``kind``, ``steps``, ``message``,
@@ -21,7 +21,7 @@ from typing import Any
 from ..core import Event, EventType
 from ..store import Store
 
-_WORD = re.compile(r"[A-Za-z0-9_]{6,}")
+_WORD = re.compile(r"[A-Za-z0-9_]{4,}")
 
 
 def team_findings(
@@ -55,8 +55,9 @@ def team_findings(
             msg = e.payload.get("message") or {}
             args = " ".join(str(c.get("arguments", "")) for c in msg.get("tool_calls") or [])
             later_text.append((e.seq, f"{msg.get('content') or ''} {args}"))
-        elif e.type == EventType.SUBRUN_STARTED:
-            later_text.append((e.seq, str(e.payload.get("task", ""))))
+        elif e.type == EventType.SUBRUN_STARTED:  # what a later brief was given
+            later_text.append((e.seq, str(e.payload.get("task", "")).partition(
+                "Inputs (JSON):")[2]))
         elif e.type == EventType.RUN_COMPLETED:
             later_text.append((e.seq, str(e.payload.get("output", ""))))
     for e in parent:
@@ -68,6 +69,9 @@ def team_findings(
                            children.get(str(e.payload.get("child_run_id")), ())
                            if c.type == EventType.RUN_COMPLETED), None)
         words = set(_WORD.findall(str(output or "")))
+        brief = next((str(s.payload.get("task", "")) for s in started if
+                      s.payload.get("child_run_id") == e.payload.get("child_run_id")), "")
+        words = (words - set(_WORD.findall(brief))) or words  # what the child added
         if not words:
             continue
         after = " ".join(text for seq, text in later_text if seq > e.seq)
