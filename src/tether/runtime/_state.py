@@ -136,6 +136,7 @@ class RunState:
             self.sent = 0
             self.compacted = True
         elif kind == EventType.SUBRUN_COMPLETED and "usage" in p:
+            self.recoveries = 0  # a sub-run that ended is progress
             self.subrun_usage = self.subrun_usage + Usage.model_validate(p["usage"])
             self.subrun_cost_usd += p.get("cost_usd") or 0.0
             self.subrun_steps += p.get("steps") or 0
