@@ -9,6 +9,7 @@ the status and the answer.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import sys
@@ -79,9 +80,11 @@ def team(*, concurrency: int = 4, max_replans: int = 1) -> Agent:
                      budget=Budget(max_steps=3))
     writer = Agent(name="writer", instructions="Summarise.", model=FunctionModel(_sub),
                    budget=Budget(max_steps=3))
-    return controller("lead", model=FunctionModel(_plan_step), agents=[searcher, writer],
+    lead = controller("lead", model=FunctionModel(_plan_step), agents=[searcher, writer],
                       budget=Budget(max_steps=40), concurrency=concurrency,
                       max_replans=max_replans)
+    # Kills may land before anything commits, several times in a row: not a crash loop.
+    return dataclasses.replace(lead, max_recoveries=10)
 
 
 EXPECTED = "final: summarise of [found alpha + found beta] / found gamma"
