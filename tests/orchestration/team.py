@@ -77,9 +77,9 @@ def _plan_step(request: ModelRequest) -> str | ToolCall | Message:
 
 def team(*, concurrency: int = 4, max_replans: int = 1) -> Agent:
     searcher = Agent(name="searcher", instructions="Search.", model=FunctionModel(_sub),
-                     budget=Budget(max_steps=3))
+                     budget=Budget(max_steps=3), max_recoveries=10)
     writer = Agent(name="writer", instructions="Summarise.", model=FunctionModel(_sub),
-                   budget=Budget(max_steps=3))
+                   budget=Budget(max_steps=3), max_recoveries=10)
     lead = controller("lead", model=FunctionModel(_plan_step), agents=[searcher, writer],
                       budget=Budget(max_steps=40), concurrency=concurrency,
                       max_replans=max_replans)
