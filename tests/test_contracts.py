@@ -19,7 +19,8 @@ ALLOWED: dict[str, set[str]] = {
     "tools": {"core"},
     "runtime": {"core", "store", "models", "tools"},
     "observe": {"core", "store", "models"},
-    "cli": {"core", "store", "models", "tools", "runtime", "observe"},
+    "orchestration": {"core", "store", "models", "tools", "runtime"},
+    "cli": {"core", "store", "models", "tools", "runtime", "observe", "orchestration"},
     "testing": set(),
 }
 PACKAGES = sorted(ALLOWED)
