@@ -235,6 +235,7 @@ async def _delegate_once(
     max_repeats: int,
 ) -> SubagentResult:
     ex = execution_of(ctx)
+    _child_agent(agent, brief, agent.budget)  # a brief naming unknown tools: before anything
     led = await ledger(ex)
     child_id = child_run_id(ctx.idempotency_key, branch)
     done = led.completed.get(child_id)

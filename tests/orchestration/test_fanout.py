@@ -1,0 +1,72 @@
+"""Fan-out: per-branch deadlines while a branch still runs, failures never silent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from tether.core import EventType, RunStatus, ToolCall
+from tether.models import FunctionModel, ModelRequest, step_of
+from tether.orchestration import Branch, Brief, SubagentResult, fan_out
+from tether.runtime import Agent, Budget, Runner
+from tether.store import SQLiteStore
+from tether.tools import ToolContext, tool
+
+
+def _agent(name: str, latency: float) -> Agent:
+    async def answer(request: ModelRequest) -> str:
+        await asyncio.sleep(latency)
+        return f"{name} done"
+
+    return Agent(name=name, model=FunctionModel(answer))
+
+
+def _parent(branches: list[Branch], **options: float) -> Agent:
+    @tool(idempotent=True)
+    async def spread(ctx: ToolContext) -> str:
+        """Fan out."""
+        results = await fan_out(ctx, branches, **options)  # type: ignore[arg-type]
+        return json.dumps([r.model_dump(mode="json") for r in results])
+
+    def script(request: ModelRequest) -> str | ToolCall:
+        return ToolCall.of("spread") if step_of(request) == 0 else \
+            request.messages[-1].content or ""
+
+    return Agent(name="parent", model=FunctionModel(script), tools=[spread],
+                 budget=Budget(max_steps=10))
+
+
+async def test_a_slow_branch_stops_at_its_deadline_and_is_reported(
+    store: SQLiteStore,
+) -> None:
+    branches = [Branch(name="fast", agent=_agent("fast", 0.0), brief=Brief(objective="f")),
+                Branch(name="slow", agent=_agent("slow", 30.0), brief=Brief(objective="s"))]
+    result = await Runner(store).run(_parent(branches, concurrency=2, timeout_s=0.5),
+                                     "go", run_id="run_p")
+    fast, slow = (SubagentResult.model_validate(r) for r in json.loads(result.output or ""))
+    assert fast.status == "ok" and fast.output == "fast done"
+    assert slow.status == "failed" and slow.error is not None
+    assert slow.error["limit"] == "max_seconds"
+    children = {c.agent: c for c in await store.runs(parent_run_id="run_p")}
+    assert children["slow"].status == RunStatus.FAILED
+    events = await store.read("run_p")
+    shares = {e.payload["branch"]: e.payload["budget"] for e in events
+              if e.type == EventType.SUBRUN_STARTED}
+    assert shares["slow"]["max_seconds"] <= 0.5
+    # Each branch's step share is an equal part of what the parent had left.
+    assert shares["slow"]["max_steps"] == shares["fast"]["max_steps"] == (10 - 1 - 1) // 2
+
+
+async def test_a_branch_that_cannot_start_fails_loudly(store: SQLiteStore) -> None:
+    branches = [Branch(name="ok", agent=_agent("a", 0.0), brief=Brief(objective="x")),
+                Branch(name="bad", agent=_agent("b", 0.0),
+                       brief=Brief(objective="y", tools=("no_such_tool",)))]
+    result = await Runner(store).run(_parent(branches), "go", run_id="run_p")
+    ok, bad = (SubagentResult.model_validate(r) for r in json.loads(result.output or ""))
+    assert ok.status == "ok"
+    assert bad.status == "failed" and bad.error is not None
+    assert "no_such_tool" in bad.error["message"] and bad.error["hint"]
+    # Refused before anything was journaled: no child, no dangling subrun.started.
+    events = await store.read("run_p")
+    assert [e.payload["branch"] for e in events if e.type == EventType.SUBRUN_STARTED] == [
+        "ok"]
