@@ -70,3 +70,36 @@ async def test_a_branch_that_cannot_start_fails_loudly(store: SQLiteStore) -> No
     events = await store.read("run_p")
     assert [e.payload["branch"] for e in events if e.type == EventType.SUBRUN_STARTED] == [
         "ok"]
+
+
+async def test_interrupting_the_parent_pauses_its_children_and_resume_finishes(
+    store: SQLiteStore,
+) -> None:
+    branches = [Branch(name=f"b{i}", agent=_agent(f"w{i}", 0.05 if i < 2 else 30.0),
+                       brief=Brief(objective=f"o{i}")) for i in range(4)]
+    runner = Runner(store)
+    task = asyncio.create_task(runner.run(_parent(branches, concurrency=4), "go",
+                                          run_id="run_p"))
+    while len([c for c in await store.runs(parent_run_id="run_p")
+               if c.status == RunStatus.COMPLETED]) < 2:
+        await asyncio.sleep(0.02)
+    runner.interrupt()
+    paused = await task
+    assert paused.status == RunStatus.PAUSED
+    events = await store.read("run_p")
+    # Nothing recorded for the call: it stays open for the resume.
+    assert not [e for e in events if e.type in (EventType.TOOL_RESULT, EventType.TOOL_ERROR)]
+    children = {c.agent: c.status for c in await store.runs(parent_run_id="run_p")}
+    assert children == {"w0": "completed", "w1": "completed", "w2": "paused",
+                        "w3": "paused"}
+    fast = [Branch(name=b.name, agent=_agent(b.agent.name, 0.0), brief=b.brief)
+            for b in branches]
+    done = await Runner(store).resume("run_p", _parent(fast, concurrency=4))
+    assert done.status == RunStatus.COMPLETED
+    results = [SubagentResult.model_validate(r) for r in json.loads(done.output or "")]
+    assert [r.output for r in results] == ["w0 done", "w1 done", "w2 done", "w3 done"]
+    assert len(await store.runs(parent_run_id="run_p")) == 4
+    for child in await store.runs(parent_run_id="run_p"):
+        kinds = [e.type for e in await store.read(child.run_id)]
+        assert kinds.count(EventType.RUN_STARTED) == 1
+        assert kinds.count(EventType.RUN_RESUMED) == (child.agent in ("w2", "w3"))
