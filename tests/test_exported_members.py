@@ -41,7 +41,7 @@ EXPORTS: dict[str, list[str]] = {
         "PlanResult", "Replanner", "Status", "SubagentResult", "Subtask", "api_caller",
         "as_tool", "child_run_id", "coder", "controller", "delegate", "diagnose_team",
         "fan_out", "formatter", "plan_tool", "retriever", "retry_with_error", "run_plan",
-        "team_findings",
+        "team_findings", "team_reviewer",
     ],
     "tether.tools": [
         "NOT_APPLIED", "Tool", "ToolContext", "serialize_result", "tool",

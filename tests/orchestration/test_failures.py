@@ -216,3 +216,18 @@ async def test_a_brief_carries_no_parent_history(store: SQLiteStore) -> None:
     text = " ".join(m.content or "" for m in messages)
     assert "SECRET-PARENT-PROMPT" not in text and "PARENT-TASK" not in text
     assert _objective(messages[-1].content or "") == "do x" and '"k": 1' in text
+
+
+async def test_the_team_reviewer_journals_findings_when_the_run_stops(
+    store: SQLiteStore,
+) -> None:
+    from tether.orchestration import team_reviewer
+
+    worker = Agent(name="worker", model=FunctionModel(_sub))
+    parent = Agent(name="parent", model=ScriptedModel(
+        [ToolCall.of("worker", objective="search same")] * 3 + ["gave up"]),
+        tools=[as_tool(worker)])
+    await Runner(store, reviewers=[team_reviewer]).run(parent, "go", run_id="run_p")
+    findings = [e.payload for e in await store.read("run_p")
+                if e.type == EventType.FINDING]
+    assert "delegation_loop" in [f["kind"] for f in findings]

@@ -3,7 +3,7 @@ nested budgets, parallel fan-out, plans with replanning, and the team doctor."""
 
 from ._brief import ARTIFACT_CHARS, ArtifactRef, Brief, Status, SubagentResult
 from ._delegate import MAX_DEPTH, MAX_REPEATS, child_run_id, delegate
-from ._doctor import diagnose_team, team_findings
+from ._doctor import diagnose_team, team_findings, team_reviewer
 from ._fanout import Branch, as_tool, fan_out
 from ._plan import (
     Plan,
@@ -44,4 +44,5 @@ __all__ = [
     "retry_with_error",
     "run_plan",
     "team_findings",
+    "team_reviewer",
 ]
