@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 
-from tether.core import EventType, RunStatus, ToolCall
+from tether.core import Event, EventType, RunStatus, ToolCall
 from tether.models import FunctionModel, ModelRequest, step_of
 from tether.orchestration import Branch, Brief, SubagentResult, fan_out
 from tether.runtime import Agent, Budget, Runner
@@ -77,12 +78,18 @@ async def test_interrupting_the_parent_pauses_its_children_and_resume_finishes(
 ) -> None:
     branches = [Branch(name=f"b{i}", agent=_agent(f"w{i}", 0.05 if i < 2 else 30.0),
                        brief=Brief(objective=f"o{i}")) for i in range(4)]
-    runner = Runner(store)
+    finished: list[str] = []
+    two_done = asyncio.Event()
+
+    def watch(events: Sequence[Event]) -> None:
+        finished.extend(e.run_id for e in events if e.type == EventType.SUBRUN_COMPLETED)
+        if len(finished) >= 2:
+            two_done.set()
+
+    runner = Runner(store, observers=[watch])
     task = asyncio.create_task(runner.run(_parent(branches, concurrency=4), "go",
                                           run_id="run_p"))
-    while len([c for c in await store.runs(parent_run_id="run_p")
-               if c.status == RunStatus.COMPLETED]) < 2:
-        await asyncio.sleep(0.02)
+    await two_done.wait()
     runner.interrupt()
     paused = await task
     assert paused.status == RunStatus.PAUSED
