@@ -231,3 +231,26 @@ async def test_the_team_reviewer_journals_findings_when_the_run_stops(
     findings = [e.payload for e in await store.read("run_p")
                 if e.type == EventType.FINDING]
     assert "delegation_loop" in [f["kind"] for f in findings]
+
+
+async def test_grandchildren_count_against_the_grandparent(store: SQLiteStore) -> None:
+    leaf = Agent(name="leaf", model=FunctionModel(lambda r: "leaf " * 100))
+    middle = Agent(name="middle", model=FunctionModel(
+        lambda r: ToolCall.of("leaf", objective="deeper") if step_of(r) == 0
+        else "middle done"), tools=[as_tool(leaf)])
+    parent = Agent(name="parent", model=FunctionModel(
+        lambda r: ToolCall.of("middle", objective="go down") if step_of(r) == 0
+        else "parent done"), tools=[as_tool(middle)])
+    await Runner(store).run(parent, "go", run_id="run_p")
+    [mid] = await store.runs(parent_run_id="run_p")
+    [low] = await store.runs(parent_run_id=mid.run_id)
+    own = {}
+    for run_id in (mid.run_id, low.run_id):
+        own[run_id] = sum(e.payload["usage"].get("output_tokens", 0)
+                          for e in await store.read(run_id)
+                          if e.type == EventType.MODEL_RESPONSE)
+    [done] = [e.payload for e in await store.read("run_p")
+              if e.type == EventType.SUBRUN_COMPLETED]
+    assert own[low.run_id] >= 100
+    assert done["usage"]["output_tokens"] == own[mid.run_id] + own[low.run_id]
+    assert done["steps"] == 3  # the middle's two steps and the leaf's one

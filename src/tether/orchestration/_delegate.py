@@ -296,12 +296,18 @@ async def _delegate_once(
         # Interrupted with its parent (Runner.interrupt): record nothing and wait to be
         # cancelled, so the parent's call stays open and the resume picks the child up.
         await asyncio.get_running_loop().create_future()
+    # What the child used includes what its own children used (read from its journal).
+    final = fold(child_id, await runner.store.read(child_id))
+    run = RunResult(run_id=run.run_id, status=run.status, output=run.output,
+                    steps=run.steps, usage=final.usage + final.subrun_usage,
+                    cost_usd=final.cost_usd + final.subrun_cost_usd, error=run.error)
     result = to_result(agent.name, run, brief)
     completed = {
         "child_run_id": child_id, "agent": agent.name, "status": str(run.status),
         "output": run.output if len(run.output or "") <= ARTIFACT_CHARS else None,
         "result": json.loads(result.model_dump_json()),
-        "usage": run.usage.model_dump(), "cost_usd": run.cost_usd, "steps": run.steps,
+        "usage": run.usage.model_dump(), "cost_usd": run.cost_usd,
+        "steps": run.steps + final.subrun_steps,
     }
     await ex.commit([ex.event(EventType.SUBRUN_COMPLETED, ctx.step, completed, span=span)])
     led.completed[child_id] = completed
