@@ -110,3 +110,33 @@ async def test_interrupting_the_parent_pauses_its_children_and_resume_finishes(
         kinds = [e.type for e in await store.read(child.run_id)]
         assert kinds.count(EventType.RUN_STARTED) == 1
         assert kinds.count(EventType.RUN_RESUMED) == (child.agent in ("w2", "w3"))
+
+
+async def test_default_budgets_share_fairly_between_children_started_together(
+    store: SQLiteStore,
+) -> None:
+    """Default limits everywhere (50 steps): parallel calls of one step, and a plan's
+    subtasks, each get an equal part of what the parent has left; none is starved."""
+    from tether.orchestration import as_tool, controller
+
+    worker = Agent(name="worker", model=FunctionModel(lambda r: "done"))
+    parent = Agent(name="parent", model=FunctionModel(
+        lambda r: [ToolCall.of("worker", call_id=f"c{i}", objective=f"job {i}")
+                   for i in range(3)] if step_of(r) == 0 else "ok"),
+        tools=[as_tool(worker)])
+    await Runner(store).run(parent, "go", run_id="run_p")
+    shares = [e.payload["budget"]["max_steps"] for e in await store.read("run_p")
+              if e.type == EventType.SUBRUN_STARTED]
+    # A third of what is left each (a sibling that already finished used one step).
+    assert len(shares) == 3 and all(15 <= s <= (50 - 1 - 1) // 3 for s in shares)
+    plan = [{"id": f"s{i}", "objective": f"job {i}", "agent": "worker"} for i in range(4)]
+    lead = controller("lead", model=FunctionModel(
+        lambda r: ToolCall.of("run_plan", subtasks=plan) if step_of(r) == 0 else "ok"),
+        agents=[worker])
+    await Runner(store).run(lead, "go", run_id="run_q")
+    events = await store.read("run_q")
+    shares = [e.payload["budget"]["max_steps"] for e in events
+              if e.type == EventType.SUBRUN_STARTED]
+    assert shares == [(50 - 1 - 1) // 4] * 4
+    assert len([e for e in events if e.type == EventType.SUBRUN_COMPLETED
+                and e.payload["result"]["status"] == "ok"]) == 4

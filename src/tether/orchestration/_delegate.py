@@ -97,9 +97,11 @@ def call_span(ex: Any, ctx: ToolContext) -> str | None:
     return None if call is None else f"s{call.step}.t{call.index}"
 
 
-def remaining(ex: Any, led: _Ledger) -> dict[str, float | None]:
+def remaining(ex: Any, led: _Ledger, *, ways: int = 1) -> dict[str, float | None]:
     """What the parent has left of each limit, less its children's use and shares in
-    flight, keeping one step for the parent's own answer (``None``: unlimited)."""
+    flight, keeping one step for the parent's own answer (``None``: unlimited); with
+    ``ways``, at most that fraction of what is left before the shares in flight (so
+    children started together get equal shares and none starves the others)."""
     budget: Budget = ex.budget
     state = ex.state
     usage = state.usage + state.subrun_usage
@@ -116,7 +118,8 @@ def remaining(ex: Any, led: _Ledger) -> dict[str, float | None]:
             left[limit] = None
             continue
         reserved = sum(getattr(b, limit) or 0 for b in led.reserved.values())
-        left[limit] = allowed - used[limit] - reserved
+        free = allowed - used[limit]
+        left[limit] = min(free / max(1, ways), free - reserved)
     left["max_seconds"] = ex.remaining_s()
     return left
 
@@ -258,7 +261,11 @@ async def _delegate_once(
                             f"{led.repeats(agent.name, digest)} times in this run",
                             "stop delegating it: use the results you have, change the "
                             "brief, or answer")
-        budget = share(brief.budget or agent.budget, remaining(ex, led), brief.deadline_s)
+        # Calls of one step run at once: a brief without its own budget gets an equal
+        # part of what is left between them.
+        ways = 1 if brief.budget is not None else len(ex.state.open_calls)
+        budget = share(brief.budget or agent.budget, remaining(ex, led, ways=ways),
+                       brief.deadline_s)
         if isinstance(budget, str):
             return _refused(agent.name, "BudgetExceededError",
                             f"the parent run has no {budget} left to give subagent "

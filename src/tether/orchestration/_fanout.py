@@ -65,8 +65,21 @@ class Branch:
     brief: Brief
 
 
-def _split(left: dict[str, float | None], n: int) -> dict[str, float | None]:
+def split(left: dict[str, float | None], n: int) -> dict[str, float | None]:
+    """An ``n``-th of each limit that is left (time is not split: branches run at once)."""
     return {k: (None if v is None or k == "max_seconds" else v / n) for k, v in left.items()}
+
+
+def capped(asked: Budget, parts: dict[str, float | None]) -> Budget:
+    """``asked``, with each limit capped by ``parts`` (whole steps and tokens, at least 1)."""
+    values: dict[str, Any] = {}
+    for k in ("max_steps", "max_input_tokens", "max_output_tokens", "max_cost_usd"):
+        want, part = getattr(asked, k), parts.get(k)
+        value = want if part is None else (part if want is None else min(want, part))
+        if value is not None and k != "max_cost_usd":
+            value = max(1, int(value))
+        values[k] = value
+    return Budget(**values, max_seconds=asked.max_seconds)
 
 
 async def fan_out(
@@ -92,21 +105,13 @@ async def fan_out(
                          hint="give every branch a unique name")
     ex = execution_of(ctx)
     led = await ledger(ex)
-    parts = _split(remaining(ex, led), max(1, len(branches)))
+    parts = split(remaining(ex, led), max(1, len(branches)))
     gate = asyncio.Semaphore(max(1, concurrency))
 
     async def one(branch: Branch) -> SubagentResult:
         brief = branch.brief
         if brief.budget is None:
-            asked = branch.agent.budget
-            capped: dict[str, Any] = {}
-            for k in ("max_steps", "max_input_tokens", "max_output_tokens", "max_cost_usd"):
-                want, part = getattr(asked, k), parts.get(k)
-                value = want if part is None else (part if want is None else min(want, part))
-                if value is not None and k != "max_cost_usd":
-                    value = max(1, int(value))
-                capped[k] = value
-            brief = _with(brief, budget=Budget(**capped, max_seconds=asked.max_seconds))
+            brief = _with(brief, budget=capped(branch.agent.budget, parts))
         if timeout_s is not None:
             brief = _with(brief, deadline_s=timeout_s if brief.deadline_s is None
                           else min(brief.deadline_s, timeout_s))

@@ -19,8 +19,8 @@ from ..core import EventType, UsageError
 from ..runtime import Agent, Budget
 from ..tools import Tool, ToolContext, tool
 from ._brief import Brief, Status, SubagentResult
-from ._delegate import call_span, execution_of, ledger
-from ._fanout import Branch, fan_out
+from ._delegate import call_span, execution_of, ledger, remaining
+from ._fanout import Branch, capped, fan_out, split
 
 
 class Subtask(BaseModel):
@@ -143,6 +143,10 @@ async def run_plan(
         "reason": "subtasks in dependency order; each wave runs in parallel",
         "plan": plan.model_dump(mode="json"),
     })
+    # Each subtask's budget: what it asks for, capped by an equal part of what the
+    # parent has left now (replans draw on what is left when they start).
+    ex = execution_of(ctx)
+    parts = split(remaining(ex, await ledger(ex)), len(plan.subtasks))
     results: dict[str, SubagentResult] = {}
     replans = 0
     by_id = {s.id: s for s in plan.subtasks}
@@ -150,8 +154,10 @@ async def run_plan(
 
     def brief_of(s: Subtask) -> Brief:
         inputs = {**s.inputs, **{d: _value(results[d]) for d in s.depends_on}}
-        budget = None if s.max_steps is None else dataclasses.replace(
-            agents[s.agent].budget, max_steps=s.max_steps)
+        asked = agents[s.agent].budget
+        if s.max_steps is not None:
+            asked = dataclasses.replace(asked, max_steps=s.max_steps)
+        budget = capped(asked, parts)
         return Brief(objective=s.objective, inputs=inputs, budget=budget,
                      output_schema=schemas.get(s.output_schema or ""))
 
