@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..core import EventType, RunNotFoundError, RunStatus, UsageError
+from ..core import EventType, RunNotFoundError, RunStatus, Usage, UsageError
 from ..runtime import Agent, Budget, RunResult, fold
 from ..tools import ToolContext
 from ._brief import ARTIFACT_CHARS, ArtifactRef, Brief, SubagentResult, strip_fences
@@ -59,6 +59,9 @@ class _Ledger:
 
 
 _ledgers: weakref.WeakKeyDictionary[Any, _Ledger] = weakref.WeakKeyDictionary()
+#: What the children of a sub-run driven in this process used (usage, cost, steps),
+#: by the sub-run's id, until its own parent records its end.
+_rollups: dict[str, tuple[Usage, float, int]] = {}
 
 
 async def ledger(ex: Any) -> _Ledger:
@@ -248,6 +251,7 @@ async def _delegate_once(
     span = call_span(ex, ctx)
     parent_id = ex.state.run_id
     started = led.started.get(child_id)
+    fresh = started is None  # no child yet: it starts and ends in this process
     if started is None:
         if led.depth + 1 > max_depth:
             return _refused(agent.name, "DelegationDepthError",
@@ -281,7 +285,7 @@ async def _delegate_once(
     try:
         child = _child_agent(agent, brief, budget)
         try:
-            events = await runner.store.read(child_id)
+            events = [] if fresh else await runner.store.read(child_id)
         except RunNotFoundError:
             events = []
         state = fold(child_id, events) if events else None
@@ -303,19 +307,28 @@ async def _delegate_once(
         # Interrupted with its parent (Runner.interrupt): record nothing and wait to be
         # cancelled, so the parent's call stays open and the resume picks the child up.
         await asyncio.get_running_loop().create_future()
-    # What the child used includes what its own children used (read from its journal).
-    final = fold(child_id, await runner.store.read(child_id))
+    # What the child used includes what its own children used: kept by this process
+    # for a child driven here from its start, else folded from its journal.
+    nested = _rollups.pop(child_id, None)
+    if not fresh:  # some of its work may have been done by a process that died
+        final = fold(child_id, await runner.store.read(child_id))
+        nested = (final.subrun_usage, final.subrun_cost_usd, final.subrun_steps)
+    sub_usage, sub_cost, sub_steps = nested or (Usage(), 0.0, 0)
     run = RunResult(run_id=run.run_id, status=run.status, output=run.output,
-                    steps=run.steps, usage=final.usage + final.subrun_usage,
-                    cost_usd=final.cost_usd + final.subrun_cost_usd, error=run.error)
+                    steps=run.steps, usage=run.usage + sub_usage,
+                    cost_usd=run.cost_usd + sub_cost, error=run.error)
     result = to_result(agent.name, run, brief)
     completed = {
         "child_run_id": child_id, "agent": agent.name, "status": str(run.status),
         "output": run.output if len(run.output or "") <= ARTIFACT_CHARS else None,
         "result": json.loads(result.model_dump_json()),
         "usage": run.usage.model_dump(), "cost_usd": run.cost_usd,
-        "steps": run.steps + final.subrun_steps,
+        "steps": run.steps + sub_steps,
     }
     await ex.commit([ex.event(EventType.SUBRUN_COMPLETED, ctx.step, completed, span=span)])
     led.completed[child_id] = completed
+    if led.depth > 0:  # this run is itself a child: its parent will want the roll-up
+        usage, cost, steps = _rollups.get(parent_id, (Usage(), 0.0, 0))
+        _rollups[parent_id] = (usage + run.usage, cost + run.cost_usd,
+                               steps + completed["steps"])
     return result
