@@ -224,13 +224,15 @@ class Runner:
 
     async def run(
         self, agent: Agent, task: str, *, agent_spec: str | None = None,
-        run_id: str | None = None,
+        run_id: str | None = None, parent: Mapping[str, Any] | None = None,
     ) -> RunResult:
         """Start a run of ``agent`` on ``task`` and drive it to an end.
 
         Args:
             agent_spec: ``module:attribute`` of the agent, recorded so that
                 ``tether resume`` in another process can load it.
+            parent: For a sub-run (``tether.orchestration``): ``parent_run_id`` and the
+                delegation's fields, recorded in ``run.started``.
         """
         execution = Execution(self, agent, RunState(run_id=run_id or new_id("run_")))
         model = execution.models[0]
@@ -248,6 +250,7 @@ class Runner:
             "price_table": self.prices.version,
             # The limits the run started with; a resume keeps them (budget events raise them).
             "budget": dataclasses.asdict(agent.budget),
+            **(parent or {}),
         })])
         return await self._drive(execution, in_doubt=False)
 

@@ -82,6 +82,10 @@ class RunState:
     last_malformed: dict[str, Any] | None = None
     #: Whether the context was compacted since the last model response.
     compacted: bool = False
+    #: What finished sub-runs used (``subrun.completed``): it counts against the budget.
+    subrun_usage: Usage = field(default_factory=Usage)
+    subrun_cost_usd: float = 0.0
+    subrun_steps: int = 0
 
     def apply(self, event: Event) -> None:
         """Fold one committed event into the state."""
@@ -146,6 +150,11 @@ class RunState:
             self.origins[start:end] = [event.seq]
             self.sent = 0
             self.compacted = True
+        elif kind == EventType.SUBRUN_COMPLETED and "usage" in p:
+            self.recoveries = 0  # a sub-run that ended is progress
+            self.subrun_usage = self.subrun_usage + Usage.model_validate(p["usage"])
+            self.subrun_cost_usd += p.get("cost_usd") or 0.0
+            self.subrun_steps += p.get("steps") or 0
         elif kind == EventType.RUN_COMPLETED:
             self.output = p.get("output")
         elif kind in (EventType.RUN_FAILED, EventType.RUN_NEEDS_ATTENTION,
