@@ -101,7 +101,7 @@ class Runner:
         self.lease_ttl_s = lease_ttl_s
         if store is None or isinstance(store, str | os.PathLike):
             store = open_store(store)  # a path names a SQLite file
-        elif not isinstance(store, Store):
+        elif not callable(getattr(store, "append", None)):
             raise ConfigurationError(
                 f"Runner(store=...) takes a Store or a database path, not a "
                 f"{type(store).__name__}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import queue
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -51,6 +52,39 @@ def serialize_result(value: Any) -> str:
     if isinstance(value, str):
         return value
     return pydantic_core.to_json(value).decode()
+
+
+class _Workers:
+    """Daemon threads for sync tools, reused. Unlike a fixed-size pool, a call never
+    waits behind another: it takes an idle worker or starts a new one. Daemon, so a call
+    the run gave up on never keeps the process alive at exit (its outcome is in doubt,
+    as after a crash); idle workers beyond ``keep`` end."""
+
+    def __init__(self, keep: int = 32) -> None:
+        self._keep = keep
+        self._idle = 0
+        self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            spawn = self._idle == 0
+            if not spawn:
+                self._idle -= 1  # that worker is (about to be) waiting for this job
+        self._jobs.put(job)
+        if spawn:
+            threading.Thread(target=self._work, name="tether-tool", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            self._jobs.get()()
+            with self._lock:
+                if self._idle >= self._keep:
+                    return
+                self._idle += 1
+
+
+_WORKERS = _Workers()
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -167,11 +201,9 @@ class Tool:
             except RuntimeError:  # the loop is closed: nobody waits for this call any more
                 pass
 
-        # A daemon thread per call: a pool would queue calls beyond its size, and a call
-        # the run gave up on must not hold a worker or keep the process alive at exit.
         with _THREADS_LOCK:
             _THREADS[key] = _THREADS.get(key, 0) + 1
-        threading.Thread(target=work, name=f"tether-tool-{self.name}", daemon=True).start()
+        _WORKERS.submit(work)
         return future
 
     @staticmethod
