@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +36,25 @@ RUNNER_TYPES = {
 FAST = RetryPolicy(max_attempts={"transient": 3, "rate_limit": 3}, base_delay_s=0.001)
 
 
-class Crash(asyncio.CancelledError):
-    """Stands in for the process dying in the middle of a tool call (a cancellation: it
-    passes through the runtime, where other exotic exceptions fail the run)."""
+_ENTERED: list[asyncio.Event] = []
+
+
+async def _die() -> str:
+    """Stands in for the process dying in the middle of a tool call: the call hangs
+    until :func:`_crashes` cancels the whole run from outside, as a kill would stop it."""
+    _ENTERED[-1].set()
+    await asyncio.sleep(3600)
+    return "never"
+
+
+async def _crashes(work: Awaitable[Any]) -> None:
+    """Run ``work`` until one of its tools "dies", then cancel it mid-call."""
+    _ENTERED.append(asyncio.Event())
+    task = asyncio.ensure_future(work)
+    await asyncio.wait_for(_ENTERED[-1].wait(), 30)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
 
 
 @tool
@@ -56,19 +72,19 @@ def flaky(x: int) -> str:
 @tool
 async def charge(amount: int) -> str:
     """Charge a card (not idempotent, no reconcile hook): crashes the first time."""
-    raise Crash
+    return await _die()
 
 
 @tool(reconcile=lambda key: f"booked under {key}")
 async def book(seat: str) -> str:
     """Book a seat; its reconcile hook finds the booking."""
-    raise Crash
+    return await _die()
 
 
 @tool(idempotent=True)
 async def explode() -> str:
     """Crashes the process every time."""
-    raise Crash
+    return await _die()
 
 
 _failures: dict[str, int] = {}
@@ -156,8 +172,7 @@ async def _every_kind_of_run(runner: Runner) -> list[str]:
     ids.append(done.run_id)
     # A call in doubt: needs attention, resolved by hand, resumed to the end.
     agent = _agent("doubt", [ToolCall.of("charge", amount=5), "charged"])
-    with pytest.raises(Crash):
-        await runner.run(agent, "charge it", run_id="run_doubt")
+    await _crashes(runner.run(agent, "charge it", run_id="run_doubt"))
     stuck = await runner.resume("run_doubt", agent)
     assert stuck.status == RunStatus.NEEDS_ATTENTION
     call_id = (await runner.store.ledger("run_doubt"))[0].call_id
@@ -166,16 +181,13 @@ async def _every_kind_of_run(runner: Runner) -> list[str]:
     ids.append("run_doubt")
     # A decision: reconcile() settles the call in doubt.
     agent = _agent("reconcile", [ToolCall.of("book", seat="4A"), "booked"])
-    with pytest.raises(Crash):
-        await runner.run(agent, "book it", run_id="run_reconcile")
+    await _crashes(runner.run(agent, "book it", run_id="run_reconcile"))
     assert (await runner.resume("run_reconcile", agent)).status == RunStatus.COMPLETED
     ids.append("run_reconcile")
     # A crash loop: quarantined.
     agent = _agent("loop", [ToolCall.of("explode"), "never"], max_recoveries=1)
-    with pytest.raises(Crash):
-        await runner.run(agent, "explode", run_id="run_loop")
-    with pytest.raises(Crash):
-        await runner.resume("run_loop", agent)
+    await _crashes(runner.run(agent, "explode", run_id="run_loop"))
+    await _crashes(runner.resume("run_loop", agent))
     assert (await runner.resume("run_loop", agent)).status == RunStatus.QUARANTINED
     ids.append("run_loop")
     return ids

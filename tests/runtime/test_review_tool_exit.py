@@ -1,8 +1,8 @@
 """Review (fixed): a tool that raises SystemExit (argparse on bad input, a CLI library, a stray
 ``sys.exit``) must not end the run by escaping ``Runner.run`` and leaving the run
 ``running``; it is the tool's failure, reported to the model like any other. The same
-for a CancelledError a sync tool raises in its thread (fixed); not yet for an async or
-inline tool (xfail)."""
+for a CancelledError a tool raises itself, whether sync, async or inline: nobody cancelled
+it."""
 
 from __future__ import annotations
 
@@ -62,10 +62,6 @@ async def test_a_tool_calling_sys_exit_fails_the_call_not_the_process(
     assert "SystemExit" in error.payload["content"]
 
 
-_LEAK = ("an async or inline tool's own CancelledError escapes Runner.run and leaves the "
-         "run running; tests/observe (test_jsonl_log, test_otel) use exactly that as their "
-         "stand-in for a crash, so fixing it (_invoke: a done, cancelled future nobody "
-         "cancelled is the tool's ToolError) needs those tests to crash another way")
 
 
 def _leaky() -> dict[str, Tool]:
@@ -89,8 +85,8 @@ def _leaky() -> dict[str, Tool]:
 
 @pytest.mark.parametrize("kind", [
     "sync",
-    pytest.param("async", marks=pytest.mark.xfail(strict=True, reason=_LEAK)),
-    pytest.param("inline", marks=pytest.mark.xfail(strict=True, reason=_LEAK)),
+    "async",
+    "inline",
 ])
 async def test_a_tool_raising_cancelled_error_fails_the_call(tmp_path: Path, kind: str) -> None:
     # Nobody cancelled the run: the CancelledError is the tool's own failure. It escaped

@@ -264,6 +264,9 @@ async def _invoke(ex: Execution, tool: Tool, call: OpenCall, attempt: int) -> st
             await asyncio.wait((future, ex.interrupted), timeout=timeout,
                                return_when=asyncio.FIRST_COMPLETED)
         if future.done():
+            if future.cancelled():  # nobody cancelled it: the tool raised CancelledError
+                raise ToolError(f"tool {tool.name!r} raised CancelledError (it was not "
+                                "cancelled)", tool=tool.name, call_id=call.call_id)
             return future.result()
         interrupted = ex.interrupted.done()
         why = "the run was interrupted" if interrupted else \

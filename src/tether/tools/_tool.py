@@ -169,7 +169,7 @@ class Tool:
         if self.inline:
             try:
                 future.set_result(self._serialize(self.function(**kwargs), context))
-            except (Exception, SystemExit) as e:
+            except (Exception, SystemExit, asyncio.CancelledError) as e:
                 future.set_exception(self._exited(e, context))
             return future
 
