@@ -20,6 +20,7 @@ from rich.text import Text
 
 from ..core import ConfigurationError, RunStatus, TetherError, new_id
 from ..observe import JsonlLog, finding_payloads, read_events
+from ..orchestration import team_reviewer
 from ..runtime import Runner, RunResult, absolute_spec, load_agent, parse_budget
 from ..store import RunSummary, Store
 from ._common import (
@@ -58,7 +59,7 @@ def _drive(
         loop = asyncio.get_running_loop()
         progress = Progress(errors)
         observers = [o for o in (log, progress if progress.enabled else None) if o]
-        runner = Runner(store, observers=observers, reviewers=[finding_payloads])
+        runner = Runner(store, observers=observers, reviewers=[finding_payloads, team_reviewer])
 
         def interrupted() -> None:
             errors.print("[bold]interrupted[/]: finishing what is in flight; Ctrl-C again "

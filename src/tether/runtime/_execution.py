@@ -232,7 +232,15 @@ class Execution(Journal):
     async def review(self) -> None:
         """Run the reviewers (the doctor) on the whole journal; commit their findings."""
         events = [visible(e) for e in await self.runner.store.read(self.state.run_id)]
-        findings = [p for reviewer in self.runner.reviewers for p in reviewer(events)]
+        # A finding already journaled (an earlier stop of this run) is not journaled again.
+        seen = {json.dumps(e.payload, sort_keys=True, default=str) for e in events
+                if e.type == EventType.FINDING}
+        findings = []
+        for p in (p for reviewer in self.runner.reviewers for p in reviewer(events)):
+            key = json.dumps(p, sort_keys=True, default=str)
+            if key not in seen:
+                seen.add(key)
+                findings.append(p)
         if findings:
             await self.commit([self.event(EventType.FINDING, self.state.step, p)
                                for p in findings])
