@@ -101,3 +101,36 @@ def test_bad_definitions_are_refused() -> None:
         @tool
         def star(*args: int) -> str:
             return ""
+
+
+def test_sync_tools_work_in_a_forked_child() -> None:
+    """A process that forks after running sync tools (a prefork server, the kill sweep)
+    must not count the parent's worker threads as its own."""
+    import asyncio
+    import os
+
+    from tether.tools import ToolContext, tool
+
+    @tool
+    def double(x: int) -> int:
+        """Double."""
+        return 2 * x
+
+    def call(x: int) -> str:
+        ctx = ToolContext(run_id="r", step=1, call_id=f"c{x}", tool="double",
+                          idempotency_key="k")
+
+        async def go() -> str:
+            return await asyncio.wait_for(double.start({"x": x}, ctx), 10)
+
+        return asyncio.run(go())
+
+    assert [call(i) for i in range(3)] == ["0", "2", "4"]  # the parent now has idle workers
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os._exit(0 if call(21) == "42" else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import os
 import queue
 import threading
 from collections.abc import Awaitable, Callable
@@ -62,6 +63,11 @@ class _Workers:
 
     def __init__(self, keep: int = 32) -> None:
         self._keep = keep
+        self._reset()
+
+    def _reset(self) -> None:
+        """A fresh pool: also in a forked child, where the parent's workers do not exist
+        (counting them as idle would leave the child's calls waiting forever)."""
         self._idle = 0
         self._lock = threading.Lock()
         self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
@@ -85,6 +91,16 @@ class _Workers:
 
 
 _WORKERS = _Workers()
+
+
+def _after_fork() -> None:
+    global _THREADS_LOCK
+    _WORKERS._reset()
+    _THREADS_LOCK = threading.Lock()  # the parent's threads, and their calls, are not here
+    _THREADS.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
