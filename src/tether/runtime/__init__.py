@@ -3,6 +3,7 @@
 from ._agent import Agent
 from ._breaker import Breaker, BreakerBoard, Transition
 from ._budget import Budget, parse_budget
+from ._memory import MemoryConfig, thread_runs
 from ._policy import BreakerSettings, Policy, RetryPolicy, error_class
 from ._result import RunResult
 from ._runner import Observer, Reviewer, Runner
@@ -15,6 +16,7 @@ __all__ = [
     "BreakerBoard",
     "BreakerSettings",
     "Budget",
+    "MemoryConfig",
     "Observer",
     "OpenCall",
     "Policy",
@@ -29,4 +31,5 @@ __all__ = [
     "fold",
     "load_agent",
     "parse_budget",
+    "thread_runs",
 ]

@@ -79,6 +79,14 @@ class RunState:
     last_malformed: dict[str, Any] | None = None
     #: Whether the context was compacted since the last model response.
     compacted: bool = False
+    #: The thread the run continues (``run.started``), and the earlier runs of that
+    #: thread it sees, as ``[run_id, last_seq]`` fixed when it started.
+    thread: str | None = None
+    thread_runs: list[list[Any]] = field(default_factory=list)
+    #: The context builder's budget, once a context-length error lowered it.
+    context_budget: int | None = None
+    #: Tool results moved to long-term memory: their memory handle by tool call id.
+    offloaded: dict[str, str] = field(default_factory=dict)
 
     def apply(self, event: Event) -> None:
         """Fold one committed event into the state."""
@@ -93,6 +101,8 @@ class RunState:
             self.selection = p.get("selection")
             self.budget_overrides = dict(p.get("budget") or {})
             self.task = p["task"]
+            self.thread = p.get("thread")
+            self.thread_runs = list(p.get("thread_runs") or [])
             self.started_at = event.ts
             if p.get("instructions"):
                 self.messages.append(Message.system(p["instructions"]))
@@ -140,6 +150,11 @@ class RunState:
             self.origins[start:end] = [event.seq]
             self.sent = 0
             self.compacted = True
+        elif kind == EventType.DECISION and p.get("decision") == "context_budget":
+            self.context_budget = p["budget"]
+            self.compacted = True
+        elif kind == EventType.MEMORY_WRITE and p.get("call_id"):
+            self.offloaded[p["call_id"]] = p["handle"]
         elif kind == EventType.RUN_COMPLETED:
             self.output = p.get("output")
         elif kind in (EventType.RUN_FAILED, EventType.RUN_NEEDS_ATTENTION,
