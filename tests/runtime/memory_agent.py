@@ -31,7 +31,7 @@ if __name__ == "__main__":  # run as a script: the repository root is importable
 from tether.core import Message, ToolCall  # noqa: E402
 from tether.memory import EstimateTokenCounter, SQLiteMemoryStore  # noqa: E402
 from tether.models import FunctionModel, ModelRequest  # noqa: E402
-from tether.runtime import Agent, MemoryConfig, Runner  # noqa: E402
+from tether.runtime import Agent, Budget, MemoryConfig, Runner  # noqa: E402
 from tether.store import SQLiteStore  # noqa: E402
 from tether.tools import tool  # noqa: E402
 
@@ -104,6 +104,7 @@ def agent(steps: int, prompts: Path | None = None, kill_at: int | None = None,
 
     return Agent(name="memo", instructions="Keep track of the warehouse.",
                  model=FunctionModel(answer), tools=[lookup],
+                 budget=Budget(max_steps=steps + 5),
                  memory=MemoryConfig(budget=budget, store=store,
                                      counter=EstimateTokenCounter(),
                                      large_result_tokens=500))
