@@ -66,7 +66,7 @@ EXPORTS: dict[str, list[str]] = {
         "Agent", "Breaker", "BreakerBoard", "BreakerSettings", "Budget", "MemoryConfig", "Observer",
         "OpenCall",
         "Policy", "RetryPolicy", "Reviewer", "RunResult", "RunState", "Runner", "Transition",
-        "absolute_spec", "error_class", "fold", "load_agent", "parse_budget",
+        "absolute_spec", "error_class", "fold", "list_threads", "load_agent", "parse_budget",
         "thread_runs",
     ],
     "tether.observe": [

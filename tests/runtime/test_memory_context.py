@@ -16,7 +16,7 @@ import pytest
 from tether.core import EventType, Message, ToolCall
 from tether.memory import EstimateTokenCounter, message_tokens
 from tether.models import FunctionModel, ModelRequest
-from tether.runtime import Agent, Budget, MemoryConfig, Runner
+from tether.runtime import Agent, MemoryConfig, Runner
 from tether.store import SQLiteStore
 
 from .memory_agent import agent, big_output, memory_store

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..core import ContextLengthError, Event, EventType, Message, message_of
-from ..store import SQLiteStore, Store
+from ..store import RunSummary, SQLiteStore, Store
 from ..tools import Tool, ToolContext, tool
 from ._state import fold
 
@@ -87,6 +87,17 @@ async def thread_runs(store: Store, thread: str, *, limit: int = 1000) -> list[l
         if thread_of(events) == thread:
             found.append((summary.created_at, summary.run_id, summary.last_seq))
     return [[run_id, last] for _, run_id, last in sorted(found)]
+
+
+async def list_threads(store: Store, *, limit: int = 1000) -> dict[str, list[RunSummary]]:
+    """Every thread of the ``limit`` most recent runs, with its runs oldest first;
+    threads ordered by their latest run, newest first (read from ``run.started``)."""
+    threads: dict[str, list[RunSummary]] = {}
+    for summary in await store.runs(limit=limit):  # newest first
+        thread = thread_of(await store.read(summary.run_id))
+        if thread is not None:
+            threads.setdefault(thread, []).insert(0, summary)
+    return threads
 
 
 class RunMemory:
