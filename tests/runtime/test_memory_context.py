@@ -16,6 +16,7 @@ import pytest
 from tether.core import EventType, Message, ToolCall
 from tether.memory import EstimateTokenCounter, message_tokens
 from tether.models import FunctionModel, ModelRequest
+from tether.observe import prompts as journal_prompts
 from tether.runtime import Agent, MemoryConfig, Runner
 from tether.store import SQLiteStore
 
@@ -78,6 +79,12 @@ def test_budget_holds_over_a_long_run_and_pairs_stay_together(tmp_path: Path) ->
     assert len(built) == steps and all(e.payload["tokens"] <= budget for e in built)
     # the run outgrew the budget: later prompts left turns out or masked them
     assert any(p["name"] == "dropped_note" for p in built[-1].payload["parts"])
+    # the journal reproduces every prompt exactly (tether.observe.prompts)
+    requests = [e for e in events if e.type == EventType.MODEL_REQUEST]
+    rebuilt = journal_prompts(events)
+    assert [rebuilt[e.seq] for e in requests] == [p["messages"] for p in sent]
+    # and stays linear: a request holds at most the budget's worth of inline text
+    assert max(len(json.dumps(e.payload)) for e in requests) < budget * 8
     # each build commits in the transaction of its model.request, right before it
     for e in built:
         following = [f for f in events if f.seq == e.seq + 1][0]

@@ -410,9 +410,10 @@ class Execution(Journal):
             return [self.event(EventType.MODEL_REQUEST, step,
                                request_payload(self.state, request, model),
                                span=f"s{step}.m")]
-        return [*self.memory.pending, self.event(EventType.MODEL_REQUEST, step, {
-            "provider": model.provider, "model": model.model_name, "prefix": 0, "new": [],
-            "context": "built"}, span=f"s{step}.m")]
+        payload = self.memory.request_payload(request.messages, model.provider,
+                                              model.model_name)
+        return [*self.memory.pending,
+                self.event(EventType.MODEL_REQUEST, step, payload, span=f"s{step}.m")]
 
     def check_call(self, call: ToolCall) -> dict[str, Any]:
         """The call's arguments as a JSON object, or why the model must try again."""

@@ -122,6 +122,8 @@ class RunMemory:
         #: ``memory.recall`` and ``context.built`` of the step being asked for: they
         #: commit with its ``model.request``.
         self.pending: list[Event] = []
+        #: The messages of the last request journaled by this process (``prefix``).
+        self._last: tuple[Message, ...] = ()
 
     # -- scope --------------------------------------------------------------------
 
@@ -270,6 +272,23 @@ class RunMemory:
             ex.event(EventType.CONTEXT_BUILT, step, payload),
         ]
         return built
+
+    def request_payload(self, messages: Sequence[Message], provider: str,
+                        model: str) -> dict[str, Any]:
+        """The ``model.request`` payload of a built prompt, in the usual form: the
+        prefix shared with the previous request, then the new messages, each a
+        reference to the event of this run that holds it when it is sent unchanged."""
+        state = self.ex.state
+        origin = {id(m): o for m, o in zip(state.messages, state.origins, strict=True) if o}
+        prefix = 0
+        for a, b in zip(self._last, messages, strict=False):
+            if a != b:
+                break
+            prefix += 1
+        self._last = tuple(messages)
+        return {"provider": provider, "model": model, "prefix": prefix, "new": [
+            {"event": origin[id(m)]} if id(m) in origin else m.model_dump(exclude_defaults=True)
+            for m in messages[prefix:]], "context": "built"}
 
     async def shrink(self, step: int, error: ContextLengthError) -> bool:
         """Lower the budget by a quarter after a context-length error (journaled);
