@@ -160,3 +160,56 @@ def test_sigkill_inside_a_memory_write_leaves_no_partial_memory(
     assert rows == written
     # 3 facts (steps 10, 20, 30) and one large result (item 25), each stored once
     assert len(rows) == 4
+
+
+def test_a_later_run_of_the_thread_supersedes_an_earlier_runs_fact(tmp_path: Path) -> None:
+    db = tmp_path / "tether.db"
+    store, mstore = SQLiteStore(db), memory_store(db)
+    runner = Runner(store)
+
+    def teller(text: str) -> object:
+        def answer(request: ModelRequest) -> Message:
+            if request.step == 1:
+                return Message.assistant(None, (ToolCall.of("remember", text=text, key="gate"),))
+            return Message.assistant("ok")
+        return answer
+
+    runner.run_sync(_agent(mstore, teller(FACT)), "Remember.", thread="t1")
+    runner.run_sync(_agent(mstore, teller(FACT)), "Remember again.", thread="t1")
+    newer = "The vault code for the north gate is 9902"
+    runner.run_sync(_agent(mstore, teller(newer)), "It changed.", thread="t1")
+    seen: list[list[Message]] = []
+    runner.run_sync(_agent(mstore, _asker(seen)), "What is the vault code?", thread="t1")
+    memories = [m for m in seen[0] if "[mem_" in (m.content or "")]
+    assert memories and "9902" in _text(memories) and "7341" not in _text(memories)
+    from tether.memory import Namespace
+
+    history = mstore.history("gate", Namespace(agent="keeper", thread="t1"))
+    assert sorted(m.text for m in history) == sorted([FACT, newer])  # restated: no copy
+
+
+def test_a_context_length_error_lowers_the_budget_and_rebuilds(tmp_path: Path) -> None:
+    from tether.core import ContextLengthError
+
+    db = tmp_path / "tether.db"
+    store, mstore = SQLiteStore(db), memory_store(db)
+    window = 700  # the provider's real window, smaller than the agent's budget
+    counter = EstimateTokenCounter()
+
+    def answer(request: ModelRequest) -> Message:
+        if sum(message_tokens(m, counter.count) for m in request.messages) > window:
+            raise ContextLengthError("prompt too long", provider="scripted", model="x")
+        if request.step <= 60:
+            return Message.assistant(None, (ToolCall.of("lookup", item=request.step),))
+        return Message.assistant("done")
+
+    result = Runner(store).run_sync(_agent(mstore, answer), "Inventory the warehouse.")
+    assert str(result.status) == "completed", result.error
+    events = asyncio.run(store.read(result.run_id))
+    lowered = [e.payload["budget"] for e in events if e.type == EventType.DECISION
+               and e.payload["decision"] == "context_budget"]
+    assert lowered and lowered == sorted(lowered, reverse=True)
+    built = [e.payload for e in events if e.type == EventType.CONTEXT_BUILT]
+    assert built[-1]["budget"] == lowered[-1] and built[-1]["tokens"] <= window
+    requests = [e for e in events if e.type == EventType.MODEL_REQUEST]
+    assert len(requests) == len(built)  # a refused prompt is rebuilt, not journaled

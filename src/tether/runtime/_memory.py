@@ -129,12 +129,14 @@ class RunMemory:
 
     @property
     def namespace(self) -> Namespace:
-        """Where this run's memories are written."""
+        """Where this run's memories are written: its thread (so a later run's fact
+        of the same key supersedes an earlier run's), else the run itself."""
         from ..memory import Namespace
 
         state = self.ex.state
         return Namespace(agent=self.ex.agent.name, user=self.config.user,
-                         thread=state.thread, run=state.run_id)
+                         thread=state.thread,
+                         run=None if state.thread is not None else state.run_id)
 
     @property
     def scope(self) -> Namespace:
@@ -399,10 +401,15 @@ def _within(namespace: Namespace, scope: Namespace) -> bool:
                                                       strict=True))
 
 
+#: Tools whose results say nothing about what to recall next.
+_MEMORY_TOOLS = frozenset({"remember", "recall", "expand", "forget"})
+
+
 def _query(task: str, messages: Sequence[Message]) -> str:
-    """What to recall for the next step: the last user or tool message, else the task."""
+    """What to recall for the next step: the last user or tool message (other than a
+    memory tool's), else the task."""
     for m in reversed(messages):
-        if m.role in ("user", "tool") and m.content:
+        if m.role in ("user", "tool") and m.content and m.name not in _MEMORY_TOOLS:
             return m.content[:2000]
     return task
 
