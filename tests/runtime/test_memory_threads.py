@@ -213,3 +213,25 @@ def test_a_context_length_error_lowers_the_budget_and_rebuilds(tmp_path: Path) -
     assert built[-1]["budget"] == lowered[-1] and built[-1]["tokens"] <= window
     requests = [e for e in events if e.type == EventType.MODEL_REQUEST]
     assert len(requests) == len(built)  # a refused prompt is rebuilt, not journaled
+
+
+def test_a_secret_told_to_remember_never_reaches_the_file_in_clear(tmp_path: Path) -> None:
+    db = tmp_path / "tether.db"
+    store, mstore = SQLiteStore(db), memory_store(db)
+    secret = "sk-proj-" + "Zq8Xr2Lw9Pm4Tn7Vb3Kc" * 2
+    told = f"The deploy key is {secret}"
+
+    def answer(request: ModelRequest) -> Message:
+        if request.step == 1:
+            return Message.assistant(None, (ToolCall.of("remember", text=told),))
+        if request.step == 2:
+            return Message.assistant(None, (ToolCall.of("recall", query="deploy key"),))
+        return Message.assistant("ok")
+
+    result = Runner(store).run_sync(_agent(mstore, answer), "Keep the key.", thread="k")
+    assert str(result.status) == "completed", result.error
+    asyncio.run(store.close())
+    mstore.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("tether"))
+    assert secret.encode() not in raw
+    assert b"[REDACTED:" in raw

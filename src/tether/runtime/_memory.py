@@ -202,6 +202,9 @@ class RunMemory:
         return box[0]
 
     async def prepare(self, text: str, **kw: Any) -> PreparedMemory:
+        """Embed and prepare ``text``, redacted: memory rows are not sealed, so a
+        secret is never stored in them in clear (the journal seals the original)."""
+        text = self.ex.runner.redactor.redact_text(text)
         return await asyncio.to_thread(self.store.prepare, text, namespace=self.namespace,
                                        **kw)
 
