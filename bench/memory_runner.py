@@ -46,12 +46,11 @@ def lookup(item: int) -> str:
     return f"item {item}: {body}"
 
 
-def _agent(memory: bool, sizes: list[int], prompts: list[tuple[str, ...]]) -> Agent:
+def _agent(memory: bool, prompts: list[tuple[Message, ...]]) -> Agent:
     counter = default_counter()
 
     def answer(request: ModelRequest) -> Message:
-        sizes.append(sum(message_tokens(m, counter.count) for m in request.messages))
-        prompts.append(tuple(m.model_dump_json() for m in request.messages))
+        prompts.append(tuple(request.messages))  # measured after the run
         step = request.step
         if step >= STEPS:
             return Message.assistant("done")
@@ -80,7 +79,23 @@ def _agent(memory: bool, sizes: list[int], prompts: list[tuple[str, ...]]) -> Ag
                  memory=MemoryConfig(budget=BUDGET, counter=counter) if memory else None)
 
 
-def _reuse(prompts: list[tuple[str, ...]]) -> float:
+def _tokens(prompts: list[tuple[Message, ...]]) -> list[int]:
+    """Each prompt's tokens by the default counter (each distinct message counted once)."""
+    count = default_counter().count
+    cache: dict[str, int] = {}
+    sizes = []
+    for prompt in prompts:
+        total = 0
+        for m in prompt:
+            key = m.model_dump_json()
+            if key not in cache:
+                cache[key] = message_tokens(m, count)
+            total += cache[key]
+        sizes.append(total)
+    return sizes
+
+
+def _reuse(prompts: list[tuple[Message, ...]]) -> float:
     """Median share of a prompt's messages that repeat the previous prompt's start."""
     shares = []
     for a, b in zip(prompts, prompts[1:], strict=False):
@@ -95,19 +110,19 @@ def _reuse(prompts: list[tuple[str, ...]]) -> float:
 
 def run(memory: bool) -> list[dict[str, Any]]:
     mode = "tether" if memory else "naive"
-    sizes: list[int] = []
-    prompts: list[tuple[str, ...]] = []
+    prompts: list[tuple[Message, ...]] = []
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "tether.db"
         store = SQLiteStore(db, synchronous="NORMAL")
         runner = Runner(store)
         load = os.getloadavg()[0]
         wall, cpu = time.perf_counter(), time.process_time()
-        result = asyncio.run(runner.run(_agent(memory, sizes, prompts), "Inventory."))
+        result = asyncio.run(runner.run(_agent(memory, prompts), "Inventory."))
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         assert str(result.status) == "completed", result.error
         store.checkpoint()
         size = sum(p.stat().st_size for p in Path(tmp).iterdir() if p.name.startswith("tether"))
+    sizes = _tokens(prompts)
     config = {"mode": mode, "steps": STEPS, "budget": BUDGET, "load_avg_1m": round(load, 1)}
     return [
         emit("runner_prompt_tokens_max", max(sizes), "tokens", **config),

@@ -124,6 +124,8 @@ class RunMemory:
         self.pending: list[Event] = []
         #: The messages of the last request journaled by this process (``prefix``).
         self._last: tuple[Message, ...] = ()
+        #: How many of the run's messages were checked for large results.
+        self._offload_checked = 0
 
     # -- scope --------------------------------------------------------------------
 
@@ -213,15 +215,17 @@ class RunMemory:
         (once: the journal remembers its handle)."""
         state = self.ex.state
         limit = self.config.large_result_tokens
-        for m in state.messages:
+        count = self.builder().counter.count  # cached per text
+        for m in state.messages[self._offload_checked:]:
             call_id = m.tool_call_id
             if (m.role != "tool" or not call_id or not m.content
-                    or call_id in state.offloaded
-                    or self.counter.count(m.content) <= limit):
+                    or call_id in state.offloaded or count(m.content) <= limit):
                 continue
             item = await self.prepare(m.content, kind="artifact",
                                       metadata={"tool": m.name or "", "call_id": call_id})
             await self.write(step, item, call_id=call_id)
+        # messages are only appended (a compaction never runs for a memory agent)
+        self._offload_checked = len(state.messages)
 
     # -- the prompt -----------------------------------------------------------------
 
