@@ -148,12 +148,13 @@ def _child(*args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, timeout=300)
 
 
-_HANDLE = re.compile(r"mem_[0-9a-z]+|evt:[0-9a-z_]+:[0-9]+")
+_HANDLE = re.compile(r"evt:[0-9a-z_]+:[0-9]+")
 
 
 def _normalised(prompts: list[dict[str, Any]]) -> list[str]:
-    """Prompts with memory handles (random ids) and event references (a resumed run's
-    journal has one more event, ``run.resumed``) renamed by order of appearance."""
+    """Prompts with event references renamed by order of appearance (a resumed run's
+    journal has one more event, ``run.resumed``). Memory handles are left as they
+    are: the journal determines them."""
     names: dict[str, str] = {}
 
     def name(m: re.Match[str]) -> str:

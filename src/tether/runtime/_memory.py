@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -203,12 +204,18 @@ class RunMemory:
         await ex.commit([], within=within)
         return box[0]
 
-    async def prepare(self, text: str, **kw: Any) -> PreparedMemory:
+    async def prepare(self, text: str, origin: str, **kw: Any) -> PreparedMemory:
         """Embed and prepare ``text``, redacted: memory rows are not sealed, so a
-        secret is never stored in them in clear (the journal seals the original)."""
+        secret is never stored in them in clear (the journal seals the original).
+
+        The handle is derived from the run, ``origin`` (the tool call the memory comes
+        from) and the text, so the journal determines it: a call run again after a
+        crash, or the same run replayed elsewhere, names the memory alike."""
         text = self.ex.runner.redactor.redact_text(text)
+        digest = hashlib.sha256(
+            f"{self.ex.state.run_id}\0{origin}\0{text}".encode()).hexdigest()
         return await asyncio.to_thread(self.store.prepare, text, namespace=self.namespace,
-                                       **kw)
+                                       handle=f"mem_{digest[:26]}", **kw)
 
     async def offload(self, step: int) -> None:
         """Move each tool result above ``large_result_tokens`` to long-term memory
@@ -221,7 +228,7 @@ class RunMemory:
             if (m.role != "tool" or not call_id or not m.content
                     or call_id in state.offloaded or count(m.content) <= limit):
                 continue
-            item = await self.prepare(m.content, kind="artifact",
+            item = await self.prepare(m.content, call_id, kind="artifact",
                                       metadata={"tool": m.name or "", "call_id": call_id})
             await self.write(step, item, call_id=call_id)
         # messages are only appended (a compaction never runs for a memory agent)
@@ -347,7 +354,7 @@ class RunMemory:
                 key: What the fact is about (e.g. "user.timezone"); a newer fact with
                     the same key supersedes the old one.
             """
-            item = await memory.prepare(text, key=key)
+            item = await memory.prepare(text, ctx.call_id, key=key)
             outcome = await memory.write(ctx.step, item, tool_call_id=ctx.call_id)
             extra = (f"; it supersedes {', '.join(outcome.superseded)}"
                      if outcome.superseded else "")
