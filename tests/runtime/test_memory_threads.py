@@ -235,3 +235,45 @@ def test_a_secret_told_to_remember_never_reaches_the_file_in_clear(tmp_path: Pat
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("tether"))
     assert secret.encode() not in raw
     assert b"[REDACTED:" in raw
+
+
+def test_work_inside_an_append_commits_with_its_events_or_not_at_all(tmp_path: Path) -> None:
+    from tether.core import Event, LeaseLostError
+
+    db = tmp_path / "tether.db"
+    store = SQLiteStore(db)
+
+    def ev(seq: int, kind: EventType = EventType.MEMORY_WRITE) -> Event:
+        return Event(run_id="run_w", seq=seq, type=kind, step=0, ts=0.0,
+                     payload={"task": "t", "agent": "a", "action": "added", "handle": "h"})
+
+    async def scenario() -> None:
+        lease = await store.acquire([ev(1, EventType.RUN_STARTED)], owner="me", ttl_s=30)
+
+        def setup(db: apsw.Connection) -> list[Event]:
+            db.execute("CREATE TABLE IF NOT EXISTS side(x)")
+            return []
+
+        await store.append([], lease=lease, within=setup)
+
+        def failing(db: apsw.Connection) -> list[Event]:
+            db.execute("INSERT INTO side VALUES (1)")
+            raise RuntimeError("the memory write failed")
+
+        with pytest.raises(RuntimeError):
+            await store.append([], lease=lease, within=failing)
+
+        def writes(db: apsw.Connection) -> list[Event]:
+            db.execute("INSERT INTO side VALUES (2)")
+            return [ev(2)]
+
+        stale = type(lease)(run_id=lease.run_id, owner="me", token=lease.token - 1,
+                            ttl_s=30, expires_at=0)
+        with pytest.raises(LeaseLostError):  # fenced: nothing of it is written
+            await store.append([], lease=stale, within=writes)
+        await store.append([], lease=lease, within=writes)
+
+    asyncio.run(scenario())
+    con = apsw.Connection(str(db))
+    assert [r[0] for r in con.execute("SELECT x FROM side")] == [2]
+    assert [e.seq for e in asyncio.run(store.read("run_w"))] == [1, 2]
