@@ -170,7 +170,7 @@ async def faults(directory: Path, scale: Scale, fault_free_requests: float, *,
     base_latency = scale.run_p50_s
     await store.close()
     completed = sum(1 for r, _ in results if r.status == RunStatus.COMPLETED)
-    why = sorted(f"{(r.error or {}).get('type')}: {(r.error or {}).get('message', '')[:80]}"
+    why = sorted(f"{type(r.error).__name__}: {r.error.message[:80] if r.error else ''}"
                  for r, _ in results if r.status != RunStatus.COMPLETED)
     extra = sorted(max(0.0, s - base_latency) * 1000 for _, s in results)
     return [

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import emit, write_results  # noqa: E402
 
 from tether.core import Message, ToolSpec  # noqa: E402
-from tether.models import LocalModel, ModelRequest  # noqa: E402
+from tether.models import LocalModel, ModelRequest, ModelSettings  # noqa: E402
 
 
 def _tool(name: str, description: str, **properties: str) -> ToolSpec:
@@ -75,7 +75,8 @@ async def _accuracy(narrow: bool) -> int:
     right = 0
     for tools, question, expected in CASES:
         response = await model.complete(
-            ModelRequest(messages=(Message.user(question),), tools=tools)
+            ModelRequest(messages=(Message.user(question),), tools=tools,
+                         settings=ModelSettings(tool_choice="required"))  # fmt: skip
         )
         right += response.message.tool_calls[0].name == expected
     return right

@@ -46,6 +46,12 @@ class NoStore:
     async def release(self, lease: Lease) -> None:
         return None
 
+    async def renew(self, lease: Lease) -> None:
+        return None
+
+    async def lease(self, run_id: str) -> Lease | None:
+        return None
+
     async def close(self) -> None:
         return None
 

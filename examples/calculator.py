@@ -3,9 +3,11 @@
 Run it with the embedded defaults (SQLite file, local SmolLM2 model)::
 
     tether run calculator:agent "What is 12.5 times 8?"
+    tether run calculator:agent "What is 3 times 4 plus 2?"
 
-The tools' descriptions use the words people ask with ("times", "plus"): a 135M
-model picks its tool by them.
+The tools' descriptions use the words people ask with ("times", "plus"): the local
+model is offered, step by step, the tools the task's words name (``multiply``, then
+``add`` with the product on offer), then only an answer (see docs/models.md).
 """
 
 from __future__ import annotations

@@ -38,6 +38,13 @@ EXPORTS: dict[str, list[str]] = {
         "default_local_model_path", "parse_model_spec", "select_model", "step_of",
         "DEFAULT_COMPATIBLE_MAX_TOKENS", "DEFAULT_MAX_RESPONSE_BYTES", "TruncatedResponseError",
     ],
+    "tether.orchestration": [
+        "ARTIFACT_CHARS", "MAX_DEPTH", "MAX_REPEATS", "ArtifactRef", "Branch", "Brief", "Plan",
+        "PlanResult", "Replanner", "Status", "SubagentResult", "Subtask", "api_caller",
+        "as_tool", "child_run_id", "coder", "controller", "delegate", "diagnose_team",
+        "fan_out", "formatter", "plan_tool", "retriever", "retry_with_error", "run_plan",
+        "team_findings", "team_reviewer",
+    ],
     "tether.tools": [
         "NOT_APPLIED", "Tool", "ToolContext", "serialize_result", "tool",
     ],

@@ -139,3 +139,23 @@ def test_budget_stop_then_resume_with_a_raised_budget(project: Path) -> None:
     assert len(json.loads(since.output)) == 1
     future = cli.invoke(app, ["runs", "--since", "2999-01-01", "--json"])
     assert json.loads(future.output) == []
+
+
+def test_run_ids_by_unique_prefix(project: Path) -> None:
+    cli = CliRunner()
+    for _ in range(2):
+        assert cli.invoke(app, ["run", "demo_agent:agent", "x"]).exit_code == 0
+    ids = [r["run_id"] for r in json.loads(cli.invoke(app, ["runs", "--json"]).output)]
+    common = next(i for i in range(len(ids[0])) if ids[0][i] != ids[1][i])
+    for run_id in ids:
+        out = cli.invoke(app, ["show", run_id[: common + 1], "--json"])
+        assert out.exit_code == 0, out.output
+        assert json.loads(out.output)[0]["run_id"] == run_id
+    ambiguous = cli.invoke(app, ["show", ids[0][:common]])
+    assert ambiguous.exit_code == 2 and "more than one run id" in ambiguous.output
+    assert "Traceback" not in ambiguous.output
+
+
+def test_version() -> None:
+    out = CliRunner().invoke(app, ["--version"])
+    assert out.exit_code == 0 and out.output.startswith("tether ")

@@ -142,8 +142,8 @@ async def test_a_fatal_error_is_not_retried(store: SQLiteStore, server: FaultSer
     server.set_plan(["unauthorized"])
     result, events = await drive(store, agent_for(server.base_url))
     assert result.status == RunStatus.FAILED
-    assert result.error is not None and result.error["type"] == "FatalModelError"
-    assert result.error.get("hint")
+    assert type(result.error).__name__ == "FatalModelError"
+    assert result.error is not None and result.error.hint
     assert len(server.received) == 1 and not of(events, EventType.RETRY)
 
 
@@ -164,7 +164,9 @@ async def test_spent_retries_fail_the_run_saying_what_was_tried(
     assert (request.type, error.type) == (EventType.MODEL_REQUEST, EventType.MODEL_ERROR)
     assert error.payload["attempts"] == events[-1].payload["tried"]
     assert error.payload["error"]["type"] == "TransientModelError"
-    assert result.error["status_code"] == 500 and result.error["provider"] == "openai-compatible"
+    assert result.error is not None
+    assert result.error.details["status_code"] == 500
+    assert result.error.details["provider"] == "openai-compatible"
 
 
 async def test_context_length_compacts_and_retries_once(
@@ -528,7 +530,7 @@ async def test_a_journaled_retry_after_is_waited_out_after_a_crash(
     resumed = await Runner(store).resume(run_id, agent, budget={"max_seconds": 5})
     await agent.model.aclose()  # type: ignore[union-attr]
     assert resumed.status == RunStatus.FAILED
-    assert resumed.error is not None and resumed.error["type"] == "BudgetExceededError"
+    assert type(resumed.error).__name__ == "BudgetExceededError"
     assert len(server.received) == 1
 
 
@@ -583,7 +585,7 @@ async def test_whatever_a_model_raises_is_classified_and_the_run_fails_cleanly(
     agent = Agent(name="exotic", model=model, policy=TIGHT)
     result = await asyncio.wait_for(Runner(store).run(agent, "hi"), GUARD_S)
     assert result.status == RunStatus.FAILED
-    assert result.error is not None and result.error["type"] == expected
+    assert type(result.error).__name__ == expected
     events = await store.read(result.run_id)
     assert [e.type for e in events[-3:]] == ["model.request", "model.error", "run.failed"]
 

@@ -186,7 +186,7 @@ async def test_no_tool_starts_once_the_deadline_has_passed(store: SQLiteStore) -
     (error,) = [e for e in events if e.type == EventType.TOOL_ERROR]
     assert error.payload["not_started"] is True
     assert result.status == RunStatus.FAILED
-    assert result.error is not None and "max_seconds" in result.error["message"]
+    assert result.error is not None and "max_seconds" in result.error.message
 
 
 async def test_interrupt_commits_finished_outcomes_and_pauses(store: SQLiteStore) -> None:
@@ -277,7 +277,7 @@ async def test_an_exotic_exception_fails_the_run_instead_of_escaping(store: SQLi
     agent = Agent(name="t", model=ScriptedModel([ToolCall.of("odd"), "x"]), tools=[odd])
     result = await Runner(store).run(agent, "go")
     assert result.status == RunStatus.FAILED
-    assert result.error is not None and "Weird" in result.error["message"]
+    assert result.error is not None and "Weird" in result.error.message
 
 
 async def test_replacement_call_ids_never_collide_with_the_providers(
@@ -297,3 +297,24 @@ async def test_replacement_call_ids_never_collide_with_the_providers(
     ids = [e.payload["call_id"] for e in events if e.type == EventType.TOOL_INTENT]
     assert len(ids) == len(set(ids)) == 2
     assert result.status == RunStatus.COMPLETED
+
+
+async def test_the_request_records_why_the_model_was_constrained(store: SQLiteStore) -> None:
+    from tether.models import ModelResponse
+
+    @tool
+    def f() -> str:
+        """f."""
+        return "x"
+
+    def answer(request: ModelRequest) -> Any:
+        return ModelResponse.model_validate({
+            "message": {"role": "assistant", "content": "done"}, "provider": "scripted",
+            "model": "m", "constraint": "grammar:answer_only"})
+
+    agent = Agent(name="t", model=FunctionModel(answer), tools=[f])
+    result = await Runner(store).run(agent, "go")
+    (request,) = [e for e in await store.read(result.run_id)
+                  if e.type == EventType.MODEL_REQUEST]
+    assert request.payload["constraint"] == "grammar:answer_only"
+    assert "tools" not in request.payload  # offered as at the start: not repeated

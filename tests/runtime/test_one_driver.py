@@ -65,7 +65,8 @@ asyncio.run(main())
 
 def _start(tmp_path: Path, mode: str, ttl: float = 30.0) -> subprocess.Popen[str]:
     script = tmp_path / "driver.py"
-    script.write_text(DRIVER)
+    if not script.exists():  # rewriting it truncates it under a racer still reading it
+        script.write_text(DRIVER)
     return subprocess.Popen([sys.executable, str(script), str(tmp_path / "t.db"), str(tmp_path),
                              mode, str(ttl)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)

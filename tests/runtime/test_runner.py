@@ -160,7 +160,7 @@ async def test_max_steps_stops_the_run(store: SQLiteStore) -> None:
     agent = Agent(name="loop", model=model, tools=[add], budget=Budget(max_steps=3))
     result, events = await run_events(store, agent)
     assert result.status == RunStatus.FAILED
-    assert result.error is not None and result.error["limit"] == "max_steps"
+    assert result.error is not None and result.error.details["limit"] == "max_steps"
     assert model.calls == 3
     assert events[-1].type == EventType.RUN_FAILED
     assert events[-1].payload["reason"] == "budget_exceeded"
@@ -171,7 +171,7 @@ async def test_model_errors_end_the_run_with_a_clear_record(store: SQLiteStore) 
     result, events = await run_events(store, agent)
     assert result.status == RunStatus.FAILED
     assert result.error is not None
-    assert result.error["type"] == "ScriptExhaustedError"
+    assert type(result.error).__name__ == "ScriptExhaustedError"
     assert events[-1].payload["reason"] == "model_error"
 
 

@@ -129,7 +129,7 @@ async def _main(argv: list[str]) -> None:
         result = await runner.run(make_agent(), TASK, run_id=RUN_ID)
     await store.close()
     print(json.dumps({"status": str(result.status), "output": result.output,
-                      "error": result.error}))
+                      "error": result.error and result.error.to_dict()}))
 
 
 if __name__ == "__main__":

@@ -85,6 +85,22 @@ def with_store(
     return asyncio.run(main())
 
 
+def full_run_id(db: Path | None, run_id: str) -> str:
+    """The run id that ``run_id`` names: itself, or the one run whose id it begins."""
+
+    async def match(store: Store) -> str:
+        found = await store.match_run_ids(run_id)
+        if run_id in found or not found:
+            return run_id  # exact, or unknown: the command says it is not there
+        if len(found) > 1:
+            shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+            raise UsageError(f"{run_id!r} is the start of more than one run id: {shown}",
+                             hint="give more of the run id")
+        return found[0]
+
+    return with_store(db, match)
+
+
 def when(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
 

@@ -34,7 +34,7 @@ from ..observe import (
     tree_cost,
 )
 from ..store import Store
-from ._common import DbOption, JsonOption, console, handle_errors, with_store
+from ._common import DbOption, JsonOption, console, full_run_id, handle_errors, with_store
 from ._observe_render import (
     event_line,
     render_cost,
@@ -83,6 +83,7 @@ def trace(
 ) -> None:
     """Show a run as a tree of spans: steps, model calls, tool calls and sub-runs, with
     duration, tokens, cost and status of each."""
+    run_id = full_run_id(db, run_id)
     if prompt is not None:
         events = with_store(db, lambda store: read_events(store, run_id))
         if as_json:
@@ -127,6 +128,7 @@ def tail(
     Exits 0 when the run completed or paused, 1 when it failed, needs attention or
     was quarantined.
     """
+    run_id = full_run_id(db, run_id)
 
     async def work(store: Store) -> str | None:
         status: str | None = None
@@ -167,6 +169,8 @@ def diff(
 ) -> None:
     """Compare two runs: where they first diverge, then step by step the calls, results,
     tokens and cost of each."""
+    run_a = full_run_id(db, run_a)
+    run_b = full_run_id(db, run_b)
 
     async def load(store: Store) -> tuple[list[Event], list[Event]]:
         return await read_events(store, run_a), await read_events(store, run_b)
@@ -212,6 +216,7 @@ def export(
 ) -> None:
     """Export a run, redacted: its events as JSONL, or its OpenTelemetry GenAI spans
     as OTLP/JSON or sent over OTLP/HTTP."""
+    run_id = full_run_id(db, run_id)
     redactor = Redactor.from_env()
     if format == ExportFormat.JSONL:
         events = with_store(db, lambda store: export_events(
@@ -296,6 +301,7 @@ def doctor(
     Findings are recorded in the journal of a run that has stopped, not of one still
     running (its process is the one appending to it).
     """
+    run_id = full_run_id(db, run_id)
 
     async def work(store: Store) -> tuple[list[Any], int | None]:
         events = await read_events(store, run_id)
@@ -336,6 +342,7 @@ def cost(
     as_json: JsonOption = False,
 ) -> None:
     """Show what a run cost, step by step, and rolled up over its sub-runs."""
+    run_id = full_run_id(db, run_id)
 
     async def work(store: Store) -> RunCost:
         return tree_cost(await load_run_tree(store, run_id, subruns=subruns))

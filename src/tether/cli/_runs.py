@@ -19,7 +19,7 @@ from rich import box
 from rich.table import Column, Table
 from rich.text import Text
 
-from ..core import ConfigurationError, RunStatus, new_id
+from ..core import ConfigurationError, RunStatus, TetherError, new_id
 from ..observe import JsonlLog, finding_payloads, read_events
 from ..runtime import (
     Runner,
@@ -35,6 +35,7 @@ from ._common import (
     JsonOption,
     console,
     errors,
+    full_run_id,
     handle_errors,
     seconds,
     when,
@@ -42,6 +43,7 @@ from ._common import (
 )
 from ._observe_render import render_events, write_json_array
 from ._observe_render import show as show_lines
+from ._progress import Progress
 
 LogFileOption = Annotated[
     Path | None,
@@ -62,7 +64,9 @@ def _drive(
     async def main(store: Store) -> RunResult:
         log = JsonlLog(log_file) if log_file else None
         loop = asyncio.get_running_loop()
-        runner = Runner(store, observers=[log] if log else [], reviewers=[finding_payloads])
+        progress = Progress(errors)
+        observers = [o for o in (log, progress if progress.enabled else None) if o]
+        runner = Runner(store, observers=observers, reviewers=[finding_payloads])
 
         def interrupted() -> None:
             errors.print("[bold]interrupted[/]: finishing what is in flight; Ctrl-C again "
@@ -73,11 +77,13 @@ def _drive(
 
         loop.add_signal_handler(signal.SIGINT, interrupted)
         try:
-            result = await work(runner)
+            with progress:
+                result = await work(runner)
             # The run had the real values; what is printed is redacted like every view.
             scrub = runner.redactor.redact
-            return dataclasses.replace(result, output=scrub(result.output),
-                                       error=scrub(result.error))
+            error = result.error
+            return dataclasses.replace(result, output=scrub(result.output), error=None if (
+                error is None) else TetherError.from_dict(scrub(error.details or error.to_dict())))
         finally:
             loop.remove_signal_handler(signal.SIGINT)
             if log:
@@ -94,11 +100,11 @@ def _print_result(result: RunResult) -> None:
     if result.status == RunStatus.COMPLETED:
         console.print(Text(str(result.output)), highlight=False)
     else:
-        error = result.error or {}
+        error = result.error
         console.print(Text.assemble((str(result.status), "bold red"),
-                                    f": {error.get('message', '')}"), highlight=False)
-        if error.get("hint"):
-            console.print(Text.assemble(("  hint:", "bold"), f" {error['hint']}"),
+                                    f": {error.message if error else ''}"), highlight=False)
+        if error is not None and error.hint:
+            console.print(Text.assemble(("  hint:", "bold"), f" {error.hint}"),
                           highlight=False)
     console.print(
         f"[dim]run {result.run_id} · {result.status} · {result.steps} steps · "
@@ -178,6 +184,7 @@ def resume(
     log_file: LogFileOption = None,
 ) -> None:
     """Continue a run from its journal (after a crash, Ctrl-C, a budget stop, or a resolve)."""
+    run_id = full_run_id(db, run_id)
     overrides = parse_budget(budget or [])
     loaded = load_agent(agent) if agent else None
 
@@ -195,6 +202,7 @@ def resolve(
     db: DbOption = None,
 ) -> None:
     """Settle a tool call in doubt by recording its outcome; then `tether resume`."""
+    run_id = full_run_id(db, run_id)
     with_store(db, lambda store: Runner(store).resolve(run_id, call_id, result=result),
                write=True)
     console.print(f"recorded; continue with: tether resume {run_id}", markup=False)
@@ -267,6 +275,7 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show a run's journal, event by event, in order."""
+    run_id = full_run_id(db, run_id)
 
     async def load(store: Store) -> tuple[RunSummary, list]:  # type: ignore[type-arg]
         return await store.run(run_id), await read_events(store, run_id)

@@ -44,6 +44,8 @@ trying again may help (``retryable``).
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -68,6 +70,26 @@ class TetherError(Exception):
         self.step = step
         if retryable is not None:
             self.retryable = retryable
+        #: Everything the journal recorded of this error, when it was read back from it.
+        self.details: dict[str, Any] = {}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TetherError:
+        """The error a journaled description (:meth:`to_dict`) stands for: of the class it
+        names when that class is known, else a plain :class:`TetherError`; every field
+        that was journaled stays in :attr:`details`."""
+        target = _error_class(str(data.get("type") or "")) or TetherError
+        message = str(data.get("message", ""))
+        params = inspect.signature(target.__init__).parameters
+        forwards = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        names = set(params) | ({"hint", "run_id", "step", "retryable"} if forwards else set())
+        kwargs = {k: v for k, v in data.items() if k in names - {"self", "message"}}
+        try:
+            error = target(message, **kwargs)
+        except TypeError:  # a class whose constructor needs more than was journaled
+            error = TetherError(message, hint=data.get("hint"))
+        error.details = dict(data)
+        return error
 
     def __str__(self) -> str:
         where = []
@@ -312,3 +334,14 @@ class ModelRetry(Exception):  # noqa: N818 - a signal, not an error
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+def _error_class(name: str) -> type[TetherError] | None:
+    """The subclass of :class:`TetherError` called ``name`` (any module's), if any."""
+    pending: list[type[TetherError]] = [TetherError]
+    while pending:
+        cls = pending.pop()
+        if cls.__name__ == name:
+            return cls
+        pending.extend(cls.__subclasses__())
+    return None

@@ -14,6 +14,7 @@ import functools
 import html
 import importlib
 import re
+import zlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -30,9 +31,10 @@ _SPACES = re.compile(r"\s+")
 class ResponseTooLargeError(Exception):
     """Raised inside the transport when a body passes the cap (never leaves ``models``)."""
 
-    def __init__(self, size: int, limit: int, *, declared: bool) -> None:
+    def __init__(self, size: int, limit: int, *, declared: bool, why: str = "") -> None:
         how = "declares" if declared else "passed"
-        super().__init__(f"the response body {how} {size:,} bytes; the cap is {limit:,}")
+        super().__init__(why or f"the response body {how} {size:,} bytes; the cap is "
+                                 f"{limit:,} (inflated, if it was compressed)")
         self.size = size
         self.limit = limit
 
@@ -43,16 +45,30 @@ def _capped_transport(hx: Any) -> Any:
     may ship its own fork, such as ``httpx2``, and refuse the other's objects)."""
 
     class CappedStream(hx.AsyncByteStream):  # type: ignore[misc]
-        def __init__(self, inner: Any, limit: int) -> None:
+        def __init__(self, inner: Any, limit: int, encoding: str = "") -> None:
             self._inner = inner
             self._limit = limit
+            self._encoding = encoding
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
             seen = 0
+            inflate = _inflater(self._encoding)
+            inflated = 0
             async for chunk in self._inner:
                 seen += len(chunk)
                 if seen > self._limit:
                     raise ResponseTooLargeError(seen, self._limit, declared=False)
+                if inflate is not None:  # the body the SDK will hold, counted as it inflates
+                    try:
+                        inflated += _inflated(inflate, chunk, self._limit - inflated)
+                    except zlib.error:
+                        if self._encoding == "deflate" and inflated == 0 and seen == len(chunk):
+                            inflate = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate
+                            inflated += _inflated(inflate, chunk, self._limit)
+                        else:
+                            inflate = None  # not decodable: httpx says so itself
+                    if inflated > self._limit:
+                        raise ResponseTooLargeError(inflated, self._limit, declared=False)
                 yield chunk
 
         async def aclose(self) -> None:
@@ -65,18 +81,46 @@ def _capped_transport(hx: Any) -> Any:
                 limits=hx.Limits(max_connections=1000, max_keepalive_connections=100))
 
         async def handle_async_request(self, request: Any) -> Any:
+            request.headers["Accept-Encoding"] = "gzip, deflate"  # the ones counted
             response = await self._inner.handle_async_request(request)
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > self._limit:
                 await response.aclose()
                 raise ResponseTooLargeError(int(declared), self._limit, declared=True)
-            response.stream = CappedStream(response.stream, self._limit)
+            encoding = response.headers.get("content-encoding", "").strip().lower()
+            if encoding not in ("", "identity", "gzip", "x-gzip", "deflate"):
+                await response.aclose()  # br, zstd, chains: not counted, so not accepted
+                raise ResponseTooLargeError(0, self._limit, declared=True, why=(
+                    f"the response body is encoded {encoding!r}, which was not asked for "
+                    f"and whose size cannot be capped (the cap is {self._limit:,} bytes)"))
+            response.stream = CappedStream(response.stream, self._limit, encoding)
             return response
 
         async def aclose(self) -> None:
             await self._inner.aclose()
 
     return CappedTransport
+
+
+def _inflater(encoding: str) -> Any:
+    """A decompressor to count what a gzip or deflate body inflates to (None: plain)."""
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(zlib.MAX_WBITS | 16)
+    if encoding == "deflate":
+        return zlib.decompressobj(zlib.MAX_WBITS | 32)  # zlib-wrapped (or raw via header)
+    return None
+
+
+def _inflated(inflate: Any, data: bytes, room: int) -> int:
+    """How many bytes ``data`` inflates to, stopping once past ``room``."""
+    total = 0
+    while data and total <= room:
+        out = inflate.decompress(data, room - total + 1)
+        total += len(out)
+        data = inflate.unconsumed_tail
+        if not out:
+            break
+    return total
 
 
 def _httpx_of(sdk: Any) -> Any:

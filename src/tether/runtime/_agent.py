@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core import ConfigurationError
 from ..models import Model, ModelSettings
 from ..tools import Tool, tool
 from ._budget import Budget
@@ -46,7 +47,17 @@ class Agent:
     max_recoveries: int = 3
     memory: MemoryConfig | None = None
 
+    def __post_init__(self) -> None:
+        self.tool_map()  # refuses two tools of one name now, not at the first run
+
     def tool_map(self) -> dict[str, Tool]:
         """The agent's tools by name."""
         tools = [t if isinstance(t, Tool) else tool(t) for t in self.tools]
-        return {t.name: t for t in tools}
+        named = {t.name: t for t in tools}
+        if len(named) != len(tools):
+            twice = sorted({t.name for t in tools if sum(u.name == t.name for u in tools) > 1})
+            raise ConfigurationError(
+                f"agent {self.name!r} has more than one tool named {', '.join(twice)}",
+                hint="give each tool its own name: @tool(name=...)",
+            )
+        return named

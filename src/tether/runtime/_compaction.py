@@ -21,13 +21,15 @@ def droppable_range(roles: list[str]) -> tuple[int, int] | None:
 
     Turns start at each assistant message and run up to the next one, so a turn holds an
     assistant's tool calls and all their results. The oldest half of the turns (at least
-    one) is dropped; the last turn always stays.
+    one) is dropped, with the notes of earlier compactions (they sit between the task and
+    the first turn): a long run's notes never pile up. The last turn always stays.
     """
     starts = [i for i, role in enumerate(roles) if role == "assistant"]
     if len(starts) < 2:
         return None
     keep_from = starts[len(starts) // 2]
-    return starts[0], keep_from
+    after_task = next((i for i, role in enumerate(roles) if role != "system"), 0) + 1
+    return min(after_task, starts[0]), keep_from
 
 
 async def compact(ex: Execution, step: int, error: ContextLengthError) -> bool:

@@ -63,7 +63,8 @@ def _dump(message: Message) -> dict[str, Any]:
 def result_of(state: RunState) -> RunResult:
     return RunResult(
         run_id=state.run_id, status=state.status, output=state.output, steps=state.step,
-        usage=state.usage, cost_usd=state.cost_usd, error=state.error,
+        usage=state.usage, cost_usd=state.cost_usd,
+        error=None if state.error is None else TetherError.from_dict(state.error),
     )
 
 
@@ -224,7 +225,8 @@ class Execution(Journal):
 
     def check_budgets(self) -> None:
         state = self.state
-        self.budget.check(steps=state.step, usage=state.usage, cost_usd=state.cost_usd,
+        self.budget.check(steps=state.step, usage=state.usage + state.subrun_usage,
+                          cost_usd=state.cost_usd + state.subrun_cost_usd,
                           elapsed_s=self.runner.clock.now() - state.started_at)
         policy = self.agent.policy
         if (state.repairs_consecutive > policy.max_consecutive_repairs
@@ -373,8 +375,14 @@ class Execution(Journal):
             extra["response_id"] = response.response_id
         if not estimate.known:
             extra["cost_known"] = False
+        sent: dict[str, Any] = {}
+        offered = [spec.name for spec in request.tools]
+        if offered != state.offered:  # the tools offered, when they change
+            sent["tools"] = offered
+        if response.constraint:  # why the model could only answer as it did
+            sent["constraint"] = response.constraint
         events = [
-            *self.request_events(request, model),
+            *self.request_events(request, model, sent),
             self.event(EventType.MODEL_RESPONSE, step, {
                 "message": _dump(message),
                 "usage": response.usage.model_dump(exclude_defaults=True),
@@ -402,16 +410,19 @@ class Execution(Journal):
         if intents:
             await self.settle(intents, in_doubt=False)
 
-    def request_events(self, request: ModelRequest, model: Model) -> list[Event]:
-        """A step's ``model.request``; for an agent with memory, after the step's
-        ``memory.recall`` and ``context.built`` (the prompt it sent, by recipe)."""
+    def request_events(
+        self, request: ModelRequest, model: Model, extra: dict[str, Any] | None = None,
+    ) -> list[Event]:
+        """A step's ``model.request`` (with ``extra`` fields); for an agent with memory,
+        after the step's ``memory.recall`` and ``context.built``."""
         step = request.step
         if self.memory is None:
-            return [self.event(EventType.MODEL_REQUEST, step,
-                               request_payload(self.state, request, model),
+            payload = request_payload(self.state, request, model)
+            return [self.event(EventType.MODEL_REQUEST, step, {**payload, **(extra or {})},
                                span=f"s{step}.m")]
         payload = self.memory.request_payload(request.messages, model.provider,
                                               model.model_name)
+        payload.update(extra or {})
         return [*self.memory.pending,
                 self.event(EventType.MODEL_REQUEST, step, payload, span=f"s{step}.m")]
 
@@ -472,6 +483,10 @@ class Execution(Journal):
             }, span=tool_span(call))])
             return None
         if in_doubt and not tool.idempotent:
+            if Tool.still_running(self.state.run_id, call.call_id):
+                # Given up on by an earlier drive in this process, its thread still runs:
+                # neither its hook nor a second run can tell or do better yet.
+                return call, "its earlier attempt is still running in this process"
             if tool.reconcile is None:
                 return call, "not idempotent, and no reconcile hook"
             doubt = await reconcile(self, tool, call, after="the process stopped during "

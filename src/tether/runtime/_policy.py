@@ -56,7 +56,8 @@ class RetryPolicy:
             that is retried; a class missing here is not retried.
         base_delay_s: The first backoff ceiling; each retry doubles it.
         max_delay_s: The ceiling of any one backoff.
-        honour_retry_after: Wait what a rate limit's ``Retry-After`` asks (capped by
+        honour_retry_after: Wait what an error's ``Retry-After`` asks (a rate limit, a
+            tool's 429 or 503; capped by
             ``max_delay_s`` and the run's deadline) instead of the jittered backoff.
     """
 
@@ -73,9 +74,10 @@ class RetryPolicy:
 
     def delay(self, attempt: int, error: BaseException, rng: random.Random) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        if (self.honour_retry_after and isinstance(error, RateLimitError)
-                and error.retry_after is not None):
-            return min(max(0.0, error.retry_after), self.max_delay_s)
+        # A rate limit, or any retryable error that says when (a tool's 429/503).
+        retry_after = getattr(error, "retry_after", None)
+        if self.honour_retry_after and isinstance(retry_after, int | float):
+            return min(max(0.0, float(retry_after)), self.max_delay_s)
         ceiling = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
         return rng.uniform(0.0, ceiling)
 

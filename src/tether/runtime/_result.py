@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from ..core import RunStatus, Usage
+from ..core import RunStatus, TetherError, Usage
 
 
 @dataclass(frozen=True, kw_only=True)
 class RunResult:
     """The outcome of :meth:`Runner.run` or :meth:`Runner.resume`.
 
-    A run that failed returns too: ``status`` says how it ended and ``error`` what
-    went wrong, where, and what to do. The journal holds everything else.
+    A run that failed returns too: ``status`` says how it ended and ``error`` (a typed
+    :class:`~tether.core.TetherError`, as journaled: ``error.details``) what went
+    wrong, where, and what to do. The journal holds everything else.
     """
 
     run_id: str
@@ -22,4 +22,4 @@ class RunResult:
     steps: int
     usage: Usage
     cost_usd: float
-    error: dict[str, Any] | None = None
+    error: TetherError | None = None

@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import os
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -28,11 +29,12 @@ from ..core import (
 )
 from ..models import DEFAULT_PRICES, Model, PriceTable
 from ..store import Lease, Store, open_store
+from ..tools import Tool
 from ._agent import Agent
 from ._breaker import BreakerBoard
 from ._budget import Budget
 from ._execution import Execution, Journal, result_of
-from ._lease import owner_dead, owner_id
+from ._lease import owner_alive_here, owner_dead, owner_id
 from ._memory import thread_runs
 from ._result import RunResult
 from ._spec import load_agent
@@ -59,7 +61,8 @@ class Runner:
     """Runs agents durably against a store.
 
     Args:
-        store: Where runs are journaled; default :func:`~tether.store.open_store`.
+        store: Where runs are journaled: a Store, or the path of a SQLite file;
+            default :func:`~tether.store.open_store`.
         clock: Wall and monotonic time (injected so tests and replay are exact).
         observers: Called with every committed batch of events (live logs, exporters).
         redactor: Scrubs every payload before it is committed, so secrets never reach
@@ -84,7 +87,7 @@ class Runner:
 
     def __init__(
         self,
-        store: Store | None = None,
+        store: Store | str | os.PathLike[str] | None = None,
         *,
         clock: Clock | None = None,
         observers: Sequence[Observer] = (),
@@ -97,7 +100,15 @@ class Runner:
         lease_ttl_s: float = 30.0,
     ) -> None:
         self.lease_ttl_s = lease_ttl_s
-        self.store = store if store is not None else open_store()
+        if store is None or isinstance(store, str | os.PathLike):
+            store = open_store(store)  # a path names a SQLite file
+        elif not callable(getattr(store, "append", None)):
+            raise ConfigurationError(
+                f"Runner(store=...) takes a Store or a database path, not a "
+                f"{type(store).__name__}",
+                hint="e.g. Runner(\"agents.db\") or Runner(SQLiteStore(\"agents.db\"))",
+            )
+        self.store = store
         self.clock = clock or SystemClock()
         self.observers = list(observers)
         self.redactor = redactor if redactor is not None else Redactor.from_env()
@@ -107,6 +118,8 @@ class Runner:
         self.rng = rng or random.Random()
         self.reviewers = list(reviewers)
         self._live: set[Execution] = set()
+        #: Leases kept after a drive ended while a call's thread it gave up on still runs.
+        self._lingering: set[asyncio.Task[None]] = set()
         self._failed_observers: set[int] = set()
 
     def notify(self, events: Sequence[Event]) -> None:
@@ -136,6 +149,17 @@ class Runner:
         """Commit ``events`` and take their run's lease: at once if it is free or its
         owner is a process of this host that died, else ``RunLeasedError``."""
         owner = owner_id()
+        held = await self.store.lease(events[0].run_id)
+        # Lapsed (a released lease has expires_at 0) but its owner lives on this host:
+        # stopped (Ctrl-Z) or stalled, it may still finish its call; not taken over.
+        if (held is not None and 0 < held.expires_at <= time.time()
+                and owner_alive_here(held.owner)):
+            raise RunLeasedError(
+                f"run {held.run_id} is being driven by {held.owner}, a live process of "
+                f"this host whose lease lapsed (stopped or stalled?)",
+                hint="continue that process (fg) and let it finish, or end it; its "
+                     "run is taken over once it is gone",
+                run_id=held.run_id, owner=held.owner, expires_at=held.expires_at)
         try:
             return await self.store.acquire(events, owner=owner, ttl_s=self.lease_ttl_s)
         except RunLeasedError as e:
@@ -152,7 +176,30 @@ class Runner:
         finally:
             heartbeat.cancel()
             self._live.discard(execution)
-            await self._release(execution)
+            if _threads_running(execution) and execution.lease is not None:
+                task = asyncio.create_task(self._linger(execution))
+                self._lingering.add(task)
+                task.add_done_callback(self._lingering.discard)
+            else:
+                await self._release(execution)
+
+    async def _linger(self, journal: Journal) -> None:
+        """Keep the lease of a run that stopped while a call it gave up on still runs in
+        a thread here, until the thread ends: no other process may reconcile or run that
+        call again meanwhile (it would find no effect yet and repeat it)."""
+        renewed = time.monotonic()
+        try:
+            while journal.lease is not None and _threads_running(journal):
+                await asyncio.sleep(0.05)
+                if time.monotonic() - renewed >= self.lease_ttl_s / 3:
+                    await self.store.renew(journal.lease)
+                    renewed = time.monotonic()
+        except TetherError as e:  # lost or the store closed: it lapses by itself
+            _log.warning("run %s: lease kept for a running call: %s",
+                         journal.state.run_id, e.message)
+            journal.lease = None
+        finally:
+            await self._release(journal)
 
     async def _heartbeat(self, journal: Journal) -> None:
         """Renew the lease while a long model or tool call keeps the run from committing;
@@ -178,13 +225,16 @@ class Runner:
 
     async def run(
         self, agent: Agent, task: str, *, agent_spec: str | None = None,
-        run_id: str | None = None, thread: str | None = None,
+        run_id: str | None = None, parent: Mapping[str, Any] | None = None,
+        thread: str | None = None,
     ) -> RunResult:
         """Start a run of ``agent`` on ``task`` and drive it to an end.
 
         Args:
             agent_spec: ``module:attribute`` of the agent, recorded so that
                 ``tether resume`` in another process can load it.
+            parent: For a sub-run (``tether.orchestration``): ``parent_run_id`` and the
+                delegation's fields, recorded in ``run.started``.
             thread: Continue this conversation: an agent with memory sees the earlier
                 runs of the thread (as they were when this run started) and the
                 thread's memories, within its budget. Recorded in ``run.started``.
@@ -212,6 +262,7 @@ class Runner:
             "price_table": self.prices.version,
             # The limits the run started with; a resume keeps them (budget events raise them).
             "budget": dataclasses.asdict(agent.budget),
+            **(parent or {}),
         })])
         return await self._drive(execution, in_doubt=False)
 
@@ -330,6 +381,7 @@ class Runner:
 
     def run_sync(self, agent: Agent, task: str, **kwargs: Any) -> RunResult:
         """:meth:`run`, for code without an event loop."""
+        _no_running_loop("run")
         return asyncio.run(self.run(agent, task, **kwargs))
 
     def resume_sync(
@@ -337,8 +389,27 @@ class Runner:
         budget: Budget | Mapping[str, Any] | None = None, release: bool = False,
     ) -> RunResult:
         """:meth:`resume`, for code without an event loop."""
+        _no_running_loop("resume")
         return asyncio.run(self.resume(run_id, agent, model=model, budget=budget,
                                        release=release))
+
+
+def _no_running_loop(method: str) -> None:
+    """The ``*_sync`` facade cannot run inside an event loop (a notebook, async code)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise UsageError(
+        f"Runner.{method}_sync() was called inside a running event loop",
+        hint=f"use `await runner.{method}(...)` there (notebooks and async code run one)",
+    )
+
+
+def _threads_running(journal: Journal) -> bool:
+    """Whether a call of the run, given up on, still runs in a thread of this process."""
+    run_id = journal.state.run_id
+    return any(Tool.still_running(run_id, c) for c in journal.state.open_calls)
 
 
 def _keep_selection(

@@ -53,6 +53,9 @@ class RunState:
     #: How many of ``messages`` the last model request sent.
     sent: int = 0
     step_calls: tuple[ToolCall, ...] = ()
+    #: Names of the tools the model was last offered (``run.started``, then any
+    #: ``model.request`` that records a change).
+    offered: list[str] = field(default_factory=list)
     #: Every tool call id the run has used (ids must be unique in a run).
     call_ids: set[str] = field(default_factory=set)
     open_calls: dict[str, OpenCall] = field(default_factory=dict)
@@ -79,6 +82,10 @@ class RunState:
     last_malformed: dict[str, Any] | None = None
     #: Whether the context was compacted since the last model response.
     compacted: bool = False
+    #: What finished sub-runs used (``subrun.completed``): it counts against the budget.
+    subrun_usage: Usage = field(default_factory=Usage)
+    subrun_cost_usd: float = 0.0
+    subrun_steps: int = 0
     #: The thread the run continues (``run.started``), and the earlier runs of that
     #: thread it sees, as ``[run_id, last_seq]`` fixed when it started.
     thread: str | None = None
@@ -100,6 +107,7 @@ class RunState:
             self.agent_spec = p.get("agent_spec")
             self.selection = p.get("selection")
             self.budget_overrides = dict(p.get("budget") or {})
+            self.offered = [t["name"] for t in p.get("tools") or ()]
             self.task = p["task"]
             self.thread = p.get("thread")
             self.thread_runs = list(p.get("thread_runs") or [])
@@ -117,6 +125,8 @@ class RunState:
                 self.model_attempts, self.model_not_before, self.tool_attempts = {}, {}, {}
         elif kind == EventType.MODEL_REQUEST:
             self.sent = p["prefix"] + len(p["new"])
+            if "tools" in p:
+                self.offered = list(p["tools"])
         elif kind == EventType.MODEL_RESPONSE:
             self._response(event)
         elif kind == EventType.TOOL_INTENT:
@@ -150,6 +160,11 @@ class RunState:
             self.origins[start:end] = [event.seq]
             self.sent = 0
             self.compacted = True
+        elif kind == EventType.SUBRUN_COMPLETED and "usage" in p:
+            self.recoveries = 0  # a sub-run that ended is progress
+            self.subrun_usage = self.subrun_usage + Usage.model_validate(p["usage"])
+            self.subrun_cost_usd += p.get("cost_usd") or 0.0
+            self.subrun_steps += p.get("steps") or 0
         elif kind == EventType.DECISION and p.get("decision") == "context_budget":
             self.context_budget = p["budget"]
             self.compacted = True

@@ -246,7 +246,7 @@ async def _invoke(ex: Execution, tool: Tool, call: OpenCall, attempt: int) -> st
     """
     context = ToolContext(
         run_id=ex.state.run_id, step=call.step, call_id=call.call_id, tool=tool.name,
-        idempotency_key=call.idempotency_key, attempt=attempt,
+        idempotency_key=call.idempotency_key, attempt=attempt, execution=ex,
     )
     arguments = tool.validate_object(call.arguments)
     timeout = tool.timeout_s if tool.timeout_s is not None else ex.agent.policy.tool_timeout_s

@@ -131,6 +131,10 @@ class Store(Protocol):
         """One run's summary; ``RunNotFoundError`` if there is none."""
         ...
 
+    async def match_run_ids(self, prefix: str, *, limit: int = 6) -> list[str]:
+        """Run ids that start with ``prefix`` (at most ``limit``), in order."""
+        ...
+
     async def runs(
         self,
         *,

@@ -486,6 +486,13 @@ class SQLiteStore:
     async def run(self, run_id: str) -> RunSummary:
         return await self._conn.run(partial(self._summary, run_id=run_id), write=False)
 
+    async def match_run_ids(self, prefix: str, *, limit: int = 6) -> list[str]:
+        # A range on the unique index: prefix <= run_id < prefix + the highest character.
+        rows = await self._conn.run(lambda db: _rows(
+            db, "SELECT run_id FROM runs WHERE run_id >= ? AND run_id < ? ORDER BY run_id "
+                "LIMIT ?", (prefix, prefix + "\U0010ffff", limit)), write=False)
+        return [r[0] for r in rows]
+
     async def runs(
         self,
         *,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..core import ToolError
 
@@ -23,6 +24,9 @@ class ToolContext:
     tool: str
     idempotency_key: str
     attempt: int = 1
+    #: The runtime's handle on the run this call is part of (its ``Execution``), for
+    #: tools that start sub-runs (``tether.orchestration``); None outside a run.
+    execution: Any = None
     #: Set when the run gives up on this call (timeout, run cancelled).
     cancel_event: threading.Event = field(default_factory=threading.Event)
 

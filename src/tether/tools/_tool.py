@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import queue
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,6 +23,10 @@ class _NotApplied:
     def __repr__(self) -> str:
         return "NOT_APPLIED"
 
+
+#: Threads of sync tool calls running in this process, by (run id, call id).
+_THREADS: dict[tuple[str, str], int] = {}
+_THREADS_LOCK = threading.Lock()
 
 #: Returned by a ``reconcile`` hook when the call in doubt did not take effect.
 NOT_APPLIED: Final = _NotApplied()
@@ -47,6 +52,39 @@ def serialize_result(value: Any) -> str:
     if isinstance(value, str):
         return value
     return pydantic_core.to_json(value).decode()
+
+
+class _Workers:
+    """Daemon threads for sync tools, reused. Unlike a fixed-size pool, a call never
+    waits behind another: it takes an idle worker or starts a new one. Daemon, so a call
+    the run gave up on never keeps the process alive at exit (its outcome is in doubt,
+    as after a crash); idle workers beyond ``keep`` end."""
+
+    def __init__(self, keep: int = 32) -> None:
+        self._keep = keep
+        self._idle = 0
+        self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            spawn = self._idle == 0
+            if not spawn:
+                self._idle -= 1  # that worker is (about to be) waiting for this job
+        self._jobs.put(job)
+        if spawn:
+            threading.Thread(target=self._work, name="tether-tool", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            self._jobs.get()()
+            with self._lock:
+                if self._idle >= self._keep:
+                    return
+                self._idle += 1
+
+
+_WORKERS = _Workers()
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -131,8 +169,8 @@ class Tool:
         if self.inline:
             try:
                 future.set_result(self._serialize(self.function(**kwargs), context))
-            except Exception as e:
-                future.set_exception(e)
+            except (Exception, SystemExit) as e:
+                future.set_exception(self._exited(e, context))
             return future
 
         def settle(result: str | None, error: BaseException | None) -> None:
@@ -143,21 +181,59 @@ class Tool:
             else:
                 future.set_exception(error)
 
+        key = (context.run_id, context.call_id)
+
         def work() -> None:
             try:
-                result = self._serialize(self.function(**kwargs), context)
+                try:
+                    result = self._serialize(self.function(**kwargs), context)
+                finally:
+                    with _THREADS_LOCK:
+                        _THREADS[key] -= 1
+                        if not _THREADS[key]:
+                            del _THREADS[key]
             except BaseException as e:  # handed to the loop, never lost in the thread
-                loop.call_soon_threadsafe(settle, None, e)
+                outcome: tuple[str | None, BaseException | None] = (None, self._exited(e, context))
             else:
-                loop.call_soon_threadsafe(settle, result, None)
+                outcome = (result, None)
+            try:
+                loop.call_soon_threadsafe(settle, *outcome)
+            except RuntimeError:  # the loop is closed: nobody waits for this call any more
+                pass
 
-        # A daemon thread per call: a pool would queue calls beyond its size, and a call
-        # the run gave up on must not hold a worker or keep the process alive at exit.
-        threading.Thread(target=work, name=f"tether-tool-{self.name}", daemon=True).start()
+        with _THREADS_LOCK:
+            _THREADS[key] = _THREADS.get(key, 0) + 1
+        _WORKERS.submit(work)
         return future
 
+    @staticmethod
+    def still_running(run_id: str, call_id: str) -> bool:
+        """Whether a sync tool's thread for this call, given up on (timed out, its run
+        interrupted), still runs in this process: its outcome is not known yet."""
+        with _THREADS_LOCK:
+            return (run_id, call_id) in _THREADS
+
     async def _finish(self, value: Awaitable[Any], context: ToolContext) -> str:
-        return self._serialize(await value, context)
+        try:
+            return self._serialize(await value, context)
+        except SystemExit as e:
+            raise self._exited(e, context) from e
+
+    def _exited(self, error: BaseException, context: ToolContext) -> BaseException:
+        """A tool's ``SystemExit`` (argparse on bad input, a CLI library), or a sync
+        tool's ``CancelledError`` (nobody cancels a thread), as the tool's failure: it
+        must not end the run, let alone the process."""
+        if isinstance(error, SystemExit):
+            what = f"SystemExit({error.code!r})"
+        elif isinstance(error, asyncio.CancelledError):
+            what = "CancelledError (it was not cancelled)"
+        else:
+            return error
+        failure = ToolError(f"tool {self.name!r} raised {what}",
+                            hint="a tool should raise an exception, not exit or cancel",
+                            tool=self.name, call_id=context.call_id)
+        failure.__cause__ = error
+        return failure
 
     def _serialize(self, value: Any, context: ToolContext) -> str:
         try:

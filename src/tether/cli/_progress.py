@@ -1,0 +1,57 @@
+"""Live progress of `tether run` / `tether resume` on a terminal: the step, the tool
+running, tokens and cost so far. Silent when stderr is not a terminal (piped, CI)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+
+from rich.console import Console
+from rich.status import Status
+from rich.text import Text
+
+from ..core import Event, EventType
+
+
+class Progress:
+    """An observer that keeps one status line up to date while a run is driven."""
+
+    def __init__(self, console: Console) -> None:
+        self.enabled = console.is_terminal
+        self._status = Status("starting", console=console) if self.enabled else None
+        self.step = 0
+        self.tokens = 0
+        self.cost = 0.0
+        self.running: dict[str, str] = {}
+
+    def __enter__(self) -> Progress:
+        if self._status is not None:
+            self._status.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._status is not None:
+            self._status.stop()
+
+    def __call__(self, events: Sequence[Event]) -> None:
+        for e in events:
+            p = e.payload
+            self.step = max(self.step, e.step)
+            if e.type == EventType.MODEL_RESPONSE:
+                usage = p.get("usage") or {}
+                self.tokens += int(usage.get("input_tokens", 0)) + int(
+                    usage.get("output_tokens", 0))
+                self.cost += float(p.get("cost_usd") or 0.0)
+            elif e.type == EventType.TOOL_INTENT:
+                self.running[str(p.get("call_id"))] = str(p.get("tool"))
+            elif e.type in (EventType.TOOL_RESULT, EventType.TOOL_ERROR):
+                self.running.pop(str(p.get("call_id")), None)
+        if self._status is not None:
+            self._status.update(self.line())
+
+    def line(self) -> Text:
+        """The status line, as plain text (journal content is never read as markup)."""
+        doing = ("running " + ", ".join(sorted(set(self.running.values())))
+                 if self.running else "waiting for the model")
+        return Text(f"step {self.step} · {doing} · {self.tokens} tokens · ${self.cost:.4f}")

@@ -1,0 +1,336 @@
+"""Delegation: a subagent's work is a run of its own (a *child run*) in the parent's
+store, linked to the parent, with its own journal and lease.
+
+The child's run id derives from the delegating call's idempotency key (and the branch
+name, for several children of one call), so a delegating call that runs again after a
+crash finds the child it already started: a finished child is never run again (its
+recorded result is returned) and an unfinished one is resumed where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..core import EventType, RunNotFoundError, RunStatus, TetherError, Usage, UsageError
+from ..runtime import Agent, Budget, RunResult, fold
+from ..tools import ToolContext
+from ._brief import ARTIFACT_CHARS, ArtifactRef, Brief, SubagentResult, strip_fences
+
+#: Default limits: how deep sub-runs may nest, and how often one subagent may be given
+#: the same brief by one run before further delegations of it are refused.
+MAX_DEPTH = 3
+MAX_REPEATS = 3
+
+_SETTLED = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.NEEDS_ATTENTION,
+            RunStatus.QUARANTINED)
+_LIMITS = ("max_steps", "max_input_tokens", "max_output_tokens", "max_cost_usd")
+
+
+def child_run_id(idempotency_key: str, branch: str = "") -> str:
+    """The run id of the child a delegating call starts: stable across resumes."""
+    digest = hashlib.sha256(f"{idempotency_key}/{branch}".encode()).hexdigest()
+    return f"run_{digest[:26]}"
+
+
+@dataclass(kw_only=True)
+class _Ledger:
+    """What a parent run has delegated so far: seeded once from its journal, then kept
+    up to date by the delegations of this process."""
+
+    depth: int = 0
+    started: dict[str, dict[str, Any]] = field(default_factory=dict)
+    completed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    decisions: set[str] = field(default_factory=set)
+    #: Budget shares of children in flight (not yet in ``subrun.completed``).
+    reserved: dict[str, Budget] = field(default_factory=dict)
+
+    def repeats(self, agent: str, digest: str) -> int:
+        return sum(1 for p in self.started.values()
+                   if p.get("agent") == agent and p.get("brief_digest") == digest)
+
+
+_ledgers: weakref.WeakKeyDictionary[Any, _Ledger] = weakref.WeakKeyDictionary()
+#: What the children of a sub-run driven in this process used (usage, cost, steps),
+#: by the sub-run's id, until its own parent records its end.
+_rollups: dict[str, tuple[Usage, float, int]] = {}
+
+
+async def ledger(ex: Any) -> _Ledger:
+    """The delegation ledger of the run ``ex`` (the runtime's Execution) drives."""
+    found = _ledgers.get(ex)
+    if found is not None:
+        return found
+    events = await ex.runner.store.read(ex.state.run_id)
+    led = _Ledger()
+    for e in events:
+        p = e.payload
+        if e.type == EventType.RUN_STARTED:
+            led.depth = int(p.get("depth") or 0)
+        elif e.type == EventType.SUBRUN_STARTED:
+            led.started[p["child_run_id"]] = p
+        elif e.type == EventType.SUBRUN_COMPLETED:
+            led.completed[p["child_run_id"]] = p
+        elif e.type == EventType.DECISION and p.get("key"):
+            led.decisions.add(str(p["key"]))
+    return _ledgers.setdefault(ex, led)
+
+
+def execution_of(ctx: ToolContext) -> Any:
+    """The runtime's handle on the run a tool call belongs to."""
+    if ctx.execution is None:
+        raise UsageError(
+            f"tool call {ctx.call_id} carries no run to delegate from",
+            hint="delegate only from inside a tool call that a Runner drives",
+        )
+    return ctx.execution
+
+
+def call_span(ex: Any, ctx: ToolContext) -> str | None:
+    """The span id of the delegating call (``s{step}.t{index}``)."""
+    call = ex.state.open_calls.get(ctx.call_id)
+    return None if call is None else f"s{call.step}.t{call.index}"
+
+
+def remaining(ex: Any, led: _Ledger, *, ways: int = 1) -> dict[str, float | None]:
+    """What the parent has left of each limit, less its children's use and shares in
+    flight, keeping one step for the parent's own answer (``None``: unlimited); with
+    ``ways``, at most that fraction of what is left before the shares in flight (so
+    children started together get equal shares and none starves the others)."""
+    budget: Budget = ex.budget
+    state = ex.state
+    usage = state.usage + state.subrun_usage
+    used = {
+        "max_steps": state.step + state.subrun_steps + 1,
+        "max_input_tokens": usage.input_tokens,
+        "max_output_tokens": usage.output_tokens,
+        "max_cost_usd": state.cost_usd + state.subrun_cost_usd,
+    }
+    left: dict[str, float | None] = {}
+    for limit in _LIMITS:
+        allowed = getattr(budget, limit)
+        if allowed is None:
+            left[limit] = None
+            continue
+        reserved = sum(getattr(b, limit) or 0 for b in led.reserved.values())
+        free = allowed - used[limit]
+        left[limit] = min(free / max(1, ways), free - reserved)
+    left["max_seconds"] = ex.remaining_s()
+    return left
+
+
+def share(asked: Budget, left: Mapping[str, float | None],
+          deadline_s: float | None = None) -> Budget | str:
+    """The child's budget: what it asks for, capped by what the parent has left; or the
+    name of a limit the parent has already spent."""
+    values: dict[str, Any] = {}
+    for limit in (*_LIMITS, "max_seconds"):
+        want = getattr(asked, limit)
+        if limit == "max_seconds" and deadline_s is not None:
+            want = deadline_s if want is None else min(want, deadline_s)
+        cap = left.get(limit)
+        if cap is not None and cap <= 0:
+            return limit
+        value = want if cap is None else (cap if want is None else min(want, cap))
+        if value is not None and limit in ("max_steps", "max_input_tokens",
+                                           "max_output_tokens"):
+            value = int(value)
+        values[limit] = value
+    return Budget(**values)
+
+
+def _refused(agent: str, kind: str, message: str, hint: str,
+             **extra: Any) -> SubagentResult:
+    return SubagentResult(agent=agent, child_run_id=None, status="failed",
+                          error={"type": kind, "message": message, "hint": hint, **extra})
+
+
+def to_result(agent: str, run: RunResult, brief: Brief) -> SubagentResult:
+    """A child run's outcome as the typed result the parent gets."""
+    base: dict[str, Any] = {
+        "agent": agent, "child_run_id": run.run_id, "steps": run.steps,
+        "input_tokens": run.usage.input_tokens, "output_tokens": run.usage.output_tokens,
+        "cost_usd": run.cost_usd,
+    }
+    if run.status != RunStatus.COMPLETED:
+        error: dict[str, Any] = {} if run.error is None else dict(
+            run.error.details or run.error.to_dict())
+        error.setdefault("type", "SubrunFailed")
+        error["message"] = (f"subagent {agent!r} ended {run.status}: "
+                            f"{error.get('message', 'no reason recorded')}")
+        error.setdefault("hint", f"see `tether show {run.run_id}`")
+        return SubagentResult(**base, status="failed", error=error)
+    text = run.output or ""
+    schema = brief.output_schema
+    if schema is not None:
+        try:
+            parsed = schema.model_validate_json(strip_fences(text))
+        except ValidationError as e:
+            return SubagentResult(**base, status="partial", output=text, error={
+                "type": "OutputValidationError",
+                "message": f"the answer of subagent {agent!r} does not validate against "
+                           f"{schema.__name__}: {e.error_count()} errors: "
+                           + "; ".join(f"{'.'.join(map(str, x['loc'])) or '(root)'}: "
+                                       f"{x['msg']}" for x in e.errors()[:5]),
+                "hint": "give the subtask repairs, or a stronger model",
+            })
+        return SubagentResult(**base, status="ok", output=parsed.model_dump(mode="json"))
+    if len(text) > ARTIFACT_CHARS:
+        return SubagentResult(**base, status="ok", output=None, artifacts=[ArtifactRef(
+            run_id=run.run_id, chars=len(text), preview=text[:200])])
+    return SubagentResult(**base, status="ok", output=text)
+
+
+def _child_agent(agent: Agent, brief: Brief, budget: Budget) -> Agent:
+    tools = agent.tools
+    if brief.tools is not None:
+        allowed = set(brief.tools)
+        unknown = allowed - set(agent.tool_map())
+        if unknown:
+            raise UsageError(
+                f"brief allows tools {sorted(unknown)} that subagent {agent.name!r} lacks",
+                hint=f"its tools: {sorted(agent.tool_map())}",
+            )
+        tools = [t for t in agent.tool_map().values() if t.name in allowed]
+    return dataclasses.replace(agent, tools=tools, budget=budget)
+
+
+async def delegate(
+    ctx: ToolContext, agent: Agent, brief: Brief, *, branch: str = "",
+    max_depth: int = MAX_DEPTH, max_repeats: int = MAX_REPEATS,
+) -> SubagentResult:
+    """Hand ``brief`` to ``agent`` as a child run of the run ``ctx`` belongs to.
+
+    Safe to call again for the same call and branch after a crash: the child is found
+    by its id; a finished one's recorded result is returned, an unfinished one resumed.
+
+    Args:
+        ctx: The delegating tool call's context.
+        agent: The subagent.
+        brief: Its job, inputs, output schema, tools, budget and deadline.
+        branch: Tells apart several children of one call.
+        max_depth: How deep sub-runs may nest.
+        max_repeats: Delegations of the same brief to the same subagent allowed per run.
+
+    Returns:
+        The child's typed result; a delegation that is refused (depth, loop, budget
+        spent) returns ``failed`` with an ``error`` saying why, and starts no child.
+    """
+    result = await _delegate_once(ctx, agent, brief, branch, max_depth, max_repeats)
+    for n in range(1, brief.repairs + 1):
+        if result.status != "partial" or result.error is None or \
+                result.error.get("type") != "OutputValidationError":
+            break
+        repair = dataclasses.replace(brief, repairs=0, inputs={
+            **brief.inputs, "previous_answer": result.output,
+            "validation_errors": result.error["message"]})
+        result = await _delegate_once(ctx, agent, repair, f"{branch}~repair{n}",
+                                      max_depth, max_repeats=max_repeats + n)
+    return result
+
+
+async def _delegate_once(
+    ctx: ToolContext, agent: Agent, brief: Brief, branch: str, max_depth: int,
+    max_repeats: int,
+) -> SubagentResult:
+    ex = execution_of(ctx)
+    _child_agent(agent, brief, agent.budget)  # a brief naming unknown tools: before anything
+    led = await ledger(ex)
+    child_id = child_run_id(ctx.idempotency_key, branch)
+    done = led.completed.get(child_id)
+    if done is not None:  # finished before a crash: its recorded result, never a re-run
+        return SubagentResult.model_validate(done["result"])
+    runner = ex.runner
+    span = call_span(ex, ctx)
+    parent_id = ex.state.run_id
+    started = led.started.get(child_id)
+    fresh = started is None  # no child yet: it starts and ends in this process
+    if started is None:
+        if led.depth + 1 > max_depth:
+            return _refused(agent.name, "DelegationDepthError",
+                            f"delegating to {agent.name!r} would nest sub-runs "
+                            f"{led.depth + 1} deep; the limit is {max_depth}",
+                            "do this subtask here, or raise max_depth")
+        digest = brief.digest()
+        if led.repeats(agent.name, digest) >= max_repeats:
+            return _refused(agent.name, "DelegationLoopError",
+                            f"subagent {agent.name!r} was already given this same brief "
+                            f"{led.repeats(agent.name, digest)} times in this run",
+                            "stop delegating it: use the results you have, change the "
+                            "brief, or answer")
+        # Calls of one step run at once: a brief without its own budget gets an equal
+        # part of what is left between them.
+        ways = 1 if brief.budget is not None else len(ex.state.open_calls)
+        budget = share(brief.budget or agent.budget, remaining(ex, led, ways=ways),
+                       brief.deadline_s)
+        if isinstance(budget, str):
+            return _refused(agent.name, "BudgetExceededError",
+                            f"the parent run has no {budget} left to give subagent "
+                            f"{agent.name!r}", "answer with what you have, or resume "
+                            "the run with a raised budget", limit=budget)
+        started = {"child_run_id": child_id, "agent": agent.name, "task": brief.task(),
+                   "brief_digest": digest, "branch": branch,
+                   "budget": dataclasses.asdict(budget)}
+        await ex.commit([ex.event(EventType.SUBRUN_STARTED, ctx.step, started, span=span)])
+        led.started[child_id] = started
+    budget = Budget(**started["budget"])
+    led.reserved[child_id] = budget
+    try:
+        child = _child_agent(agent, brief, budget)
+        try:
+            events = [] if fresh else await runner.store.read(child_id)
+        except RunNotFoundError:
+            events = []
+        state = fold(child_id, events) if events else None
+        if state is not None and state.status in _SETTLED:
+            # It ended before the parent recorded so: its outcome, not another drive.
+            run = RunResult(run_id=child_id, status=state.status, output=state.output,
+                            steps=state.step, usage=state.usage, cost_usd=state.cost_usd,
+                            error=None if state.error is None
+                            else TetherError.from_dict(state.error))
+        elif state is not None:
+            run = await runner.resume(child_id, child)
+        else:
+            run = await runner.run(child, started["task"], run_id=child_id, parent={
+                "parent_run_id": parent_id, "depth": led.depth + 1,
+                "delegated_by": ctx.call_id, "brief_digest": started["brief_digest"],
+            })
+    finally:
+        led.reserved.pop(child_id, None)
+    if run.status in (RunStatus.RUNNING, RunStatus.PAUSED):
+        # Interrupted with its parent (Runner.interrupt): record nothing and wait to be
+        # cancelled, so the parent's call stays open and the resume picks the child up.
+        await asyncio.get_running_loop().create_future()
+    # What the child used includes what its own children used: kept by this process
+    # for a child driven here from its start, else folded from its journal.
+    nested = _rollups.pop(child_id, None)
+    if not fresh:  # some of its work may have been done by a process that died
+        final = fold(child_id, await runner.store.read(child_id))
+        nested = (final.subrun_usage, final.subrun_cost_usd, final.subrun_steps)
+    sub_usage, sub_cost, sub_steps = nested or (Usage(), 0.0, 0)
+    run = RunResult(run_id=run.run_id, status=run.status, output=run.output,
+                    steps=run.steps, usage=run.usage + sub_usage,
+                    cost_usd=run.cost_usd + sub_cost, error=run.error)
+    result = to_result(agent.name, run, brief)
+    completed = {
+        "child_run_id": child_id, "agent": agent.name, "status": str(run.status),
+        "output": run.output if len(run.output or "") <= ARTIFACT_CHARS else None,
+        "result": json.loads(result.model_dump_json()),
+        "usage": run.usage.model_dump(), "cost_usd": run.cost_usd,
+        "steps": run.steps + sub_steps,
+    }
+    await ex.commit([ex.event(EventType.SUBRUN_COMPLETED, ctx.step, completed, span=span)])
+    led.completed[child_id] = completed
+    if led.depth > 0:  # this run is itself a child: its parent will want the roll-up
+        usage, cost, steps = _rollups.get(parent_id, (Usage(), 0.0, 0))
+        _rollups[parent_id] = (usage + run.usage, cost + run.cost_usd,
+                               steps + completed["steps"])
+    return result
