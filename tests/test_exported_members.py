@@ -70,9 +70,11 @@ EXPORTS: dict[str, list[str]] = {
         "offload_large_results",
     ],
     "tether.runtime": [
-        "Agent", "Breaker", "BreakerBoard", "BreakerSettings", "Budget", "Observer", "OpenCall",
+        "Agent", "Breaker", "BreakerBoard", "BreakerSettings", "Budget", "MemoryConfig", "Observer",
+        "OpenCall",
         "Policy", "RetryPolicy", "Reviewer", "RunResult", "RunState", "Runner", "Transition",
-        "absolute_spec", "error_class", "fold", "load_agent", "parse_budget",
+        "absolute_spec", "error_class", "fold", "list_threads", "load_agent", "parse_budget",
+        "thread_runs",
     ],
     "tether.observe": [
         "CAPTURE_CONTENT_ENV", "GENAI_SEMCONV_VERSION", "SCHEMA_URL", "TERMINAL_STATUSES",

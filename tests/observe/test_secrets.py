@@ -98,6 +98,7 @@ def _commands(run_id: str, other: str, db: Path, out: Path) -> dict[str, list[li
         "resume": [["resume", run_id, *d]],
         "resolve": [["resolve", run_id, "c_none", "--result", TEXTS[0], *d]],
         "runs": [["runs", *d], ["runs", "--json", *d]],
+        "threads": [["threads", *d], ["threads", "--json", *d]],
         "show": [["show", run_id, *d], ["show", run_id, "--json", *d]],
         "trace": [["trace", run_id, *d], ["trace", run_id, "--full", *d],
                   ["trace", run_id, "--json", *d]],

@@ -1,4 +1,5 @@
-"""Commands that start, continue and list runs: run, resume, resolve, runs, show."""
+"""Commands that start, continue and list runs: run, resume, resolve, runs, threads,
+show."""
 
 from __future__ import annotations
 
@@ -21,7 +22,14 @@ from rich.text import Text
 from ..core import ConfigurationError, RunStatus, TetherError, new_id
 from ..observe import JsonlLog, finding_payloads, read_events
 from ..orchestration import team_reviewer
-from ..runtime import Runner, RunResult, absolute_spec, load_agent, parse_budget
+from ..runtime import (
+    Runner,
+    RunResult,
+    absolute_spec,
+    list_threads,
+    load_agent,
+    parse_budget,
+)
 from ..store import RunSummary, Store
 from ._common import (
     DbOption,
@@ -133,6 +141,9 @@ def run(
     budget: BudgetOption = None,
     max_steps: Annotated[int | None, typer.Option(
         help="At most this many model calls (same as --budget max_steps=N).")] = None,
+    thread: Annotated[str | None, typer.Option(
+        help="Continue this conversation: an agent with memory sees the thread's earlier "
+             "runs and memories (see `tether threads`).")] = None,
     db: DbOption = None,
     log_file: LogFileOption = None,
 ) -> None:
@@ -153,7 +164,7 @@ def run(
                  highlight=False, markup=False)
     spec = absolute_spec(agent)
     _finish(_drive(db, log_file, lambda runner: runner.run(loaded, task, agent_spec=spec,
-                                                           run_id=run_id)))
+                                                           run_id=run_id, thread=thread)))
 
 
 @app.command()
@@ -230,6 +241,30 @@ def list_runs(
         table.add_row(r.run_id, Text(r.agent), str(r.status), str(r.steps), when(r.created_at),
                       seconds(_duration(r)), f"{r.input_tokens + r.output_tokens}",
                       f"{r.cost_usd:.4f}")
+    console.print(table)
+
+
+@app.command("threads")
+@handle_errors
+def list_threads_cmd(
+    limit: Annotated[int, typer.Option(help="Look through this many most recent runs.")] = 1000,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List threads (conversations continued by `tether run --thread`) and their runs."""
+    found = with_store(db, lambda store: list_threads(store, limit=limit))
+    if as_json:
+        print(json.dumps({t: [dataclasses.asdict(r) for r in runs]
+                          for t, runs in found.items()}, indent=2, default=str))
+        return
+    table = Table(Column("thread", no_wrap=True), Column("run", no_wrap=True), "agent",
+                  "status", "steps", "started (UTC)", "task", box=box.SIMPLE_HEAD,
+                  pad_edge=False)
+    for thread, runs in found.items():
+        for i, r in enumerate(runs):
+            table.add_row(Text(thread) if i == 0 else "", r.run_id, Text(r.agent),
+                          str(r.status), str(r.steps), when(r.created_at),
+                          Text(r.task[:60]))
     console.print(table)
 
 

@@ -3,6 +3,7 @@
 from ._agent import Agent
 from ._breaker import Breaker, BreakerBoard, Transition
 from ._budget import Budget, parse_budget
+from ._memory import MemoryConfig, list_threads, thread_runs
 from ._policy import BreakerSettings, Policy, RetryPolicy, error_class
 from ._result import RunResult
 from ._runner import Observer, Reviewer, Runner
@@ -15,6 +16,7 @@ __all__ = [
     "BreakerBoard",
     "BreakerSettings",
     "Budget",
+    "MemoryConfig",
     "Observer",
     "OpenCall",
     "Policy",
@@ -27,6 +29,8 @@ __all__ = [
     "absolute_spec",
     "error_class",
     "fold",
+    "list_threads",
     "load_agent",
     "parse_budget",
+    "thread_runs",
 ]

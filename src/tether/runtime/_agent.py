@@ -10,6 +10,7 @@ from ..core import ConfigurationError
 from ..models import Model, ModelSettings
 from ..tools import Tool, tool
 from ._budget import Budget
+from ._memory import MemoryConfig
 from ._policy import Policy
 
 
@@ -30,6 +31,9 @@ class Agent:
         budget: Limits on steps, tokens, cost and time per run.
         policy: Retries, timeouts, repair budget and circuit breakers.
         max_recoveries: Consecutive resumes without progress before the run is quarantined.
+        memory: Build each prompt under a token budget from the thread's and run's
+            turns and recalled memories (see docs/memory.md); ``None``: every prompt
+            is the whole history, as before.
     """
 
     name: str
@@ -41,6 +45,7 @@ class Agent:
     budget: Budget = field(default_factory=Budget)
     policy: Policy = field(default_factory=Policy)
     max_recoveries: int = 3
+    memory: MemoryConfig | None = None
 
     def __post_init__(self) -> None:
         self.tool_map()  # refuses two tools of one name now, not at the first run

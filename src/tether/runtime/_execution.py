@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from ..core import (
     BudgetExceededError,
     CallInDoubtError,
+    ConfigurationError,
     Event,
     EventType,
     Message,
@@ -28,13 +29,15 @@ from ..core import (
     RunStatus,
     TetherError,
     ToolCall,
+    UsageError,
     visible,
 )
 from ..models import Model, ModelRequest, ModelResponse
-from ..store import Lease
+from ..store import Lease, SQLiteStore
 from ..tools import Tool
 from ._agent import Agent
 from ._budget import Budget
+from ._memory import RunMemory
 from ._model_call import call_model, request_payload
 from ._policy import truncation_note
 from ._result import RunResult
@@ -87,9 +90,14 @@ class Journal:
                      ts=self.runner.clock.now(), payload=payload, span_id=span,
                      parent_span_id=parent, duration_ms=duration_ms)
 
-    async def commit(self, events: list[Event]) -> None:
+    async def commit(self, events: list[Event], *, within: Within | None = None) -> None:
         """Append ``events`` in one transaction (redacted, originals sealed), then fold
         the originals into the state; observers get what the journal shows.
+
+        ``within`` (a SQLite store only) runs inside that transaction with its
+        connection and the ``seq`` that follows ``events``; the events it returns
+        (a ``memory.write`` for the rows it wrote) are numbered, sealed and committed
+        with them.
 
         The first commit takes the run's lease (``RunLeasedError`` if another live
         process drives the run); every later one is fenced by it (``LeaseLostError``
@@ -97,22 +105,48 @@ class Journal:
         seal = self.runner.sealer.seal
         async with self.lock:
             first = self.state.seq + 1
-            numbered = [
-                Event(run_id=e.run_id, seq=first + i, type=e.type, step=e.step, ts=e.ts,
-                      payload=e.payload,
-                      span_id=e.span_id, parent_span_id=e.parent_span_id,
-                      duration_ms=e.duration_ms)
-                for i, e in enumerate(events)
-            ]
+            numbered = _numbered(events, first)
             stored = [seal(e) for e in numbered]
-            if self.lease is None:
+            extra: list[Event] = []
+            if within is not None:
+                if self.lease is None:
+                    raise UsageError("a commit with work inside it needs the run's lease",
+                                     hint="commit run.started first")
+
+                def hook(db: Any) -> list[Event]:
+                    extra[:] = _numbered(within(db, first + len(events)),
+                                         first + len(events))
+                    return [seal(e) for e in extra]
+
+                store = self.runner.store
+                if not isinstance(store, SQLiteStore):
+                    raise ConfigurationError(
+                        "memory writes need a SQLite store (they commit with their events)",
+                        hint="run agents with memory on the default SQLiteStore")
+                await store.append(stored, lease=self.lease, within=hook)
+            elif self.lease is None:
                 self.lease = await self.runner.take_lease(stored)
             else:
                 await self.runner.store.append(stored, lease=self.lease)
-            for e in numbered:
+            for e in [*numbered, *extra]:
                 self.state.apply(e)
         if self.runner.observers:
-            self.runner.notify([visible(e) for e in stored])
+            shown = [*stored, *(seal(e) for e in extra)]
+            self.runner.notify([visible(e) for e in shown])
+
+
+def _numbered(events: Sequence[Event], first: int) -> list[Event]:
+    return [
+        Event(run_id=e.run_id, seq=first + i, type=e.type, step=e.step, ts=e.ts,
+              payload=e.payload, span_id=e.span_id, parent_span_id=e.parent_span_id,
+              duration_ms=e.duration_ms)
+        for i, e in enumerate(events)
+    ]
+
+
+#: Work inside a commit's transaction: gets the connection and the next free ``seq``,
+#: returns the events to commit with the rows it wrote.
+Within = Callable[[Any, int], list[Event]]
 
 
 class Execution(Journal):
@@ -126,6 +160,12 @@ class Execution(Journal):
         self.interrupted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._model_task: asyncio.Task[Any] | None = None
         self.tools: dict[str, Tool] = agent.tool_map()
+        #: Set for an agent with memory: builds each prompt (see ``_memory.py``).
+        self.memory: RunMemory | None = None
+        if agent.memory is not None:
+            self.memory = RunMemory(self, agent.memory)
+            if agent.memory.tools:
+                self.tools.update({t.name: t for t in self.memory.tools()})
         self.specs = tuple(t.spec for t in self.tools.values())
         specs = (agent.model, *agent.fallbacks)
         self.models: list[Model] = [_resolve_model(m) for m in specs]
@@ -228,6 +268,8 @@ class Execution(Journal):
                 close = getattr(model, "aclose", None)
                 if close is not None:
                     await close()
+            if self.memory is not None:
+                self.memory.close()
 
     async def review(self) -> None:
         """Run the reviewers (the doctor) on the whole journal; commit their findings."""
@@ -273,6 +315,8 @@ class Execution(Journal):
         state = self.state
         step = state.step + 1
         messages = tuple(state.messages)
+        if self.memory is not None:  # the prompt is built under the budget instead
+            messages = (await self.memory.build(step)).messages
         # Built from already-validated parts: skip re-validating every message each step.
         request = ModelRequest.model_construct(
             messages=messages, tools=self.specs, settings=self.agent.settings, step=step
@@ -339,14 +383,14 @@ class Execution(Journal):
             extra["response_id"] = response.response_id
         if not estimate.known:
             extra["cost_known"] = False
-        sent = request_payload(state, request, model)
+        sent: dict[str, Any] = {}
         offered = [spec.name for spec in request.tools]
         if offered != state.offered:  # the tools offered, when they change
             sent["tools"] = offered
         if response.constraint:  # why the model could only answer as it did
             sent["constraint"] = response.constraint
         events = [
-            self.event(EventType.MODEL_REQUEST, step, sent, span=f"s{step}.m"),
+            *self.request_events(request, model, sent),
             self.event(EventType.MODEL_RESPONSE, step, {
                 "message": _dump(message),
                 "usage": response.usage.model_dump(exclude_defaults=True),
@@ -373,6 +417,22 @@ class Execution(Journal):
         await self.commit(events)
         if intents:
             await self.settle(intents, in_doubt=False)
+
+    def request_events(
+        self, request: ModelRequest, model: Model, extra: dict[str, Any] | None = None,
+    ) -> list[Event]:
+        """A step's ``model.request`` (with ``extra`` fields); for an agent with memory,
+        after the step's ``memory.recall`` and ``context.built``."""
+        step = request.step
+        if self.memory is None:
+            payload = request_payload(self.state, request, model)
+            return [self.event(EventType.MODEL_REQUEST, step, {**payload, **(extra or {})},
+                               span=f"s{step}.m")]
+        payload = self.memory.request_payload(request.messages, model.provider,
+                                              model.model_name)
+        payload.update(extra or {})
+        return [*self.memory.pending,
+                self.event(EventType.MODEL_REQUEST, step, payload, span=f"s{step}.m")]
 
     def check_call(self, call: ToolCall) -> dict[str, Any]:
         """The call's arguments as a JSON object, or why the model must try again."""

@@ -126,8 +126,7 @@ def _error_events(
     if isinstance(output, str) and output:
         payload["output"] = output[:OUTPUT_KEPT]
     span = f"s{request.step}.m"
-    return [ex.event(EventType.MODEL_REQUEST, request.step,
-                     request_payload(ex.state, request, model), span=span),
+    return [*ex.request_events(request, model),
             ex.event(EventType.MODEL_ERROR, request.step, payload, span=span)]
 
 
@@ -147,7 +146,10 @@ async def call_model(
     try:
         return await _call_chain(ex, request, keys, trace)
     except ContextLengthError as e:
-        if not ex.state.compacted and await compact(ex, request.step, e):
+        if ex.memory is not None:  # rebuild the prompt under a lower budget
+            if await ex.memory.shrink(request.step, e):
+                return None
+        elif not ex.state.compacted and await compact(ex, request.step, e):
             return None
         reason = "context_length_exceeded"
         error: TetherError = e

@@ -35,6 +35,7 @@ from ._breaker import BreakerBoard
 from ._budget import Budget
 from ._execution import Execution, Journal, result_of
 from ._lease import owner_alive_here, owner_dead, owner_id
+from ._memory import thread_runs
 from ._result import RunResult
 from ._spec import load_agent
 from ._state import RunState, fold
@@ -225,6 +226,7 @@ class Runner:
     async def run(
         self, agent: Agent, task: str, *, agent_spec: str | None = None,
         run_id: str | None = None, parent: Mapping[str, Any] | None = None,
+        thread: str | None = None,
     ) -> RunResult:
         """Start a run of ``agent`` on ``task`` and drive it to an end.
 
@@ -233,10 +235,20 @@ class Runner:
                 ``tether resume`` in another process can load it.
             parent: For a sub-run (``tether.orchestration``): ``parent_run_id`` and the
                 delegation's fields, recorded in ``run.started``.
+            thread: Continue this conversation: an agent with memory sees the earlier
+                runs of the thread (as they were when this run started) and the
+                thread's memories, within its budget. Recorded in ``run.started``.
         """
+        if thread is not None and (not isinstance(thread, str) or not thread.strip()):
+            raise UsageError(f"a thread is a non-empty name, not {thread!r}",
+                             hint='pass thread="support-ada" (any stable name)')
         execution = Execution(self, agent, RunState(run_id=run_id or new_id("run_")))
         model = execution.models[0]
+        threaded: dict[str, Any] = {}
+        if thread is not None:
+            threaded = {"thread": thread, "thread_runs": await thread_runs(self.store, thread)}
         await execution.commit([execution.event(EventType.RUN_STARTED, 0, {
+            **threaded,
             "agent": agent.name,
             "agent_spec": agent_spec,
             "task": task,

@@ -86,6 +86,14 @@ class RunState:
     subrun_usage: Usage = field(default_factory=Usage)
     subrun_cost_usd: float = 0.0
     subrun_steps: int = 0
+    #: The thread the run continues (``run.started``), and the earlier runs of that
+    #: thread it sees, as ``[run_id, last_seq]`` fixed when it started.
+    thread: str | None = None
+    thread_runs: list[list[Any]] = field(default_factory=list)
+    #: The context builder's budget, once a context-length error lowered it.
+    context_budget: int | None = None
+    #: Tool results moved to long-term memory: their memory handle by tool call id.
+    offloaded: dict[str, str] = field(default_factory=dict)
 
     def apply(self, event: Event) -> None:
         """Fold one committed event into the state."""
@@ -101,6 +109,8 @@ class RunState:
             self.budget_overrides = dict(p.get("budget") or {})
             self.offered = [t["name"] for t in p.get("tools") or ()]
             self.task = p["task"]
+            self.thread = p.get("thread")
+            self.thread_runs = list(p.get("thread_runs") or [])
             self.started_at = event.ts
             if p.get("instructions"):
                 self.messages.append(Message.system(p["instructions"]))
@@ -155,6 +165,11 @@ class RunState:
             self.subrun_usage = self.subrun_usage + Usage.model_validate(p["usage"])
             self.subrun_cost_usd += p.get("cost_usd") or 0.0
             self.subrun_steps += p.get("steps") or 0
+        elif kind == EventType.DECISION and p.get("decision") == "context_budget":
+            self.context_budget = p["budget"]
+            self.compacted = True
+        elif kind == EventType.MEMORY_WRITE and p.get("call_id"):
+            self.offloaded[p["call_id"]] = p["handle"]
         elif kind == EventType.RUN_COMPLETED:
             self.output = p.get("output")
         elif kind in (EventType.RUN_FAILED, EventType.RUN_NEEDS_ATTENTION,

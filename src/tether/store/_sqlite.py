@@ -15,7 +15,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -47,6 +47,10 @@ from ._migrations import APPLICATION_ID, LEASES_SINCE, MIGRATIONS, SCHEMA_VERSIO
 from ._protocol import Lease, LedgerEntry, RunSummary
 
 Synchronous = Literal["FULL", "NORMAL"]
+#: Work run inside an append's transaction (see :meth:`SQLiteStore.append`): it gets
+#: the connection and returns further events to commit with the appended ones.
+Within = Callable[[apsw.Connection], Sequence[Event]]
+
 DEFAULT_PATH = Path(".tether") / "tether.db"
 #: How long a write waits for another process's lock before ``StoreLockedError``.
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
@@ -282,14 +286,33 @@ class SQLiteStore:
             if event.run_id != run_id or event.seq != first + offset:
                 raise StoreError("one append takes consecutive events of one run")
 
-    async def append(self, events: Sequence[Event], *, lease: Lease | None = None) -> None:
-        if not events:
+    async def append(
+        self, events: Sequence[Event], *, lease: Lease | None = None,
+        within: Within | None = None,
+    ) -> None:
+        """See :meth:`Store.append`.
+
+        Args:
+            within: Called with the connection inside the append's transaction, after
+                the lease and before ``events`` are written; it may write rows of its
+                own (a memory's) and returns further events of the run, numbered to
+                follow ``events``, committed with them: all commit or nothing does. It
+                may be called again if the transaction is retried. With no ``events``,
+                ``lease`` names the run.
+        """
+        if not events and within is None:
             return
-        self._writable(events)
-        if lease is not None and lease.run_id != events[0].run_id:
+        if events:
+            self._writable(events)
+        elif lease is None:
+            raise UsageError("an append with no events needs the run's lease",
+                             hint="pass lease=, or events")
+        run_id = events[0].run_id if events else cast(Lease, lease).run_id
+        if lease is not None and lease.run_id != run_id:
             raise UsageError(f"the lease is for run {lease.run_id}, the events for "
-                             f"{events[0].run_id}")
-        await self._conn.run(partial(self._write, events=events, lease=lease), write=True)
+                             f"{run_id}")
+        await self._conn.run(partial(self._write, events=events, lease=lease, within=within,
+                                     run_id=run_id), write=True)
 
     async def acquire(
         self, events: Sequence[Event], *, owner: str, ttl_s: float, takeover: str | None = None
@@ -311,8 +334,9 @@ class SQLiteStore:
     def _write(
         self, db: apsw.Connection, *, events: Sequence[Event], lease: Lease | None = None,
         take: tuple[str, float] | None = None, takeover: str | None = None,
+        within: Within | None = None, run_id: str | None = None,
     ) -> Lease | None:
-        run_id = events[0].run_id
+        run_id = run_id or events[0].run_id
         found = _rows(db, _LOOKUP, (run_id,))
         run_key, last, holder, token, expires = found[0] if found else (None, 0, None, 0, 0.0)
         now = time.time()  # read holding the write lock: no other commit comes between
@@ -330,6 +354,11 @@ class SQLiteStore:
                      "lapses at that time); nothing was written: a refusal, not data loss",
                 run_id=run_id, owner=holder, expires_at=expires,
             )
+        if within is not None:
+            events = [*events, *within(db)]
+            if not events:
+                return None
+            self._writable(events)
         if events[0].seq != last + 1:
             raise ConcurrentWriteError(
                 f"run {run_id} is at seq {last}; refusing to append seq {events[0].seq}",

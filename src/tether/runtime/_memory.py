@@ -1,0 +1,439 @@
+"""Memory in the step loop: each prompt built under a budget, threads, journaled writes.
+
+An agent with ``memory=MemoryConfig(...)`` gets its prompts from
+:class:`~tether.memory.ContextBuilder` instead of the whole history: the instructions,
+the task, the thread's earlier turns, this run's turns (old tool outputs masked to a
+preview and a handle; large results moved to long-term memory) and the memories
+recalled for the step. Each build is journaled as ``context.built`` with a
+``memory.recall`` in the transaction of its ``model.request``; every memory write
+commits its rows with its ``memory.write`` event (``Journal.commit(within=...)``).
+
+The build is a pure function of the journal (the run's, and the thread's earlier runs
+up to the ``seq`` recorded when the run started) and of the store, so a resumed run
+sends the prompt the interrupted one would have sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..core import ContextLengthError, Event, EventType, Message, message_of
+from ..store import RunSummary, SQLiteStore, Store
+from ..tools import Tool, ToolContext, tool
+from ._state import fold
+
+if TYPE_CHECKING:  # tether.memory needs the "memory" extra: imported when first used
+    from ..memory import (
+        BuiltContext,
+        ContextBuilder,
+        Namespace,
+        PreparedMemory,
+        SQLiteMemoryStore,
+        TokenCounter,
+        WriteOutcome,
+    )
+    from ._execution import Execution
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemoryConfig:
+    """How an agent remembers: what ``Agent(memory=...)`` takes.
+
+    Args:
+        budget: Most tokens a prompt may have.
+        store: The long-term store; ``None`` opens one in the journal's own file.
+        tools: Give the agent ``remember``, ``recall``, ``expand`` and ``forget``.
+        user: The user the memories belong to (part of every memory's namespace).
+        recall_k: Most memories recalled for a step.
+        large_result_tokens: A tool result above this many tokens is moved to long-term
+            memory; the prompt shows a preview and a handle for ``expand``.
+        counter: Counts tokens; default :func:`~tether.memory.default_counter`.
+    """
+
+    budget: int = 8000
+    store: SQLiteMemoryStore | None = None
+    tools: bool = True
+    user: str | None = None
+    recall_k: int = 5
+    large_result_tokens: int = 1000
+    counter: TokenCounter | None = None
+
+
+#: The smallest budget a context-length error may lower the builder's to.
+MIN_BUDGET = 512
+
+
+def thread_of(events: Sequence[Event]) -> str | None:
+    """The thread a run's journal says it continues (``run.started``), if any."""
+    if events and events[0].type == EventType.RUN_STARTED:
+        thread = events[0].payload.get("thread")
+        return thread if isinstance(thread, str) else None
+    return None
+
+
+async def thread_runs(store: Store, thread: str, *, limit: int = 1000) -> list[list[Any]]:
+    """The runs of ``thread``, oldest first, as ``[run_id, last_seq]``.
+
+    Found from ``run.started`` payloads: every one of the ``limit`` most recent runs
+    is read (the store has no thread column yet).
+    """
+    found: list[tuple[float, str, int]] = []
+    for summary in await store.runs(limit=limit):
+        events = await store.read(summary.run_id)
+        if thread_of(events) == thread:
+            found.append((summary.created_at, summary.run_id, summary.last_seq))
+    return [[run_id, last] for _, run_id, last in sorted(found)]
+
+
+async def list_threads(store: Store, *, limit: int = 1000) -> dict[str, list[RunSummary]]:
+    """Every thread of the ``limit`` most recent runs, with its runs oldest first;
+    threads ordered by their latest run, newest first (read from ``run.started``)."""
+    threads: dict[str, list[RunSummary]] = {}
+    for summary in await store.runs(limit=limit):  # newest first
+        thread = thread_of(await store.read(summary.run_id))
+        if thread is not None:
+            threads.setdefault(thread, []).insert(0, summary)
+    return threads
+
+
+class RunMemory:
+    """One execution's memory: the store, the builder, and what the step loop calls."""
+
+    def __init__(self, ex: Execution, config: MemoryConfig) -> None:
+        from ..memory import SQLiteMemoryStore, default_counter
+
+        self.ex = ex
+        self.config = config
+        store = config.store
+        if store is None:
+            journal = ex.runner.store
+            if not isinstance(journal, SQLiteStore):
+                raise _needs_sqlite()
+            store = SQLiteMemoryStore(journal.path)
+        self.store = store
+        self.owned = config.store is None
+        self.counter = config.counter or default_counter()
+        self._builders: dict[int, ContextBuilder] = {}
+        self._thread: tuple[list[Message], list[str], dict[str, str]] | None = None
+        #: ``memory.recall`` and ``context.built`` of the step being asked for: they
+        #: commit with its ``model.request``.
+        self.pending: list[Event] = []
+        #: The messages of the last request journaled by this process (``prefix``).
+        self._last: tuple[Message, ...] = ()
+        #: How many of the run's messages were checked for large results.
+        self._offload_checked = 0
+
+    # -- scope --------------------------------------------------------------------
+
+    @property
+    def namespace(self) -> Namespace:
+        """Where this run's memories are written: its thread (so a later run's fact
+        of the same key supersedes an earlier run's), else the run itself."""
+        from ..memory import Namespace
+
+        state = self.ex.state
+        return Namespace(agent=self.ex.agent.name, user=self.config.user,
+                         thread=state.thread,
+                         run=None if state.thread is not None else state.run_id)
+
+    @property
+    def scope(self) -> Namespace:
+        """What this run recalls: its thread's memories, or, with no thread, its own."""
+        from ..memory import Namespace
+
+        state = self.ex.state
+        if state.thread is not None:
+            return Namespace(agent=self.ex.agent.name, user=self.config.user,
+                             thread=state.thread)
+        return Namespace(agent=self.ex.agent.name, user=self.config.user, run=state.run_id)
+
+    def builder(self) -> ContextBuilder:
+        budget = self.ex.state.context_budget or self.config.budget
+        if budget not in self._builders:
+            from ..memory import ContextBuilder
+
+            self._builders[budget] = ContextBuilder(
+                budget=budget, counter=self.counter,
+                large_result_tokens=self.config.large_result_tokens)
+        return self._builders[budget]
+
+    # -- writes -------------------------------------------------------------------
+
+    async def write(self, step: int, item: PreparedMemory, **extra: Any) -> WriteOutcome:
+        """Write ``item`` and its ``memory.write`` event in one transaction."""
+        from ..memory import Provenance
+
+        ex = self.ex
+        box: list[WriteOutcome] = []
+
+        def within(db: Any, seq: int) -> list[Event]:
+            prov = Provenance(run_id=ex.state.run_id, step=step, seq=seq)
+            outcome = self.store.write_in(db, dataclasses.replace(item, provenance=prov))
+            box[:] = [outcome]
+            payload = {**outcome.to_payload(), "text": outcome.memory.text, **extra}
+            return [ex.event(EventType.MEMORY_WRITE, step, payload)]
+
+        await ex.commit([], within=within)
+        return box[0]
+
+    async def forget(self, step: int, handle: str, **extra: Any) -> bool:
+        """Mark a memory forgotten with its ``memory.write`` event, in one transaction
+        (the store's ``forget``, on the journal's connection)."""
+        ex = self.ex
+        box: list[bool] = []
+
+        def within(db: Any, seq: int) -> list[Event]:
+            gen = int(db.execute(
+                "SELECT value FROM memory_meta WHERE name='generation'").fetchall()[0][0]) + 1
+            done = db.execute(
+                "UPDATE memory_items SET superseded_by = 'forgotten', superseded_at = ?, "
+                "changed_gen = ? WHERE handle = ? AND superseded_by IS NULL RETURNING id",
+                (ex.runner.clock.now(), gen, handle)).fetchall()
+            box[:] = [bool(done)]
+            if not done:
+                return []
+            db.execute("UPDATE memory_meta SET value = ? WHERE name='generation'", (str(gen),))
+            return [ex.event(EventType.MEMORY_WRITE, step, {
+                "action": "forgotten", "handle": handle, **extra})]
+
+        await ex.commit([], within=within)
+        return box[0]
+
+    async def prepare(self, text: str, origin: str, **kw: Any) -> PreparedMemory:
+        """Embed and prepare ``text``, redacted: memory rows are not sealed, so a
+        secret is never stored in them in clear (the journal seals the original).
+
+        The handle is derived from the run, ``origin`` (the tool call the memory comes
+        from) and the text, so the journal determines it: a call run again after a
+        crash, or the same run replayed elsewhere, names the memory alike."""
+        text = self.ex.runner.redactor.redact_text(text)
+        digest = hashlib.sha256(
+            f"{self.ex.state.run_id}\0{origin}\0{text}".encode()).hexdigest()
+        return await asyncio.to_thread(self.store.prepare, text, namespace=self.namespace,
+                                       handle=f"mem_{digest[:26]}", **kw)
+
+    async def offload(self, step: int) -> None:
+        """Move each tool result above ``large_result_tokens`` to long-term memory
+        (once: the journal remembers its handle)."""
+        state = self.ex.state
+        limit = self.config.large_result_tokens
+        count = self.builder().counter.count  # cached per text
+        for m in state.messages[self._offload_checked:]:
+            call_id = m.tool_call_id
+            if (m.role != "tool" or not call_id or not m.content
+                    or call_id in state.offloaded or count(m.content) <= limit):
+                continue
+            item = await self.prepare(m.content, call_id, kind="artifact",
+                                      metadata={"tool": m.name or "", "call_id": call_id})
+            await self.write(step, item, call_id=call_id)
+        # messages are only appended (a compaction never runs for a memory agent)
+        self._offload_checked = len(state.messages)
+
+    # -- the prompt -----------------------------------------------------------------
+
+    async def _thread_history(self) -> tuple[list[Message], list[str], dict[str, str]]:
+        """The thread's earlier runs' turns (task first), their refs and offloaded
+        results, read up to the ``seq`` each had when this run started."""
+        if self._thread is None:
+            messages: list[Message] = []
+            refs: list[str] = []
+            handles: dict[str, str] = {}
+            store = self.ex.runner.store
+            for run_id, last in self.ex.state.thread_runs:
+                events = [e for e in await store.read(run_id) if e.seq <= last]
+                events = self.ex.runner.sealer.unseal_all(events)
+                earlier = fold(run_id, events)
+                start = 1 if earlier.messages and earlier.messages[0].role == "system" else 0
+                for m, origin in zip(earlier.messages[start:], earlier.origins[start:],
+                                     strict=True):
+                    messages.append(m)
+                    refs.append(f"evt:{run_id}:{origin or 1}")
+                handles.update(earlier.offloaded)
+            self._thread = (messages, refs, handles)
+        return self._thread
+
+    async def build(self, step: int) -> BuiltContext:
+        """The prompt for ``step``; its ``memory.recall`` and ``context.built`` events
+        wait in :attr:`pending` for the step's ``model.request``."""
+        ex = self.ex
+        state = ex.state
+        await self.offload(step)
+        thread_msgs, thread_refs, handles = await self._thread_history()
+        start = 2 if state.messages and state.messages[0].role == "system" else 1
+        own = state.messages[start:]
+        refs = [*thread_refs, *(f"evt:{state.run_id}:{o}" for o in state.origins[start:])]
+        query = _query(state.task, own)
+        scope = self.scope
+        hits = await self.store.search(query, scope=scope, k=self.config.recall_k)
+        built = self.builder().build(
+            instructions=ex.agent.instructions, task=state.task,
+            history=[*thread_msgs, *own], refs=refs, memories=hits,
+            handles={**handles, **state.offloaded})
+        payload = built.to_payload()
+        recipe = dict(payload.get("recipe") or {})
+        # refs are the origins of the messages (evt:RUN:SEQ): left out, so the
+        # journal grows by a constant per step, not by the length of the history
+        recipe.pop("refs", None)
+        recipe["thread_messages"] = len(thread_msgs)
+        payload["recipe"] = recipe
+        self.pending = [
+            ex.event(EventType.MEMORY_RECALL, step, {
+                "query": query, "scope": scope.to_dict(),
+                "hits": [{**h.to_payload(), "text": h.memory.text} for h in hits]}),
+            ex.event(EventType.CONTEXT_BUILT, step, payload),
+        ]
+        return built
+
+    def request_payload(self, messages: Sequence[Message], provider: str,
+                        model: str) -> dict[str, Any]:
+        """The ``model.request`` payload of a built prompt, in the usual form: the
+        prefix shared with the previous request, then the new messages, each a
+        reference to the event of this run that holds it when it is sent unchanged."""
+        state = self.ex.state
+        origin = {id(m): o for m, o in zip(state.messages, state.origins, strict=True) if o}
+        prefix = 0
+        for a, b in zip(self._last, messages, strict=False):
+            if a != b:
+                break
+            prefix += 1
+        self._last = tuple(messages)
+        return {"provider": provider, "model": model, "prefix": prefix, "new": [
+            {"event": origin[id(m)]} if id(m) in origin else m.model_dump(exclude_defaults=True)
+            for m in messages[prefix:]], "context": "built"}
+
+    async def shrink(self, step: int, error: ContextLengthError) -> bool:
+        """Lower the budget by a quarter after a context-length error (journaled);
+        False once it reached :data:`MIN_BUDGET`."""
+        current = self.ex.state.context_budget or self.config.budget
+        if current <= MIN_BUDGET:
+            return False
+        lower = max(MIN_BUDGET, current * 3 // 4)
+        await self.ex.commit([self.ex.event(EventType.DECISION, step, {
+            "decision": "context_budget",
+            "options": ["lower_budget", "fail"], "chosen": "lower_budget",
+            "reason": error.message, "budget": lower, "was": current,
+        })])
+        return True
+
+    # -- tools ------------------------------------------------------------------------
+
+    async def resolve(self, handle: str) -> str | None:
+        """The full text of a masked message, by its ``evt:RUN:SEQ`` handle."""
+        parts = handle.split(":")
+        if len(parts) != 3 or parts[0] != "evt" or not parts[2].isdigit():
+            return None
+        run_id, seq = parts[1], int(parts[2])
+        allowed = {self.ex.state.run_id, *(r for r, _ in self.ex.state.thread_runs)}
+        if run_id not in allowed:
+            return None  # another thread's journal is not this run's to read
+        events = await self.ex.runner.store.read(run_id, after_seq=max(0, seq - 1))
+        if not events or events[0].seq != seq:
+            return None
+        event = self.ex.runner.sealer.unseal_all(events[:1])[0]
+        if event.type == EventType.RUN_STARTED:
+            return str(event.payload.get("task", ""))
+        message = message_of(event)
+        return None if message is None else (message.content or "")
+
+    def tools(self) -> list[Tool]:
+        """``remember``, ``recall``, ``expand`` and ``forget``, journaled."""
+        memory = self
+
+        @tool(name="remember", idempotent=True)
+        async def remember(text: str, ctx: ToolContext, key: str | None = None) -> str:
+            """Store a fact in long-term memory. Storing a known fact again adds nothing;
+            a fact with the same key replaces the older one (which stays in history).
+
+            Args:
+                text: The fact, as one self-contained sentence.
+                key: What the fact is about (e.g. "user.timezone"); a newer fact with
+                    the same key supersedes the old one.
+            """
+            item = await memory.prepare(text, ctx.call_id, key=key)
+            outcome = await memory.write(ctx.step, item, tool_call_id=ctx.call_id)
+            extra = (f"; it supersedes {', '.join(outcome.superseded)}"
+                     if outcome.superseded else "")
+            return f"{outcome.action}: {outcome.memory.handle}{extra}"
+
+        @tool(name="recall", idempotent=True)
+        async def recall(query: str, ctx: ToolContext) -> str:
+            """Search long-term memory; answers "nothing relevant" when nothing matches.
+
+            Args:
+                query: What to look for, in words.
+            """
+            scope = memory.scope
+            hits = await memory.store.search(query, scope=scope, k=memory.config.recall_k)
+            await memory.ex.commit([memory.ex.event(EventType.MEMORY_RECALL, ctx.step, {
+                "query": query, "scope": scope.to_dict(), "tool_call_id": ctx.call_id,
+                "hits": [{**h.to_payload(), "text": h.memory.text} for h in hits]})])
+            if not hits:
+                return "nothing relevant"
+            return "\n".join(f"[{h.memory.handle}] {h.memory.text}" for h in hits)
+
+        @tool(name="expand", idempotent=True)
+        async def expand(handle: str) -> str:
+            """The full text behind a handle (a memory, or a masked earlier output).
+
+            Args:
+                handle: The handle shown in the preview.
+            """
+            found = await memory.store.get(handle)
+            if found is not None and _within(found.namespace, memory.scope):
+                return found.text
+            text = await memory.resolve(handle)
+            return text if text is not None else f"no content for handle {handle!r}"
+
+        @tool(name="forget", idempotent=True)
+        async def forget(handle: str, ctx: ToolContext) -> str:
+            """Mark a memory as no longer true; it stays in history.
+
+            Args:
+                handle: The memory's handle.
+            """
+            found = await memory.store.get(handle)
+            if found is None or not _within(found.namespace, memory.scope):
+                return f"{handle} is not a current memory"
+            done = await memory.forget(ctx.step, handle, tool_call_id=ctx.call_id)
+            return f"forgot {handle}" if done else f"{handle} is not a current memory"
+
+        return [remember, recall, expand, forget]
+
+    def close(self) -> None:
+        if self.owned:
+            self.store.close()
+
+
+def _within(namespace: Namespace, scope: Namespace) -> bool:
+    """Whether a memory of ``namespace`` is visible from ``scope``."""
+    return all(s is None or s == n for s, n in zip(scope.values(), namespace.values(),
+                                                      strict=True))
+
+
+#: Tools whose results say nothing about what to recall next.
+_MEMORY_TOOLS = frozenset({"remember", "recall", "expand", "forget"})
+
+
+def _query(task: str, messages: Sequence[Message]) -> str:
+    """What to recall for the next step: the last user or tool message (other than a
+    memory tool's), else the task."""
+    for m in reversed(messages):
+        if m.role in ("user", "tool") and m.content and m.name not in _MEMORY_TOOLS:
+            return m.content[:2000]
+    return task
+
+
+def _needs_sqlite() -> Exception:
+    from ..core import ConfigurationError
+
+    return ConfigurationError(
+        "an agent with memory and no memory store needs a SQLite journal (the memory "
+        "tables share its file)",
+        hint="pass MemoryConfig(store=SQLiteMemoryStore(path)), or use a SQLiteStore")
+
+
