@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import statistics
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +52,23 @@ def w1_agent(n: int, *, threaded: bool = False) -> Agent:
     return Agent(name="w1", model=FunctionModel(script),
                  tools=[lookup_threaded if threaded else lookup],
                  budget=Budget(max_steps=n + 1))
+
+
+def commit_latency_ms(directory: Path) -> float:
+    """The disk's floor: median latency of a one-row WAL commit at synchronous=FULL."""
+    import apsw
+
+    path = directory / "probe.db"
+    db = apsw.Connection(str(path))
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE t(x)")
+    times = []
+    for _ in range(300):
+        started = time.perf_counter()
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO t VALUES (?)", (b"x" * 200,))
+        db.execute("COMMIT")
+        times.append((time.perf_counter() - started) * 1000)
+    db.close()
+    return statistics.median(times)

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, write_results  # noqa: E402
+from _common import commit_latency_ms, emit, write_results  # noqa: E402
 
 from tether.core import Event, ToolCall  # noqa: E402
 from tether.models import ScriptedModel  # noqa: E402
@@ -158,23 +158,6 @@ async def append_cost(directory: Path, n: int = 2000) -> dict[str, float]:
         plain.append(time.perf_counter() - started)
     await store.close()
     return {"plain": statistics.median(plain) * 1e6, "fenced": statistics.median(fenced) * 1e6}
-
-
-def commit_latency_ms(directory: Path) -> float:
-    """The disk's floor: median latency of a one-row WAL commit at synchronous=FULL."""
-    db = sqlite3.connect(directory / "probe.db", isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.execute("CREATE TABLE t(x)")
-    times = []
-    for _ in range(200):
-        started = time.perf_counter()
-        db.execute("BEGIN IMMEDIATE")
-        db.execute("INSERT INTO t VALUES (?)", (b"x" * 200,))
-        db.execute("COMMIT")
-        times.append((time.perf_counter() - started) * 1000)
-    db.close()
-    return statistics.median(times)
 
 
 def main() -> None:

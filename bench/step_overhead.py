@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, w1_agent, write_results  # noqa: E402
+from _common import commit_latency_ms, emit, w1_agent, write_results  # noqa: E402
 
 from tether.core import Event  # noqa: E402
 from tether.models import FunctionModel, ModelRequest, ModelResponse  # noqa: E402
@@ -116,26 +116,6 @@ async def resume_time(db: Path) -> float:
         times.append((time.perf_counter() - started) * 1000)
         assert state.step == 801
         await store.close()
-    return statistics.median(times)
-
-
-def commit_latency_ms(directory: Path) -> float:
-    """The disk's floor: median latency of a one-row WAL commit at synchronous=FULL."""
-    import apsw
-
-    path = directory / "probe.db"
-    db = apsw.Connection(str(path))
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.execute("CREATE TABLE t(x)")
-    times = []
-    for _ in range(300):
-        started = time.perf_counter()
-        db.execute("BEGIN IMMEDIATE")
-        db.execute("INSERT INTO t VALUES (?)", (b"x" * 200,))
-        db.execute("COMMIT")
-        times.append((time.perf_counter() - started) * 1000)
-    db.close()
     return statistics.median(times)
 
 

@@ -28,7 +28,8 @@ EXPORTS: dict[str, list[str]] = {
     ],
     "tether.store": [
         "BLOB_THRESHOLD", "DEFAULT_BUSY_TIMEOUT_MS", "DEFAULT_PATH", "SCHEMA_VERSION", "Lease",
-        "LedgerEntry", "RunSummary", "SQLiteStore", "Store", "Synchronous", "open_store",
+        "LedgerEntry", "RunSummary", "SQLiteStore", "Store", "Synchronous", "enable_wal",
+        "open_store",
     ],
     "tether.models": [
         "DEFAULT_PRICES", "MODEL_ENV", "PRICE_TABLE_VERSION", "AnthropicModel", "CostEstimate",

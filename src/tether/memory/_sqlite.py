@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..core import Clock, StoreLockedError, SystemClock, UsageError, new_id
+from ..store import enable_wal
 from ._embed import Embedder, MiniLMEmbedder
 from ._errors import EmbedderMismatchError, MemoryStoreError
 from ._index import BitIndex, sign_bits
@@ -97,7 +97,7 @@ class SQLiteMemoryStore:
             self._db = apsw.Connection(str(self.path))
             self._db.set_busy_timeout(busy_timeout_ms)
             self.vec_version = load_vec(self._db, vec_path)
-            _enable_wal(self._db, busy_timeout_ms / 1000)
+            enable_wal(self._db, busy_timeout_ms / 1000)
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             # rescoring reads a few hundred random vector rows per search: map the file
             # and keep a larger page cache rather than a syscall per page
@@ -555,20 +555,6 @@ class SQLiteMemoryStore:
 
 #: ``PRAGMA application_id`` of a Tether database ("TETH"), as the journal sets it.
 TETHER_APPLICATION_ID = 0x54455448
-
-
-def _enable_wal(db: apsw.Connection, patience_s: float) -> None:
-    """Switch to WAL; SQLite does not wait on the busy timeout for this, so a process
-    racing another over a new file tries again."""
-    deadline = time.monotonic() + patience_s
-    while True:
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            return
-        except apsw.BusyError:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.01)
 
 
 def _mark_tether_file(db: apsw.Connection, path: Path) -> None:

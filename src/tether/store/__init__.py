@@ -4,7 +4,13 @@ from ._blobs import BLOB_THRESHOLD
 from ._migrations import SCHEMA_VERSION
 from ._open import open_store
 from ._protocol import Lease, LedgerEntry, RunSummary, Store
-from ._sqlite import DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_PATH, SQLiteStore, Synchronous
+from ._sqlite import (
+    DEFAULT_BUSY_TIMEOUT_MS,
+    DEFAULT_PATH,
+    SQLiteStore,
+    Synchronous,
+    enable_wal,
+)
 
 __all__ = [
     "BLOB_THRESHOLD",
@@ -17,5 +23,6 @@ __all__ = [
     "SQLiteStore",
     "Store",
     "Synchronous",
+    "enable_wal",
     "open_store",
 ]

@@ -83,6 +83,20 @@ def _when(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
 
 
+def enable_wal(db: apsw.Connection, patience_s: float) -> None:
+    """Switch a file to WAL (it stays so). SQLite does not wait on the busy timeout for
+    this switch, so a process racing another one over a new file tries again."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except apsw.BusyError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 def not_found(path: Path, why: str = "") -> StoreNotFoundError:
     return StoreNotFoundError(
         f"no Tether database at {path}{why}",
@@ -159,7 +173,7 @@ class SQLiteStore:
             db = apsw.Connection(str(self.path))
             try:
                 db.set_busy_timeout(busy_timeout_ms)
-                self._enable_wal(db, busy_timeout_ms / 1000)
+                enable_wal(db, busy_timeout_ms / 1000)
                 self._migrate(db)
                 db.execute(f"PRAGMA synchronous={self.synchronous}")
                 db.set_busy_timeout(0)  # waits happen in Connection, off the event loop
@@ -216,20 +230,6 @@ class SQLiteStore:
                      "open the copy",
             )
         return uris
-
-    @staticmethod
-    def _enable_wal(db: apsw.Connection, patience_s: float) -> None:
-        """Switch the file to WAL (it stays so). SQLite does not wait on the busy timeout
-        for this switch, so a process racing another one over a new file tries again."""
-        deadline = time.monotonic() + patience_s
-        while True:
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                return
-            except apsw.BusyError:
-                if time.monotonic() >= deadline:
-                    raise
-                time.sleep(0.01)
 
     def _check_version(self, db: apsw.Connection, *, readonly: bool = False) -> int:
         # One statement, so one snapshot: another process may be migrating the file.
