@@ -24,6 +24,7 @@ from ._http import (
     ResponseTooLargeError,
     capped_client,
     not_a_completion,
+    read_answer,
     snippet,
     too_large_error,
     too_large_in,
@@ -157,20 +158,9 @@ class AnthropicModel:
             raise not_a_completion(getattr(e, "doc", ""), provider=provider, model=model,
                                    base_url=self._base_url,
                                    detail=f"{type(e).__name__}: {e}") from e
-        if isinstance(message, str | bytes):
-            raise not_a_completion(str(message), provider=provider, model=model,
-                                   base_url=self._base_url)
-        try:
-            return messages_response(message, provider=provider, model=model)
-        except ModelError:
-            raise
-        except (AttributeError, TypeError, ValueError, KeyError) as e:
-            raise ModelBehaviorError(
-                f"{provider} model {model!r}: the response is JSON but not a message: "
-                f"{type(e).__name__}: {snippet(str(e))}",
-                hint="check the base URL points at the Anthropic API",
-                provider=provider, model=model,
-            ) from e
+        return read_answer(message, messages_response, provider=provider, model=model,
+                           base_url=self._base_url, what="a message",
+                           hint="check the base URL points at the Anthropic API")
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamDelta]:
         """Stream the answer to ``request``: text deltas, then the complete response.

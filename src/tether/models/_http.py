@@ -15,10 +15,13 @@ import html
 import importlib
 import re
 import zlib
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
 
-from ..core import ModelBehaviorError, TransientModelError
+from ..core import ModelBehaviorError, ModelError, TransientModelError
+
+if TYPE_CHECKING:
+    from ._protocol import ModelResponse
 
 #: Default cap on one response body (bytes). A chat completion of 4,096 tokens is
 #: about 20 kB; anything near the cap is a runaway generation or not an answer at all.
@@ -186,3 +189,24 @@ def not_a_completion(
         provider=provider,
         model=model,
     )
+
+
+def read_answer(
+    body: Any, parse: Callable[..., ModelResponse], *, provider: str, model: str,
+    base_url: str, what: str, hint: str,
+) -> ModelResponse:
+    """``parse`` a 200's decoded body into a response; a body that is text (an HTML
+    page) or JSON of another shape becomes a classified error, never a raw one."""
+    if isinstance(body, str | bytes):
+        text = body if isinstance(body, str) else repr(body)
+        raise not_a_completion(text, provider=provider, model=model, base_url=base_url)
+    try:
+        return parse(body, provider=provider, model=model)
+    except ModelError:
+        raise
+    except (AttributeError, TypeError, ValueError, KeyError) as e:
+        raise ModelBehaviorError(
+            f"{provider} model {model!r}: the response is JSON but not {what}: "
+            f"{type(e).__name__}: {snippet(str(e))}",
+            hint=hint, provider=provider, model=model,
+        ) from e

@@ -18,6 +18,7 @@ from ._http import (
     ResponseTooLargeError,
     capped_client,
     not_a_completion,
+    read_answer,
     snippet,
     too_large_error,
     too_large_in,
@@ -185,22 +186,10 @@ class OpenAIModel:
                 getattr(e, "doc", ""), provider=provider, model=model,
                 base_url=self._base_url, detail=f"{type(e).__name__}: {e}",
             ) from e
-        if isinstance(completion, str | bytes):  # a 200 that is not JSON (HTML...)
-            text = completion if isinstance(completion, str) else repr(completion)
-            raise not_a_completion(text, provider=provider, model=model,
-                                   base_url=self._base_url)
-        try:
-            return chat_response(completion, provider=provider, model=model)
-        except ModelError:
-            raise
-        except (AttributeError, TypeError, ValueError, KeyError) as e:
-            raise ModelBehaviorError(
-                f"{provider} model {model!r}: the response is JSON but not a chat "
-                f"completion: {type(e).__name__}: {snippet(str(e))}",
-                hint="the server is not fully OpenAI-compatible, or a gateway rewrote the "
-                "answer; check the base URL",
-                provider=provider, model=model,
-            ) from e
+        return read_answer(completion, chat_response, provider=provider, model=model,
+                           base_url=self._base_url, what="a chat completion",
+                           hint="the server is not fully OpenAI-compatible, or a gateway "
+                                "rewrote the answer; check the base URL")
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamDelta]:
         """Stream the answer to ``request``: text deltas, then the complete response.
