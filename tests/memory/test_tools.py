@@ -53,3 +53,26 @@ async def test_remember_recall_expand_forget_in_a_run(tmp_path: Path,
     assert "no content" in await other_thread["expand"].invoke({"handle": "mem_nope"}, ctx)
     await journal.close()
     memory.close()
+
+
+async def test_expand_and_forget_never_reach_another_users_memory(
+        tmp_path: Path, embedder: MiniLMEmbedder) -> None:
+    path = tmp_path / "tether.db"
+    journal = SQLiteStore(path)
+    memory = SQLiteMemoryStore(path, embedder=embedder)
+    theirs = await memory.remember("Bob's PIN is 4321", namespace=Namespace(agent="helper",
+                                                                            user="bob"))
+    handle = theirs.memory.handle
+    tools = memory_tools(memory, Namespace(agent="helper", user="ada"))
+    model = ScriptedModel([ToolCall.of("expand", handle=handle),
+                           ToolCall.of("forget", handle=handle), "done"])
+    agent = Agent(name="helper", model=model, tools=tools)
+    result = await Runner(journal).run(agent, "peek")
+    outputs = [e.payload.get("content") for e in await journal.read(result.run_id)
+               if e.type == "tool.result"]
+    assert "4321" not in outputs[0] and outputs[0].startswith("no content")
+    assert outputs[1].endswith("is not a current memory")
+    still = await memory.search("PIN", scope=Namespace(user="bob"))
+    assert [h.memory.handle for h in still] == [handle]  # not forgotten by another user
+    memory.close()
+    await journal.close()

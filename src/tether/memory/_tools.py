@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from ..core import Message
 from ..tools import Tool, ToolContext, tool
 from ._sqlite import SQLiteMemoryStore
-from ._types import Namespace, Provenance
+from ._types import Hit, Namespace, Provenance, WriteOutcome
 
 #: Resolves a handle that is not a memory's (e.g. ``"evt:RUN:SEQ"`` of a masked turn)
 #: to its full text, or None.
@@ -19,6 +19,14 @@ def _provenance(ctx: ToolContext | None) -> Provenance:
     return Provenance(run_id=ctx.run_id, step=ctx.step) if ctx is not None else Provenance()
 
 
+#: Writes a fact (``text``, ``key``) for the call ``ctx``; the runtime journals it.
+Writer = Callable[[str, "str | None", ToolContext], Awaitable[WriteOutcome]]
+#: Told what a recall found (query, scope, hits, call), e.g. to journal it.
+RecallHook = Callable[[str, Namespace, "list[Hit]", ToolContext], Awaitable[None]]
+#: Forgets a memory by handle for the call ``ctx``; True if it was current.
+Forgetter = Callable[[str, ToolContext], Awaitable[bool]]
+
+
 def memory_tools(
     store: SQLiteMemoryStore,
     namespace: Namespace,
@@ -26,8 +34,14 @@ def memory_tools(
     scope: Namespace | None = None,
     resolve: Resolver | None = None,
     k: int = 5,
+    write: Writer | None = None,
+    on_recall: RecallHook | None = None,
+    forget: Forgetter | None = None,
 ) -> list[Tool]:
     """``remember``, ``recall``, ``expand`` and ``forget``, bound to ``store``.
+
+    ``expand`` and ``forget`` only reach memories ``scope`` sees: a handle from another
+    user or thread gives nothing.
 
     Args:
         store: The long-term store.
@@ -36,8 +50,20 @@ def memory_tools(
             thread, so an agent recalls what it learnt for this user in other runs.
         resolve: Resolves handles that are not memory handles (masked turns).
         k: Most memories ``recall`` returns.
+        write, on_recall, forget: How the runtime journals writes, recalls and forgets
+            (defaults: straight to ``store``).
     """
     seen = scope or Namespace(agent=namespace.agent, user=namespace.user)
+
+    async def store_write(text: str, key: str | None, ctx: ToolContext) -> WriteOutcome:
+        return await store.remember(text, namespace=namespace, key=key,
+                                    provenance=_provenance(ctx))
+
+    async def store_forget(handle: str, ctx: ToolContext) -> bool:
+        return await store.forget(handle)
+
+    writer = write or store_write
+    forgetter = forget or store_forget
 
     @tool(name="remember", idempotent=True)
     async def remember(text: str, ctx: ToolContext, key: str | None = None) -> str:
@@ -49,19 +75,20 @@ def memory_tools(
             key: What the fact is about (e.g. "user.timezone"); a newer fact with the
                 same key supersedes the old one.
         """
-        outcome = await store.remember(text, namespace=namespace, key=key,
-                                       provenance=_provenance(ctx))
+        outcome = await writer(text, key, ctx)
         extra = f"; it supersedes {', '.join(outcome.superseded)}" if outcome.superseded else ""
         return f"{outcome.action}: {outcome.memory.handle}{extra}"
 
     @tool(name="recall", idempotent=True)
-    async def recall(query: str) -> str:
+    async def recall(query: str, ctx: ToolContext) -> str:
         """Search long-term memory; answers "nothing relevant" when nothing matches.
 
         Args:
             query: What to look for, in words.
         """
         hits = await store.search(query, scope=seen, k=k)
+        if on_recall is not None:
+            await on_recall(query, seen, hits, ctx)
         if not hits:
             return "nothing relevant"
         return "\n".join(f"[{h.memory.handle}] {h.memory.text}" for h in hits)
@@ -74,7 +101,7 @@ def memory_tools(
             handle: The handle shown in the preview.
         """
         memory = await store.get(handle)
-        if memory is not None:
+        if memory is not None and seen.sees(memory.namespace):
             return memory.text
         if resolve is not None:
             text = await resolve(handle)
@@ -83,16 +110,19 @@ def memory_tools(
         return f"no content for handle {handle!r}"
 
     @tool(name="forget", idempotent=True)
-    async def forget(handle: str) -> str:
+    async def forget_(handle: str, ctx: ToolContext) -> str:
         """Mark a memory as no longer true; it stays in history.
 
         Args:
             handle: The memory's handle.
         """
-        done = await store.forget(handle)
+        memory = await store.get(handle)
+        if memory is None or not seen.sees(memory.namespace):
+            return f"{handle} is not a current memory"
+        done = await forgetter(handle, ctx)
         return f"forgot {handle}" if done else f"{handle} is not a current memory"
 
-    return [remember, recall, expand, forget]
+    return [remember, recall, expand, forget_]
 
 
 async def offload_large_results(

@@ -28,6 +28,12 @@ class Namespace:
     thread: str | None = None
     run: str | None = None
 
+    def sees(self, namespace: Namespace) -> bool:
+        """Whether a memory of ``namespace`` is visible from this scope (every field this
+        scope sets, the memory's namespace has too)."""
+        return all(s is None or s == n for s, n in zip(self.values(), namespace.values(),
+                                                          strict=True))
+
     def values(self) -> tuple[str | None, str | None, str | None, str | None]:
         return (self.agent, self.user, self.thread, self.run)
 

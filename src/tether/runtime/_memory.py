@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import ContextLengthError, Event, EventType, Message, message_of
 from ..store import RunSummary, SQLiteStore, Store
-from ..tools import Tool, ToolContext, tool
+from ..tools import Tool, ToolContext
 from ._state import fold
 
 if TYPE_CHECKING:  # tether.memory needs the "memory" extra: imported when first used
     from ..memory import (
         BuiltContext,
         ContextBuilder,
+        Hit,
         Namespace,
         PreparedMemory,
         SQLiteMemoryStore,
@@ -342,77 +343,30 @@ class RunMemory:
 
     def tools(self) -> list[Tool]:
         """``remember``, ``recall``, ``expand`` and ``forget``, journaled."""
+        from ..memory import memory_tools
+
         memory = self
 
-        @tool(name="remember", idempotent=True)
-        async def remember(text: str, ctx: ToolContext, key: str | None = None) -> str:
-            """Store a fact in long-term memory. Storing a known fact again adds nothing;
-            a fact with the same key replaces the older one (which stays in history).
-
-            Args:
-                text: The fact, as one self-contained sentence.
-                key: What the fact is about (e.g. "user.timezone"); a newer fact with
-                    the same key supersedes the old one.
-            """
+        async def write(text: str, key: str | None, ctx: ToolContext) -> WriteOutcome:
             item = await memory.prepare(text, ctx.call_id, key=key)
-            outcome = await memory.write(ctx.step, item, tool_call_id=ctx.call_id)
-            extra = (f"; it supersedes {', '.join(outcome.superseded)}"
-                     if outcome.superseded else "")
-            return f"{outcome.action}: {outcome.memory.handle}{extra}"
+            return await memory.write(ctx.step, item, tool_call_id=ctx.call_id)
 
-        @tool(name="recall", idempotent=True)
-        async def recall(query: str, ctx: ToolContext) -> str:
-            """Search long-term memory; answers "nothing relevant" when nothing matches.
-
-            Args:
-                query: What to look for, in words.
-            """
-            scope = memory.scope
-            hits = await memory.store.search(query, scope=scope, k=memory.config.recall_k)
+        async def on_recall(query: str, scope: Namespace, hits: list[Hit],
+                            ctx: ToolContext) -> None:
             await memory.ex.commit([memory.ex.event(EventType.MEMORY_RECALL, ctx.step, {
                 "query": query, "scope": scope.to_dict(), "tool_call_id": ctx.call_id,
                 "hits": [{**h.to_payload(), "text": h.memory.text} for h in hits]})])
-            if not hits:
-                return "nothing relevant"
-            return "\n".join(f"[{h.memory.handle}] {h.memory.text}" for h in hits)
 
-        @tool(name="expand", idempotent=True)
-        async def expand(handle: str) -> str:
-            """The full text behind a handle (a memory, or a masked earlier output).
+        async def forget(handle: str, ctx: ToolContext) -> bool:
+            return await memory.forget(ctx.step, handle, tool_call_id=ctx.call_id)
 
-            Args:
-                handle: The handle shown in the preview.
-            """
-            found = await memory.store.get(handle)
-            if found is not None and _within(found.namespace, memory.scope):
-                return found.text
-            text = await memory.resolve(handle)
-            return text if text is not None else f"no content for handle {handle!r}"
-
-        @tool(name="forget", idempotent=True)
-        async def forget(handle: str, ctx: ToolContext) -> str:
-            """Mark a memory as no longer true; it stays in history.
-
-            Args:
-                handle: The memory's handle.
-            """
-            found = await memory.store.get(handle)
-            if found is None or not _within(found.namespace, memory.scope):
-                return f"{handle} is not a current memory"
-            done = await memory.forget(ctx.step, handle, tool_call_id=ctx.call_id)
-            return f"forgot {handle}" if done else f"{handle} is not a current memory"
-
-        return [remember, recall, expand, forget]
+        return memory_tools(memory.store, memory.namespace, scope=memory.scope,
+                            resolve=memory.resolve, k=memory.config.recall_k, write=write,
+                            on_recall=on_recall, forget=forget)
 
     def close(self) -> None:
         if self.owned:
             self.store.close()
-
-
-def _within(namespace: Namespace, scope: Namespace) -> bool:
-    """Whether a memory of ``namespace`` is visible from ``scope``."""
-    return all(s is None or s == n for s, n in zip(scope.values(), namespace.values(),
-                                                      strict=True))
 
 
 #: Tools whose results say nothing about what to recall next.
