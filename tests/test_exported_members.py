@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 
 import pytest
 
@@ -17,7 +18,8 @@ EXPORTS: dict[str, list[str]] = {
         "CallInDoubtError", "Clock",
         "ConcurrentWriteError", "ConfigurationError", "ContextLengthError", "Event", "EventType",
         "FatalModelError", "LeaseLostError", "Message", "ModelBehaviorError", "ModelError",
-        "ModelRetry", "RateLimitError", "Redactor", "Role", "RunError", "RunLeasedError",
+        "ModelRetry", "QuarantinedError", "RateLimitError", "Redactor", "Role", "RunError",
+        "RunLeasedError",
         "RunNotFoundError", "RunStatus", "SchemaVersionError", "SealKey", "SealKeyError",
         "SealedValueError", "Sealer", "StoreCorruptError", "StoreError", "StoreFullError",
         "StoreIOError", "StoreLockedError", "StoreNotFoundError", "StoreReadOnlyError",
@@ -104,3 +106,14 @@ def test_exports_are_pinned(package: str) -> None:
     assert len(set(module.__all__)) == len(module.__all__)
     for name in module.__all__:
         assert hasattr(module, name), f"{package}.{name}"
+
+
+@pytest.mark.parametrize("package", sorted(EXPORTS))
+def test_no_public_name_outside_all(package: str) -> None:
+    """A name a package shows without an underscore is either exported or a submodule:
+    nothing becomes public by accident (an import left in ``__init__``)."""
+    module = importlib.import_module(package)
+    stray = [name for name in vars(module)
+             if not name.startswith("_") and name not in module.__all__
+             and name != "annotations" and not inspect.ismodule(getattr(module, name))]
+    assert stray == [], f"{package} shows {stray} outside __all__: export or rename them"

@@ -256,6 +256,21 @@ class CallInDoubtError(RunError):
     """A non-idempotent tool call has an intent but no result: it may have happened."""
 
 
+class QuarantinedError(RunError):
+    """A run was resumed ``max_recoveries`` times in a row without making progress (a
+    model response or a tool outcome): whatever it does on recovery crashes the
+    process, so it is not resumed again until released (``resume --release``)."""
+
+    def __init__(self, message: str, *, recoveries: int, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.recoveries = recoveries
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["recoveries"] = self.recoveries
+        return data
+
+
 class SealedValueError(RunError):
     """A journaled value was sealed (it was redacted) and cannot be unsealed: there is
     no seal key, it is another key, or the event was altered. A resume that needs it

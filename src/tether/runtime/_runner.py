@@ -16,6 +16,7 @@ from ..core import (
     ConfigurationError,
     Event,
     EventType,
+    QuarantinedError,
     Redactor,
     RunLeasedError,
     RunStatus,
@@ -309,17 +310,13 @@ class Runner:
         execution = Execution(self, agent, state)
         if state.status == RunStatus.RUNNING and state.recoveries >= agent.max_recoveries:
             try:
+                error = QuarantinedError(
+                    f"the run was resumed {state.recoveries} times without making progress",
+                    hint="it crashes the process on recovery: inspect it with `tether show`, "
+                         "fix the cause, then `tether resume RUN_ID --release`",
+                    recoveries=state.recoveries, run_id=run_id, step=state.step)
                 await execution.commit([execution.event(EventType.RUN_QUARANTINED, state.step, {
-                    "error": {
-                        "type": "Quarantined",
-                        "message": f"the run was resumed {state.recoveries} times without "
-                                   "making progress",
-                        "hint": "it crashes the process on recovery: inspect it with "
-                                "`tether show`, fix the cause, then "
-                                "`tether resume RUN_ID --release`",
-                    },
-                    "recoveries": state.recoveries,
-                })])
+                    "error": error.to_dict(), "recoveries": state.recoveries})])
             finally:
                 await self._release(execution)
             return result_of(execution.state)
