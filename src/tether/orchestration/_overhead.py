@@ -34,8 +34,9 @@ class DelegationOverhead:
     run_id: str
     #: Descendant runs included.
     subruns: int = 0
-    #: Runs that delegated (the root among them, if it did).
+    #: Runs that delegated (the root among them, if it did), and runs that did not.
     coordinating_runs: int = 0
+    work_runs: int = 0
     coordination_input_tokens: int = 0
     coordination_output_tokens: int = 0
     coordination_usd: float = 0.0
@@ -74,7 +75,7 @@ class DelegationOverhead:
         """JSON shape, as ``tether cost --json`` and ``tether trace --json`` show it."""
         return {
             "run_id": self.run_id, "subruns": self.subruns,
-            "coordinating_runs": self.coordinating_runs,
+            "coordinating_runs": self.coordinating_runs, "work_runs": self.work_runs,
             "coordination": {"input_tokens": self.coordination_input_tokens,
                              "output_tokens": self.coordination_output_tokens,
                              "tokens": self.coordination_tokens,
@@ -124,7 +125,7 @@ def delegation_overhead(run_id: str, journals: Mapping[str, Sequence[Event]]
         totals[f"{side}u"] += usd
     return DelegationOverhead(
         run_id=run_id, subruns=max(0, len(journals) - (run_id in journals)),
-        coordinating_runs=coordinating,
+        coordinating_runs=coordinating, work_runs=len(journals) - coordinating,
         coordination_input_tokens=int(totals["ci"]),
         coordination_output_tokens=int(totals["co"]), coordination_usd=totals["cu"],
         work_input_tokens=int(totals["wi"]), work_output_tokens=int(totals["wo"]),
