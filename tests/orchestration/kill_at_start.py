@@ -12,11 +12,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from tests.orchestration.team import team
 from tether.core import Event, EventType, RunNotFoundError
 from tether.runtime import Runner
 from tether.store import Lease, SQLiteStore
-
-from tests.orchestration.team import team
 
 
 class KillAfterStart(SQLiteStore):

@@ -14,8 +14,8 @@ import pytest
 
 from tether.core import EventType, RunStatus, ToolCall, UsageError
 from tether.memory import Namespace, SQLiteMemoryStore
-from tether.net import GuardedHttp, HttpPolicy
 from tether.models import FunctionModel, ModelRequest, ScriptedModel, step_of
+from tether.net import GuardedHttp, HttpPolicy
 from tether.orchestration import (
     api_caller,
     as_tool,
