@@ -120,3 +120,4 @@ def test_kill_right_after_subrun_started_then_resume(n: int, tmp_path: Path) -> 
         assert [e.type for e in events].count(EventType.RUN_STARTED) == 1
     made = Counter(calls.read_text().splitlines())
     assert set(made.values()) == {1}, made  # no child's model call was made twice
+
