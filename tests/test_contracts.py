@@ -22,7 +22,8 @@ ALLOWED: dict[str, set[str]] = {
     "memory": {"core", "store", "models", "tools"},
     "runtime": {"core", "store", "models", "tools", "memory"},
     "observe": {"core", "store", "models"},
-    "orchestration": {"core", "store", "models", "tools", "memory", "runtime"},
+    "orchestration": {"core", "store", "models", "tools", "memory", "sandbox", "net",
+                      "runtime"},
     "cli": {"core", "store", "models", "tools", "memory", "runtime", "observe", "orchestration"},
     "testing": set(),
 }

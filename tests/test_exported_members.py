@@ -42,11 +42,12 @@ EXPORTS: dict[str, list[str]] = {
         "DEFAULT_COMPATIBLE_MAX_TOKENS", "DEFAULT_MAX_RESPONSE_BYTES", "TruncatedResponseError",
     ],
     "tether.orchestration": [
-        "ARTIFACT_CHARS", "MAX_DEPTH", "MAX_REPEATS", "ArtifactRef", "Branch", "Brief", "Plan",
-        "PlanResult", "Replanner", "Status", "SubagentResult", "Subtask", "api_caller",
-        "as_tool", "child_run_id", "coder", "controller", "delegate", "diagnose_team",
-        "fan_out", "formatter", "plan_tool", "retriever", "retry_with_error", "run_plan",
-        "team_findings", "team_reviewer",
+        "ARTIFACT_CHARS", "MAX_DEPTH", "MAX_REPEATS", "ArtifactRef", "Branch", "Brief",
+        "DelegationOverhead", "Plan", "PlanResult", "Replanner", "Status", "SubagentResult",
+        "Subtask", "api_caller", "as_tool", "child_run_id", "coder", "controller", "delegate",
+        "delegation_overhead", "diagnose_team", "fan_out", "formatter", "plan_tool",
+        "register_documents", "retriever", "retry_with_error", "run_delegation_overhead",
+        "run_plan", "team_findings", "team_reviewer",
     ],
     "tether.tools": [
         "NOT_APPLIED", "Tool", "ToolContext", "serialize_result", "tool",

@@ -245,6 +245,14 @@ async def _delegate_once(
     _child_agent(agent, brief, agent.budget)  # a brief naming unknown tools: before anything
     led = await ledger(ex)
     child_id = child_run_id(ctx.idempotency_key, branch)
+    if child_id in led.reserved:
+        # The same child, already being driven from this call: a second start (or a
+        # second driver of one run) is never made.
+        raise UsageError(
+            f"subagent {agent.name!r} is already being delegated to from call "
+            f"{ctx.call_id} on branch {branch!r}",
+            hint="give each delegation of one tool call its own branch= name",
+        )
     done = led.completed.get(child_id)
     if done is not None:  # finished before a crash: its recorded result, never a re-run
         return SubagentResult.model_validate(done["result"])
@@ -279,8 +287,18 @@ async def _delegate_once(
         started = {"child_run_id": child_id, "agent": agent.name, "task": brief.task(),
                    "brief_digest": digest, "branch": branch,
                    "budget": dataclasses.asdict(budget)}
-        await ex.commit([ex.event(EventType.SUBRUN_STARTED, ctx.step, started, span=span)])
+        # Known as started (and reserved) before the commit is awaited, so nothing that
+        # runs meanwhile can journal a second start of it. A commit that raises may
+        # still have been written (cancelled while the store wrote it): the child stays
+        # known as started, so a later attempt looks for it rather than starting it.
         led.started[child_id] = started
+        led.reserved[child_id] = budget
+        try:
+            await ex.commit([ex.event(EventType.SUBRUN_STARTED, ctx.step, started,
+                                      span=span)])
+        except BaseException:
+            led.reserved.pop(child_id, None)
+            raise
     budget = Budget(**started["budget"])
     led.reserved[child_id] = budget
     try:
