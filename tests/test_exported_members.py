@@ -47,7 +47,7 @@ EXPORTS: dict[str, list[str]] = {
         "team_findings", "team_reviewer",
     ],
     "tether.tools": [
-        "NOT_APPLIED", "Tool", "ToolContext", "serialize_result", "tool",
+        "NOT_APPLIED", "Tool", "ToolContext", "WorkingMemory", "serialize_result", "tool",
     ],
     "tether.sandbox": [
         "DENIED_SYSCALLS", "ExecResult", "FileRef", "Sandbox", "SandboxConfig", "SandboxError",

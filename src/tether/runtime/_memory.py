@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 from ..core import ContextLengthError, Event, EventType, Message, message_of
 from ..store import RunSummary, SQLiteStore, Store
 from ..tools import Tool, ToolContext
-from ._state import fold
+from ._state import OpenCall, fold
+from ._working import StepView
 
 if TYPE_CHECKING:  # tether.memory needs the "memory" extra: imported when first used
     from ..memory import (
@@ -128,6 +130,8 @@ class RunMemory:
         self._last: tuple[Message, ...] = ()
         #: How many of the run's messages were checked for large results.
         self._offload_checked = 0
+        #: The working-memory view of each call's latest attempt, by call id.
+        self._views: dict[str, tuple[str, StepView]] = {}
 
     # -- scope --------------------------------------------------------------------
 
@@ -235,6 +239,74 @@ class RunMemory:
         # messages are only appended (a compaction never runs for a memory agent)
         self._offload_checked = len(state.messages)
 
+    # -- working memory ---------------------------------------------------------------
+
+    def working_view(self, call: OpenCall, tool: str) -> StepView:
+        """A fresh view for one attempt of ``call``; an earlier attempt's view is
+        closed, its entries dropped (only the attempt whose outcome commits counts)."""
+        old = self._views.get(call.call_id)
+        if old is not None:
+            old[1].take(self.ex.event, call.step)
+        view = StepView(self.ex.state.working, call_id=call.call_id, tool=tool)
+        self._views[call.call_id] = (tool, view)
+        return view
+
+    def take_working(self, call: OpenCall, tool: str) -> list[Event]:
+        """The ``memory.working`` event to commit with ``call``'s outcome (none when
+        the tool that ran last put nothing)."""
+        found = self._views.pop(call.call_id, None)
+        if found is None:
+            return []
+        ran, view = found
+        events = view.take(self.ex.event, call.step)
+        return events if ran == tool else []
+
+    async def end_step(self) -> None:
+        """Once every call of the step has its outcome: write the promoted entries to
+        long-term memory and close the step's working memory, in one transaction (a
+        step with nothing promoted is closed with the next ``model.request``)."""
+        from ..memory import Provenance
+
+        ex = self.ex
+        working = ex.state.working
+        if not working.to_close() or not working.promotions:
+            return
+        step = working.step
+        items = []
+        for key, how in working.promotions.items():
+            value = working.entries[key][0]
+            text = value if isinstance(value, str) else json.dumps(
+                value, ensure_ascii=False, sort_keys=True)
+            item = await self.prepare(
+                text, f"working:{step}:{key}", key=how.get("as_key"),
+                metadata={"working_key": key, "step": step, "call_id": how["call_id"]})
+            items.append((key, how, item))
+
+        def within(db: Any, seq: int) -> list[Event]:
+            events: list[Event] = []
+            promoted: list[dict[str, Any]] = []
+            for i, (key, how, item) in enumerate(items):
+                prov = Provenance(run_id=ex.state.run_id, step=step, seq=seq + i)
+                outcome = self.store.write_in(db, dataclasses.replace(item, provenance=prov))
+                promoted.append({"key": key, "handle": outcome.memory.handle})
+                events.append(ex.event(EventType.MEMORY_WRITE, step, {
+                    **outcome.to_payload(), "text": outcome.memory.text,
+                    "promoted": {"step": step, "key": key},
+                    "tool_call_id": how["call_id"]}))
+            return [*events, ex.event(EventType.MEMORY_WORKING, step,
+                                      working.end_payload(promoted))]
+
+        await ex.commit([], within=within)
+
+    def _close_working(self) -> list[Event]:
+        """The event that closes the last step's working memory when nothing of it was
+        promoted (it rides with the next ``model.request``)."""
+        working = self.ex.state.working
+        if not working.to_close() or working.promotions:
+            return []
+        return [self.ex.event(EventType.MEMORY_WORKING, working.step,
+                              working.end_payload([]))]
+
     # -- the prompt -----------------------------------------------------------------
 
     async def _thread_history(self) -> tuple[list[Message], list[str], dict[str, str]]:
@@ -283,6 +355,7 @@ class RunMemory:
         recipe["thread_messages"] = len(thread_msgs)
         payload["recipe"] = recipe
         self.pending = [
+            *self._close_working(),
             ex.event(EventType.MEMORY_RECALL, step, {
                 "query": query, "scope": scope.to_dict(),
                 "hits": [{**h.to_payload(), "text": h.memory.text} for h in hits]}),
