@@ -71,36 +71,21 @@ class MemoryConfig:
 MIN_BUDGET = 512
 
 
-def thread_of(events: Sequence[Event]) -> str | None:
-    """The thread a run's journal says it continues (``run.started``), if any."""
-    if events and events[0].type == EventType.RUN_STARTED:
-        thread = events[0].payload.get("thread")
-        return thread if isinstance(thread, str) else None
-    return None
-
-
 async def thread_runs(store: Store, thread: str, *, limit: int = 1000) -> list[list[Any]]:
-    """The runs of ``thread``, oldest first, as ``[run_id, last_seq]``.
-
-    Found from ``run.started`` payloads: every one of the ``limit`` most recent runs
-    is read (the store has no thread column yet).
-    """
-    found: list[tuple[float, str, int]] = []
-    for summary in await store.runs(limit=limit):
-        events = await store.read(summary.run_id)
-        if thread_of(events) == thread:
-            found.append((summary.created_at, summary.run_id, summary.last_seq))
-    return [[run_id, last] for _, run_id, last in sorted(found)]
+    """The ``limit`` most recent runs of ``thread``, oldest first, as
+    ``[run_id, last_seq]`` (the run table's indexed ``thread`` column)."""
+    found = await store.runs(thread=thread, limit=limit)  # newest first
+    return [[s.run_id, s.last_seq] for s in sorted(found, key=lambda s: (s.created_at,
+                                                                          s.run_id))]
 
 
 async def list_threads(store: Store, *, limit: int = 1000) -> dict[str, list[RunSummary]]:
     """Every thread of the ``limit`` most recent runs, with its runs oldest first;
-    threads ordered by their latest run, newest first (read from ``run.started``)."""
+    threads ordered by their latest run, newest first (the run table's ``thread``)."""
     threads: dict[str, list[RunSummary]] = {}
     for summary in await store.runs(limit=limit):  # newest first
-        thread = thread_of(await store.read(summary.run_id))
-        if thread is not None:
-            threads.setdefault(thread, []).insert(0, summary)
+        if summary.thread is not None:
+            threads.setdefault(summary.thread, []).insert(0, summary)
     return threads
 
 
