@@ -28,14 +28,13 @@ from typing import Any
 if __name__ == "__main__":  # run as a script: the repository root is importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tests.runtime.memory_agent import kill_in_write, memory_store  # noqa: E402
 from tether.core import Message, ToolCall  # noqa: E402
 from tether.memory import EstimateTokenCounter, SQLiteMemoryStore  # noqa: E402
 from tether.models import FunctionModel, ModelRequest  # noqa: E402
 from tether.runtime import Agent, Budget, MemoryConfig, Runner  # noqa: E402
 from tether.store import SQLiteStore  # noqa: E402
 from tether.tools import Tool, ToolContext, tool  # noqa: E402
-
-from tests.runtime.memory_agent import kill_in_write, memory_store  # noqa: E402
 
 SECRET = "sk-proj-" + "Wm4Kx8Pq2Lr7Tz9Nc3Vb" * 2
 CUSTOMER = f"Customer Ada Lovelace pays with deploy key {SECRET}"
