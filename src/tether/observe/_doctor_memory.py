@@ -63,7 +63,8 @@ def refetched_evidence(run_id: str, events: Sequence[Event]) -> list[Finding]:
                 and "message" in p:
             turns.append(e.step)
         elif e.type == EventType.CONTEXT_BUILT:
-            recipe = p.get("recipe") if isinstance(p.get("recipe"), dict) else {}
+            raw = p.get("recipe")
+            recipe: dict[str, Any] = raw if isinstance(raw, dict) else {}
             drop, mask = _int(recipe.get("drop_cut")), _int(recipe.get("mask_cut"))
             first = _int(recipe.get("turns")) - len(turns)  # the thread's turns come first
             hidden[e.step] = {step: ("dropped" if first + i < drop else "masked")

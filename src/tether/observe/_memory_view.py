@@ -32,7 +32,8 @@ def context_summary(p: dict[str, Any]) -> dict[str, Any]:
     """What a ``context.built`` payload says, in plain numbers: ``tokens``, ``budget``,
     ``share`` of the budget used, ``parts`` (name -> ``{"tokens", "messages"}``), ``turns``,
     ``masked`` and ``dropped`` turns, ``thread_messages``, the ``memories`` shown."""
-    recipe = p.get("recipe") if isinstance(p.get("recipe"), dict) else {}
+    raw = p.get("recipe")
+    recipe: dict[str, Any] = raw if isinstance(raw, dict) else {}
     tokens, budget = _int(p.get("tokens")), _int(p.get("budget"))
     drop, mask = _int(recipe.get("drop_cut")), _int(recipe.get("mask_cut"))
     parts = {}
