@@ -164,7 +164,7 @@ class StepView:
 
     @property
     def calls(self) -> tuple[Mapping[str, Any], ...]:
-        return self._state.calls
+        return tuple(_copy_value(list(self._state.calls)))
 
     def outputs(self) -> dict[str, str]:
         with self._state.lock:
