@@ -56,6 +56,9 @@ class MemoryConfig:
         large_result_tokens: A tool result above this many tokens is moved to long-term
             memory; the prompt shows a preview and a handle for ``expand``.
         counter: Counts tokens; default :func:`~tether.memory.default_counter`.
+        summary_tokens: With more than 0, turns dropped from the prompt are stood for by
+            an extracted digest of the latest of them (their text, calls and results'
+            starts, with handles) of at most this many tokens; 0 (default): a bare note.
     """
 
     budget: int = 8000
@@ -65,6 +68,7 @@ class MemoryConfig:
     recall_k: int = 5
     large_result_tokens: int = 1000
     counter: TokenCounter | None = None
+    summary_tokens: int = 0
 
 
 #: The smallest budget a context-length error may lower the builder's to.
@@ -149,7 +153,8 @@ class RunMemory:
 
             self._builders[budget] = ContextBuilder(
                 budget=budget, counter=self.counter,
-                large_result_tokens=self.config.large_result_tokens)
+                large_result_tokens=self.config.large_result_tokens,
+                summary_tokens=self.config.summary_tokens)
         return self._builders[budget]
 
     # -- writes -------------------------------------------------------------------
