@@ -50,7 +50,7 @@ EXPORTS: dict[str, list[str]] = {
         "run_plan", "team_findings", "team_reviewer",
     ],
     "tether.tools": [
-        "NOT_APPLIED", "Tool", "ToolContext", "serialize_result", "tool",
+        "NOT_APPLIED", "Tool", "ToolContext", "WorkingMemory", "serialize_result", "tool",
     ],
     "tether.sandbox": [
         "DENIED_SYSCALLS", "ExecResult", "FileRef", "Sandbox", "SandboxConfig", "SandboxError",
@@ -84,7 +84,8 @@ EXPORTS: dict[str, list[str]] = {
         "CAPTURE_CONTENT_ENV", "GENAI_SEMCONV_VERSION", "SCHEMA_URL", "TERMINAL_STATUSES",
         "Divergence", "DoctorConfig", "Finding", "JsonlLog", "OtelObserver", "OtlpEvent",
         "OtlpSpan", "RunCost", "RunDiff", "RunTree", "RunView", "Span", "StepCost", "StepDiff",
-        "StepView", "build_spans", "build_trace", "cost_of", "describe", "diagnose", "diff_runs",
+        "StepView", "build_spans", "build_trace", "context_summary", "cost_of", "describe",
+        "diagnose", "diff_runs",
         "event_lines", "export_events", "export_otlp_spans", "finding_payloads", "follow",
         "load_run_tree", "new_messages", "otlp_json", "otlp_json_chunks", "otlp_spans",
         "prompts", "read_events", "read_jsonl",

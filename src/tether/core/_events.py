@@ -37,6 +37,7 @@ class EventType(StrEnum):
     CONTEXT_BUILT = "context.built"
     MEMORY_WRITE = "memory.write"
     MEMORY_RECALL = "memory.recall"
+    MEMORY_WORKING = "memory.working"
     SUBRUN_STARTED = "subrun.started"
     SUBRUN_COMPLETED = "subrun.completed"
     FINDING = "finding"

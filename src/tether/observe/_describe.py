@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from ..core import Event, EventType
+from ._memory_view import MEMORY_EVENTS, describe_memory
 from ._spans import MODEL_ERROR
 
 
@@ -122,6 +123,8 @@ def _describe_more(kind: str, p: dict[str, Any], width: int) -> str:
         child = p.get("child_run_id") or p.get("run_id")
         rest = p.get("agent") or p.get("status") or ""
         return f"{child} {rest}".strip()
+    if kind in MEMORY_EVENTS:
+        return describe_memory(kind, p, width)
     if kind == EventType.FINDING:
         return f"{p.get('kind')} (steps {p.get('steps')}): {_clip(p.get('message', ''), width)}"
     return _clip(p, width)

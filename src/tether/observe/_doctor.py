@@ -36,6 +36,10 @@ kind of waste or trouble and says what it saw, why it matters and where to look:
     more than ``k`` robust deviations above the median (``k`` times the median
     absolute deviation scaled by 1.4826, at least 10% of the median) and at least
     ``ratio`` times the median.
+``refetched_evidence``
+    (agents with memory) A call repeating an earlier successful one after the
+    context built for its step had masked or dropped that result to fit the budget
+    (``_doctor_memory.py``).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core import Event, EventType
+from ._doctor_memory import refetched_evidence
 from ._doctor_waste import call_loops, wasted_steps
 from ._finding import Finding, finding_identity, show_steps
 from ._salience import date_key, dates_written, number_keys, numbers, numbers_written, tokens
@@ -435,6 +440,7 @@ def diagnose(events: Sequence[Event], *, config: DoctorConfig | None = None) -> 
         *wasted_steps(run.run_id, journal, cfg.wasted_min_steps),
         *call_loops(run.run_id, [(c.step, c.call_id, c.tool, c.arguments) for c in run.calls],
                     run.outcomes, cfg.loop_min_calls),
+        *refetched_evidence(run.run_id, journal),
     ]
     latency, cost, priced = _step_measures(journal)
     found += _outliers(run.run_id, latency, cfg, what="latency", unit="ms",

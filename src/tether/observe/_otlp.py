@@ -195,7 +195,8 @@ def span_event(event: Event) -> OtlpEvent:
 SPAN_EVENTS = frozenset({
     EventType.RETRY, EventType.FALLBACK, EventType.BREAKER, EventType.BUDGET,
     EventType.DECISION, EventType.CONTEXT_BUILT, EventType.MEMORY_WRITE,
-    EventType.MEMORY_RECALL, EventType.SUBRUN_STARTED, EventType.SUBRUN_COMPLETED,
+    EventType.MEMORY_RECALL, EventType.MEMORY_WORKING, EventType.SUBRUN_STARTED,
+    EventType.SUBRUN_COMPLETED,
     EventType.RUN_RESUMED, EventType.RUN_PAUSED,
 })
 

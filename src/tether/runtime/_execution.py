@@ -300,6 +300,8 @@ class Execution(Journal):
                 await self.settle(list(state.open_calls.values()), in_doubt=in_doubt)
                 in_doubt = False
                 continue  # settling may have stopped, failed or interrupted the run
+            if self.memory is not None:  # the step ended: promote its working memory
+                await self.memory.end_step()
             try:
                 self.check_budgets()
             except BudgetExceededError as e:

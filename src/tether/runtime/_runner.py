@@ -240,8 +240,10 @@ class Runner:
                 runs of the thread (as they were when this run started) and the
                 thread's memories, within its budget. Recorded in ``run.started``.
         """
-        if thread is not None and (not isinstance(thread, str) or not thread.strip()):
-            raise UsageError(f"a thread is a non-empty name, not {thread!r}",
+        if thread is not None and (not isinstance(thread, str) or not thread.strip()
+                                   or len(thread) > 200):
+            raise UsageError(f"a thread is a non-empty name of at most 200 characters, "
+                             f"not {thread[:60] if isinstance(thread, str) else thread!r}",
                              hint='pass thread="support-ada" (any stable name)')
         execution = Execution(self, agent, RunState(run_id=run_id or new_id("run_")))
         model = execution.models[0]

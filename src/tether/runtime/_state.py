@@ -15,6 +15,7 @@ from ..core import (
     Usage,
     message_of,
 )
+from ._working import WorkingState
 
 
 @dataclass(slots=True, kw_only=True)
@@ -94,11 +95,14 @@ class RunState:
     context_budget: int | None = None
     #: Tool results moved to long-term memory: their memory handle by tool call id.
     offloaded: dict[str, str] = field(default_factory=dict)
+    #: The current step's working memory (``_working.py``).
+    working: WorkingState = field(default_factory=WorkingState)
 
     def apply(self, event: Event) -> None:
         """Fold one committed event into the state."""
         p = event.payload
         kind = event.type
+        self.working.apply(event)
         self.seq = event.seq
         if kind in STATUS_AFTER:
             self.status = STATUS_AFTER[kind]

@@ -93,7 +93,9 @@ async def run_tool(ex: Execution, call: OpenCall) -> InDoubt | None:
             tool = ex.tools[fallback]
             outcome = await _run_with_retries(ex, tool, call, events)
     if isinstance(outcome, Event):
-        await ex.commit([*events, outcome])
+        # the call's working-memory entries commit with its outcome
+        working = ex.memory.take_working(call, tool.name) if ex.memory is not None else []
+        await ex.commit([*events, *working, outcome])
         return None
     if events:
         await ex.commit(events)
@@ -247,6 +249,7 @@ async def _invoke(ex: Execution, tool: Tool, call: OpenCall, attempt: int) -> st
     context = ToolContext(
         run_id=ex.state.run_id, step=call.step, call_id=call.call_id, tool=tool.name,
         idempotency_key=call.idempotency_key, attempt=attempt, execution=ex,
+        working=None if ex.memory is None else ex.memory.working_view(call, tool.name),
     )
     arguments = tool.validate_object(call.arguments)
     timeout = tool.timeout_s if tool.timeout_s is not None else ex.agent.policy.tool_timeout_s

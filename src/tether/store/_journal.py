@@ -16,6 +16,8 @@ RUN_COLUMNS = (
     "run_id, agent, status, task, created_at, updated_at, steps, last_seq, parent_run_id, "
     "input_tokens, output_tokens, cost_usd"
 )
+#: The run table's columns on a schema with threads (``summary`` reads either).
+RUN_COLUMNS_THREAD = RUN_COLUMNS + ", thread"
 
 
 def dumps(value: Any) -> str:
@@ -42,6 +44,7 @@ def summary(row: Sequence[Any]) -> RunSummary:
         input_tokens=row[9],
         output_tokens=row[10],
         cost_usd=row[11],
+        thread=row[12] if len(row) > 12 else None,
     )
 
 
@@ -73,11 +76,12 @@ def _insert_run(db: apsw.Connection, first: Event) -> int:
             run_id=first.run_id,
         )
     p = first.payload
+    thread = p.get("thread")
     db.execute(
         "INSERT INTO runs(run_id, agent, parent_run_id, status, task, created_at, "
-        "updated_at, last_seq) VALUES (?,?,?,?,?,?,?,0)",
+        "updated_at, last_seq, thread) VALUES (?,?,?,?,?,?,?,0,?)",
         (first.run_id, p["agent"], p.get("parent_run_id"), RunStatus.RUNNING,
-         p.get("task", ""), first.ts, first.ts),
+         p.get("task", ""), first.ts, first.ts, thread if isinstance(thread, str) else None),
     )
     return db.last_insert_rowid()
 

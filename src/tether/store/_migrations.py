@@ -68,9 +68,21 @@ MIGRATIONS: tuple[str, ...] = (
         expires_at REAL NOT NULL
     );
     """,
+    # 3: the thread a run continues (``run.started``'s ``thread``), indexed, so the runs
+    # of a thread are found without reading journals; filled for existing runs.
+    """
+    ALTER TABLE runs ADD COLUMN thread TEXT;
+    UPDATE runs SET thread = (
+        SELECT json_extract(e.payload, '$.thread') FROM events e
+        WHERE e.run_key = runs.run_key AND e.seq = 1 AND e.type = 'run.started'
+          AND json_type(e.payload, '$.thread') = 'text');
+    CREATE INDEX runs_by_thread ON runs(thread, created_at) WHERE thread IS NOT NULL;
+    """,
 )
 
 #: The schema version that added the lease table (older journals have no leases).
 LEASES_SINCE = 2
+#: The schema version that added the run table's ``thread`` column.
+THREADS_SINCE = 3
 
 SCHEMA_VERSION = len(MIGRATIONS)

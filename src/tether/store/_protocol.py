@@ -30,6 +30,8 @@ class RunSummary:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    #: The thread the run continues (``run.started``), if any.
+    thread: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -142,9 +144,10 @@ class Store(Protocol):
         agent: str | None = None,
         since: float | None = None,
         parent_run_id: str | None = None,
+        thread: str | None = None,
         limit: int = 50,
     ) -> list[RunSummary]:
-        """Runs, newest first, filtered."""
+        """Runs, newest first, filtered (``thread``: the runs continuing that thread)."""
         ...
 
     async def ledger(self, run_id: str) -> list[LedgerEntry]:

@@ -42,8 +42,14 @@ from ..core import (
 from ._blobs import blob_refs, decode, internalize
 from ._connection import Connection
 from ._faults import read_only, translated
-from ._journal import RUN_COLUMNS, insert_events, summary
-from ._migrations import APPLICATION_ID, LEASES_SINCE, MIGRATIONS, SCHEMA_VERSION
+from ._journal import RUN_COLUMNS, RUN_COLUMNS_THREAD, insert_events, summary
+from ._migrations import (
+    APPLICATION_ID,
+    LEASES_SINCE,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    THREADS_SINCE,
+)
 from ._protocol import Lease, LedgerEntry, RunSummary
 
 Synchronous = Literal["FULL", "NORMAL"]
@@ -181,6 +187,7 @@ class SQLiteStore:
                 db.close()
                 raise
         self._leases = True
+        self._columns = RUN_COLUMNS_THREAD
         return db
 
     def _open_readonly(self, busy_timeout_ms: int) -> apsw.Connection:
@@ -207,6 +214,8 @@ class SQLiteStore:
                 db.close()
                 raise
         self._leases = version >= LEASES_SINCE
+        # a read-only look at a journal from before the thread column
+        self._columns = RUN_COLUMNS_THREAD if version >= THREADS_SINCE else RUN_COLUMNS
         return db
 
     def _readonly_uris(self) -> list[str]:
@@ -475,7 +484,7 @@ class SQLiteStore:
         return found
 
     def _summary(self, db: apsw.Connection, run_id: str) -> RunSummary:
-        rows = _rows(db, f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
+        rows = _rows(db, f"SELECT {self._columns} FROM runs WHERE run_id = ?", (run_id,))
         if not rows:
             raise RunNotFoundError(
                 f"no run {run_id!r} in {self.path}",
@@ -500,19 +509,23 @@ class SQLiteStore:
         agent: str | None = None,
         since: float | None = None,
         parent_run_id: str | None = None,
+        thread: str | None = None,
         limit: int = 50,
     ) -> list[RunSummary]:
         clauses: list[str] = []
         args: list[Any] = []
+        if thread is not None and self._columns == RUN_COLUMNS:
+            return []  # a journal from before threads were recorded in the run table
         for column, op, value in (("status", "=", status), ("agent", "=", agent),
                                   ("created_at", ">=", since),
-                                  ("parent_run_id", "=", parent_run_id)):
+                                  ("parent_run_id", "=", parent_run_id),
+                                  ("thread", "=", thread)):
             if value is not None:
                 clauses.append(f"{column} {op} ?")
                 args.append(str(value) if isinstance(value, RunStatus) else value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = await self._conn.run(lambda db: _rows(
-            db, f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, "
+            db, f"SELECT {self._columns} FROM runs {where} ORDER BY created_at DESC, "
                 "run_id DESC LIMIT ?", (*args, limit)), write=False)
         return [summary(r) for r in rows]
 

@@ -2,5 +2,6 @@
 
 from ._context import ToolContext
 from ._tool import NOT_APPLIED, Tool, serialize_result, tool
+from ._working import WorkingMemory
 
-__all__ = ["NOT_APPLIED", "Tool", "ToolContext", "serialize_result", "tool"]
+__all__ = ["NOT_APPLIED", "Tool", "ToolContext", "WorkingMemory", "serialize_result", "tool"]

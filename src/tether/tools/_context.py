@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core import ToolError
+
+if TYPE_CHECKING:
+    from ._working import WorkingMemory
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -27,6 +30,8 @@ class ToolContext:
     #: The runtime's handle on the run this call is part of (its ``Execution``), for
     #: tools that start sub-runs (``tether.orchestration``); None outside a run.
     execution: Any = None
+    #: The step's working memory (an agent with memory), else None.
+    working: WorkingMemory | None = None
     #: Set when the run gives up on this call (timeout, run cancelled).
     cancel_event: threading.Event = field(default_factory=threading.Event)
 
