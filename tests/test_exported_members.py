@@ -14,6 +14,7 @@ EXPORTS: dict[str, list[str]] = {
     ],
     "tether.core": [
         "REDACTED_PREFIX", "SEALED_KEY", "STATUS_AFTER", "AgentSpecError", "BudgetExceededError",
+        "ApprovalRequired", "Artifact", "CallDeferred",
         "CallInDoubtError", "Clock",
         "ConcurrentWriteError", "ConfigurationError", "ContextLengthError", "Event", "EventType",
         "FatalModelError", "LeaseLostError", "Message", "ModelBehaviorError", "ModelError",
@@ -48,6 +49,9 @@ EXPORTS: dict[str, list[str]] = {
     ],
     "tether.tools": [
         "NOT_APPLIED", "Tool", "ToolContext", "serialize_result", "tool",
+        "ApprovalRequiredToolset", "BaseToolset", "FilteredToolset", "FunctionToolset",
+        "PrefixedToolset", "RunHandle", "RunView", "RunnerView", "StepContext", "ToolDef",
+        "Toolset", "WrapperToolset", "as_result", "still_running",
     ],
     "tether.sandbox": [
         "DENIED_SYSCALLS", "ExecResult", "FileRef", "Sandbox", "SandboxConfig", "SandboxError",
@@ -72,7 +76,7 @@ EXPORTS: dict[str, list[str]] = {
     ],
     "tether.runtime": [
         "Agent", "Breaker", "BreakerBoard", "BreakerSettings", "Budget", "MemoryConfig", "Observer",
-        "OpenCall",
+        "OpenCall", "Delta", "EventStream", "Lagged", "StreamItem", "Subscription",
         "Policy", "RetryPolicy", "Reviewer", "RunResult", "RunState", "Runner", "Transition",
         "absolute_spec", "error_class", "fold", "list_threads", "load_agent", "parse_budget",
         "thread_runs",
