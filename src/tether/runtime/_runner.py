@@ -388,6 +388,46 @@ class Runner:
         finally:
             await self._release(journal)
 
+    async def approve(self, run_id: str, call_id: str, *, deny: bool = False,
+                      reason: str = "") -> None:
+        """Decide a call that waits for approval (the run is ``needs_attention``):
+        approved, it runs once when the run is resumed; denied, it does not run and the
+        model is told (``reason`` too). Journaled as a ``decision`` (``approval``).
+
+        Raises:
+            UsageError: the run has no call waiting for approval with this id.
+            RunLeasedError: another process drives the run (nothing is written).
+        """
+        journal_events = await self.store.read(run_id)
+        state = fold(run_id, journal_events)
+        held, approved = waiting_calls(journal_events)
+        call = state.open_calls.get(call_id)
+        if call is None or held.get(call_id) != "approval" or call_id in approved:
+            waiting = sorted(c for c, why in held.items()
+                             if why == "approval" and c not in approved)
+            raise UsageError(
+                f"run {run_id} has no call waiting for approval with id {call_id!r}",
+                hint=f"calls waiting: {', '.join(waiting)}" if waiting else
+                     f"none waits; see `tether show {run_id}`")
+        chosen = "deny" if deny else "approve"
+        journal = Journal(self, state)
+        events = [journal.event(EventType.DECISION, state.step, {
+            "decision": "approval", "call_id": call_id, "tool": call.tool,
+            "options": ["approve", "deny"], "chosen": chosen,
+            "reason": reason or ("approved by a human" if not deny else "denied by a human"),
+        }, span=tool_span(call))]
+        if deny:
+            note = f"A human denied this call of {call.tool}" + (f": {reason}" if reason else
+                                                                  ".")
+            events.append(journal.event(EventType.TOOL_ERROR, call.step, {
+                "call_id": call_id, "tool": call.tool, "content": note, "denied": True,
+                "error": {"type": "ApprovalDenied", "message": note},
+            }, span=tool_span(call)))
+        try:  # refused (RunLeasedError) while another process drives the run
+            await journal.commit(events)
+        finally:
+            await self._release(journal)
+
     def run_sync(self, agent: Agent, task: str, **kwargs: Any) -> RunResult:
         """:meth:`run`, for code without an event loop."""
         _no_running_loop("run")

@@ -28,9 +28,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..core import Event
+from ..core import Event, ModelBehaviorError, UsageError
+from ..models import Model, ModelRequest, ModelResponse, StreamingModel
+
+if TYPE_CHECKING:
+    from ._execution import Execution
 
 _log = logging.getLogger("tether")
 
@@ -43,9 +47,11 @@ Observer = Callable[[Sequence[Event]], None]
 class Delta:
     """A live update of a run that is not journaled.
 
-    ``kind`` is ``tool.started`` (``call_id``, ``tool``, ``attempt``) or ``tool.ended``
+    ``kind`` is ``tool.started`` (``call_id``, ``tool``, ``attempt``), ``tool.ended``
     (``call_id``, ``tool``, ``outcome``: ``ok`` or ``error``, the latter also for a
-    call stopped by a signal or given up on); ``data`` holds those fields. ``ts`` is
+    call stopped by a signal or given up on) or ``model.token`` (``text``, ``model``:
+    a chunk of a streamed answer, only to subscribers that asked for tokens); ``data``
+    holds those fields. ``ts`` is
     the wall-clock time it was published.
     """
 
@@ -77,13 +83,15 @@ class Subscription:
     """
 
     def __init__(self, stream: EventStream, *, maxsize: int, run_id: str | None,
-                 deltas: bool) -> None:
+                 deltas: bool, tokens: bool = False) -> None:
         if maxsize < 1:
-            raise ValueError(f"a subscription holds at least 1 item, not {maxsize}")
+            raise UsageError(f"a subscription holds at least 1 item, not {maxsize}",
+                             hint="subscribe(maxsize=...) with a positive size")
         self._stream = stream
         self.maxsize = maxsize
         self.run_id = run_id
         self.deltas = deltas
+        self.tokens = tokens
         #: Items dropped because the buffer was full, since subscribing.
         self.dropped = 0
         self._gap = 0
@@ -94,7 +102,8 @@ class Subscription:
 
     def wants(self, item: Event | Delta) -> bool:
         """Whether this subscriber takes ``item`` (its run, deltas or not)."""
-        if isinstance(item, Delta) and not self.deltas:
+        if isinstance(item, Delta) and not (
+                self.tokens if item.kind == "model.token" else self.deltas):
             return False
         return self.run_id is None or item.run_id == self.run_id
 
@@ -280,22 +289,23 @@ class EventStream:
         """Whether anyone listens (publishing is skipped otherwise)."""
         return bool(self._subs)
 
-    @property
-    def wants_deltas(self) -> bool:
-        """Whether any subscriber takes deltas."""
-        return any(s.deltas for s in self._subs)
+    def wants_tokens(self, run_id: str) -> bool:
+        """Whether a subscriber takes the model tokens of ``run_id``."""
+        return any(s.tokens and s.run_id in (None, run_id) for s in self._subs)
 
     def subscribe(self, *, run_id: str | None = None, deltas: bool = True,
-                  maxsize: int | None = None) -> Subscription:
+                  tokens: bool = False, maxsize: int | None = None) -> Subscription:
         """A new subscriber of what is published from now on.
 
         Args:
             run_id: Only this run's items; default every run the Runner drives.
-            deltas: Also the live deltas (not only committed events).
+            deltas: Also the live deltas of tool calls (not only committed events).
+            tokens: Also ``model.token`` deltas: the step loop then streams the answers
+                of models that can (``StreamingModel``), each chunk redacted on its own.
             maxsize: Its buffer; default the stream's ``maxsize``.
         """
-        sub = Subscription(self, maxsize=maxsize or self.maxsize, run_id=run_id,
-                           deltas=deltas)
+        sub = Subscription(self, maxsize=self.maxsize if maxsize is None else maxsize,
+                           run_id=run_id, deltas=deltas, tokens=tokens)
         with self._lock:
             self._subs = (*self._subs, sub)
         return sub
@@ -340,3 +350,26 @@ class EventStream:
                 return False
             await asyncio.sleep(0.002)
         return True
+
+
+async def complete(ex: Execution, model: Model, request: ModelRequest) -> ModelResponse:
+    """One model attempt: ``model.complete``, or, while a subscriber takes this run's
+    tokens and the model can stream, its stream, each chunk published (redacted on its
+    own) as a ``model.token`` delta. Either way the answer is the complete response."""
+    stream = ex.runner.stream
+    run_id = ex.state.run_id
+    if not (stream.wants_tokens(run_id) and isinstance(model, StreamingModel)):
+        return await model.complete(request)
+    final: ModelResponse | None = None
+    label = f"{model.provider}:{model.model_name}"
+    async for piece in model.stream(request):
+        if piece.text:
+            stream.delta(run_id, "model.token", request.step,
+                         {"text": ex.runner.redactor.redact(piece.text), "model": label})
+        if piece.response is not None:
+            final = piece.response
+    if final is None:
+        raise ModelBehaviorError(f"{label} ended its stream without a complete response",
+                                 hint="a StreamingModel's last delta carries the response",
+                                 provider=model.provider, model=model.model_name)
+    return final

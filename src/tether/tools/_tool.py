@@ -271,6 +271,11 @@ class Tool:
                 call_id=context.call_id,
             ) from e
 
+    async def invoke(self, arguments: dict[str, Any], context: ToolContext) -> str:
+        """Run the tool with validated ``arguments`` to its end; return the text the
+        model would see (handy in tests of a tool)."""
+        return (await self.start(arguments, context)).text()
+
     async def run_reconcile(self, key: str) -> Any:
         """Ask the tool's ``reconcile`` hook whether the call with ``key`` took effect."""
         if self.reconcile is None:
