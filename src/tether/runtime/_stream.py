@@ -291,7 +291,8 @@ class EventStream:
 
     def wants_tokens(self, run_id: str) -> bool:
         """Whether a subscriber takes the model tokens of ``run_id``."""
-        return any(s.tokens and s.run_id in (None, run_id) for s in self._subs)
+        subs = self._subs
+        return bool(subs) and any(s.tokens and s.run_id in (None, run_id) for s in subs)
 
     def subscribe(self, *, run_id: str | None = None, deltas: bool = True,
                   tokens: bool = False, maxsize: int | None = None) -> Subscription:

@@ -36,7 +36,7 @@ from ..core import (
 from ..tools import NOT_APPLIED, ToolContext, ToolDef, as_result, still_running
 from ._policy import error_class
 from ._state import OpenCall
-from ._toolsets import Awaiting, result_payload
+from ._toolsets import Awaiting, result_payload, start
 
 if TYPE_CHECKING:
     from ._execution import Execution
@@ -271,7 +271,7 @@ async def _invoke(ex: Execution, tool: ToolDef, call: OpenCall, attempt: int) ->
     if ex.interrupted.done():
         raise _Unknown("the run was interrupted before it started", running=False,
                        interrupted=True)
-    future = asyncio.ensure_future(ex.tools.call(tool.name, arguments, context))
+    future = start(ex.tools.call(tool.name, arguments, context))
     try:
         if not future.done():
             await asyncio.wait((future, ex.interrupted), timeout=timeout,

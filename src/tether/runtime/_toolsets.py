@@ -8,10 +8,12 @@ deferred one (``CallDeferred``) waits for its result (``tether resolve``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Iterator, Sequence
+import contextvars
+from collections.abc import Coroutine, Generator, Iterator, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from ..core import (
     CallInDoubtError,
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
     from ._execution import Execution
     from ._state import OpenCall
     from ._tool_call import InDoubt
+
+T = TypeVar("T")
 
 #: Why a call waits for a human: its approval, or its result from outside.
 Awaiting = Literal["approval", "result"]
@@ -101,9 +105,11 @@ class RunTools:
                         hint="wrap one in PrefixedToolset, or filter it out")
                 defs[d.name] = d
                 owner[d.name] = toolset
-        if list(defs) != list(self._defs) or any(defs[n] is not self._defs[n] for n in defs):
+        if defs != self._defs:  # ToolDefs compare by value: a new spec only on a change
             self.specs = tuple(d.spec for d in defs.values())
-        self._defs, self._owner = defs, owner
+            self._defs, self._owner = defs, owner
+        else:
+            self._owner = owner
         return self.specs
 
     def get(self, name: str) -> ToolDef | None:
@@ -128,17 +134,19 @@ class RunTools:
     async def call(self, name: str, arguments: dict[str, Any], ctx: ToolContext) -> ToolResult:
         """Run a call through the toolset that offered ``name``; live subscribers see
         it start and end (``tool.started`` / ``tool.ended`` deltas, not journaled)."""
-        publish = self.ex.runner.stream.delta
-        publish(ctx.run_id, "tool.started", ctx.step,
-                {"call_id": ctx.call_id, "tool": name, "attempt": ctx.attempt})
+        stream = self.ex.runner.stream
+        if not stream.subscribed:
+            return as_result(await self._owner[name].call(name, arguments, ctx))
+        stream.delta(ctx.run_id, "tool.started", ctx.step,
+                     {"call_id": ctx.call_id, "tool": name, "attempt": ctx.attempt})
         outcome = "error"
         try:
             result = as_result(await self._owner[name].call(name, arguments, ctx))
             outcome = "ok"
             return result
         finally:
-            publish(ctx.run_id, "tool.ended", ctx.step,
-                    {"call_id": ctx.call_id, "tool": name, "outcome": outcome})
+            stream.delta(ctx.run_id, "tool.ended", ctx.step,
+                         {"call_id": ctx.call_id, "tool": name, "outcome": outcome})
 
     async def reconcile(self, name: str, key: str) -> Any:
         """The reconcile hook of the toolset that offered ``name``."""
@@ -224,3 +232,60 @@ def attention(ex: Execution, calls: Sequence[tuple[OpenCall, InDoubt]]) -> Event
                    **({"awaiting": d.awaiting} if d.awaiting else {})}
                   for c, d in calls],
     })
+
+
+def start(coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+    """Start ``coro`` at once, as Python 3.12's eager tasks do: a call that finishes
+    without waiting (an inline tool) costs no task and no turn of the event loop; one
+    that waits goes on in a task, exactly where it stopped. Its first part runs in a
+    copy of the current context, as a task's would.
+
+    Returns a future that is done when the call's code has stopped.
+    """
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+    try:
+        first = context.run(coro.send, None)
+    except StopIteration as done:
+        future: asyncio.Future[T] = loop.create_future()
+        future.set_result(cast(T, done.value))
+        return future
+    except BaseException as e:
+        if isinstance(e, KeyboardInterrupt | SystemExit):
+            raise
+        future = loop.create_future()
+        if isinstance(e, asyncio.CancelledError):
+            future.cancel()  # the call raised it; nobody cancelled it
+        else:
+            future.set_exception(e)
+        return future
+    return loop.create_task(_finish(coro, first), context=context)
+
+
+async def _finish(coro: Coroutine[Any, Any, T], first: Any) -> T:
+    return cast(T, await _Continued(coro, first))
+
+
+class _Continued:
+    """Awaitable that hands the task what ``coro`` is suspended on, then goes on with
+    ``coro`` (values and exceptions thrown in, as ``yield from`` would)."""
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
+        self.coro = coro
+        self.first = first
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        pending = self.first
+        while True:
+            try:
+                sent = yield pending
+            except BaseException as e:  # thrown in by the task: cancellation
+                try:
+                    pending = self.coro.throw(e)
+                except StopIteration as done:
+                    return done.value
+            else:
+                try:
+                    pending = self.coro.send(sent)
+                except StopIteration as done:
+                    return done.value

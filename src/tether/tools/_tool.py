@@ -51,9 +51,9 @@ def as_result(value: Any) -> ToolResult:
     """
     if isinstance(value, ToolResult):
         return value
-    if isinstance(value, str):
-        return ToolResult(content=value)
-    return ToolResult(value=pydantic_core.to_jsonable_python(value))
+    if isinstance(value, str):  # already valid: skip validating (the hot path)
+        return ToolResult.model_construct(content=value)
+    return ToolResult.model_construct(value=pydantic_core.to_jsonable_python(value))
 
 
 def serialize_result(value: Any) -> str:

@@ -104,7 +104,8 @@ class FunctionToolset(BaseToolset):
 
     async def call(self, name: str, arguments: dict[str, Any], ctx: ToolContext) -> Any:
         """Run the tool; resolves once its code has stopped (see :meth:`Tool.start`)."""
-        return await self._tool(name).start(arguments, ctx)
+        found = self.tools.get(name)
+        return await (found or self._tool(name)).start(arguments, ctx)
 
     async def reconcile(self, name: str, key: str) -> Any:
         """The tool's own ``reconcile`` hook."""
