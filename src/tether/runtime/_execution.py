@@ -28,7 +28,6 @@ from ..core import (
     RunStatus,
     TetherError,
     ToolCall,
-    ToolError,
     UsageError,
     visible,
 )
@@ -318,7 +317,7 @@ class Execution(Journal):
         step = state.step + 1
         try:  # the tools offered at this step: asked of the toolsets every time
             specs = await self.tools.offer(step)
-        except (ToolError, UsageError) as e:
+        except TetherError as e:  # a toolset that cannot list its tools, or a clash
             await self.fail(e, "toolset_failed")
             return
         messages = tuple(state.messages)
