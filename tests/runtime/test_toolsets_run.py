@@ -4,6 +4,7 @@ approval and deferral as stops (not failures), structured results in the journal
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Self
@@ -362,7 +363,9 @@ async def test_structured_results_and_artifacts_are_journaled(store: SQLiteStore
     assert result.status == RunStatus.COMPLETED
     outcome = {e.payload["tool"]: e.payload for e in await store.read(result.run_id)
                if e.type == EventType.TOOL_RESULT}
-    assert outcome["stats"]["value"] == {"rows": 3, "names": ["a", "é"]}
+    # Stored once: the text the model saw is the value's JSON.
+    assert outcome["stats"]["structured"] is True and "value" not in outcome["stats"]
+    assert json.loads(outcome["stats"]["content"]) == {"rows": 3, "names": ["a", "é"]}
     assert outcome["stats"]["content"] == '{"rows":3,"names":["a","é"]}'
     assert outcome["report"]["value"] == {"pages": 40}
     assert outcome["report"]["artifacts"] == [{

@@ -154,11 +154,16 @@ class RunTools:
 
 
 def result_payload(result: ToolResult) -> dict[str, Any]:
-    """A result's fields of ``tool.result``: ``content`` (what the model sees), and
-    ``value`` (structured) and ``artifacts`` where there are any."""
+    """A result's fields of ``tool.result``: ``content`` (what the model sees); for a
+    structured value, ``structured: true`` when ``content`` is its JSON text (stored
+    once: ``json.loads(content)`` is the value), else ``value`` beside the text; and
+    ``artifacts`` where there are any."""
     payload: dict[str, Any] = {"content": result.text()}
     if result.value is not None and not isinstance(result.value, str):
-        payload["value"] = result.value
+        if result.content is None and not result.artifacts:
+            payload["structured"] = True
+        else:
+            payload["value"] = result.value
     if result.artifacts:
         payload["artifacts"] = [a.model_dump(exclude_defaults=True) for a in result.artifacts]
     return payload
