@@ -15,6 +15,7 @@ EXPORTS: dict[str, list[str]] = {
     ],
     "tether.core": [
         "REDACTED_PREFIX", "SEALED_KEY", "STATUS_AFTER", "AgentSpecError", "BudgetExceededError",
+        "ApprovalRequired", "Artifact", "CallDeferred",
         "CallInDoubtError", "Clock",
         "ConcurrentWriteError", "ConfigurationError", "ContextLengthError", "Event", "EventType",
         "FatalModelError", "LeaseLostError", "Message", "ModelBehaviorError", "ModelError",
@@ -50,7 +51,10 @@ EXPORTS: dict[str, list[str]] = {
         "run_plan", "team_findings", "team_reviewer",
     ],
     "tether.tools": [
-        "NOT_APPLIED", "Tool", "ToolContext", "WorkingMemory", "serialize_result", "tool",
+        "NOT_APPLIED", "Tool", "ToolContext", "serialize_result", "tool",
+        "ApprovalRequiredToolset", "BaseToolset", "FilteredToolset", "FunctionToolset",
+        "PrefixedToolset", "RunHandle", "RunView", "RunnerView", "StepContext", "ToolDef",
+        "Toolset", "WorkingMemory", "WrapperToolset", "as_result", "still_running",
     ],
     "tether.sandbox": [
         "DENIED_SYSCALLS", "ExecResult", "FileRef", "Sandbox", "SandboxConfig", "SandboxError",
@@ -75,7 +79,7 @@ EXPORTS: dict[str, list[str]] = {
     ],
     "tether.runtime": [
         "Agent", "Breaker", "BreakerBoard", "BreakerSettings", "Budget", "MemoryConfig", "Observer",
-        "OpenCall",
+        "OpenCall", "Delta", "EventStream", "Lagged", "StreamItem", "Subscription",
         "Policy", "RetryPolicy", "Reviewer", "RunResult", "RunState", "Runner", "Transition",
         "absolute_spec", "error_class", "fold", "list_threads", "load_agent", "parse_budget",
         "thread_runs",

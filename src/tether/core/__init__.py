@@ -2,7 +2,9 @@
 
 from ._errors import (
     AgentSpecError,
+    ApprovalRequired,
     BudgetExceededError,
+    CallDeferred,
     CallInDoubtError,
     ConcurrentWriteError,
     ConfigurationError,
@@ -37,7 +39,7 @@ from ._errors import (
 )
 from ._events import STATUS_AFTER, Event, EventType, message_of
 from ._ids import Clock, SystemClock, new_id
-from ._messages import Message, Role, ToolCall, ToolResult, ToolSpec, Usage
+from ._messages import Artifact, Message, Role, ToolCall, ToolResult, ToolSpec, Usage
 from ._redact import REDACTED_PREFIX, Redactor
 from ._seal import SEALED_KEY, Sealer, SealKey, visible
 from ._status import RunStatus
@@ -47,7 +49,10 @@ __all__ = [
     "SEALED_KEY",
     "STATUS_AFTER",
     "AgentSpecError",
+    "ApprovalRequired",
+    "Artifact",
     "BudgetExceededError",
+    "CallDeferred",
     "CallInDoubtError",
     "Clock",
     "ConcurrentWriteError",

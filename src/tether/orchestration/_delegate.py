@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from ..core import EventType, RunNotFoundError, RunStatus, TetherError, Usage, UsageError
 from ..runtime import Agent, Budget, RunResult, fold
-from ..tools import ToolContext
+from ..tools import RunHandle, ToolContext
 from ._brief import ARTIFACT_CHARS, ArtifactRef, Brief, SubagentResult, strip_fences
 
 #: Default limits: how deep sub-runs may nest, and how often one subagent may be given
@@ -64,7 +64,7 @@ _ledgers: weakref.WeakKeyDictionary[Any, _Ledger] = weakref.WeakKeyDictionary()
 _rollups: dict[str, tuple[Usage, float, int]] = {}
 
 
-async def ledger(ex: Any) -> _Ledger:
+async def ledger(ex: RunHandle) -> _Ledger:
     """The delegation ledger of the run ``ex`` (the runtime's Execution) drives."""
     found = _ledgers.get(ex)
     if found is not None:
@@ -84,7 +84,7 @@ async def ledger(ex: Any) -> _Ledger:
     return _ledgers.setdefault(ex, led)
 
 
-def execution_of(ctx: ToolContext) -> Any:
+def execution_of(ctx: ToolContext) -> RunHandle:
     """The runtime's handle on the run a tool call belongs to."""
     if ctx.execution is None:
         raise UsageError(
@@ -94,13 +94,13 @@ def execution_of(ctx: ToolContext) -> Any:
     return ctx.execution
 
 
-def call_span(ex: Any, ctx: ToolContext) -> str | None:
+def call_span(ex: RunHandle, ctx: ToolContext) -> str | None:
     """The span id of the delegating call (``s{step}.t{index}``)."""
     call = ex.state.open_calls.get(ctx.call_id)
     return None if call is None else f"s{call.step}.t{call.index}"
 
 
-def remaining(ex: Any, led: _Ledger, *, ways: int = 1) -> dict[str, float | None]:
+def remaining(ex: RunHandle, led: _Ledger, *, ways: int = 1) -> dict[str, float | None]:
     """What the parent has left of each limit, less its children's use and shares in
     flight, keeping one step for the parent's own answer (``None``: unlimited); with
     ``ways``, at most that fraction of what is left before the shares in flight (so

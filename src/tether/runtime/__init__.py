@@ -6,9 +6,10 @@ from ._budget import Budget, parse_budget
 from ._memory import MemoryConfig, list_threads, thread_runs
 from ._policy import BreakerSettings, Policy, RetryPolicy, error_class
 from ._result import RunResult
-from ._runner import Observer, Reviewer, Runner
+from ._runner import Reviewer, Runner
 from ._spec import absolute_spec, load_agent
 from ._state import OpenCall, RunState, fold
+from ._stream import Delta, EventStream, Lagged, Observer, StreamItem, Subscription
 
 __all__ = [
     "Agent",
@@ -16,6 +17,9 @@ __all__ = [
     "BreakerBoard",
     "BreakerSettings",
     "Budget",
+    "Delta",
+    "EventStream",
+    "Lagged",
     "MemoryConfig",
     "Observer",
     "OpenCall",
@@ -25,6 +29,8 @@ __all__ = [
     "RunResult",
     "RunState",
     "Runner",
+    "StreamItem",
+    "Subscription",
     "Transition",
     "absolute_spec",
     "error_class",

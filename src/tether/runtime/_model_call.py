@@ -37,6 +37,7 @@ from ..models import Model, ModelRequest, ModelResponse
 from ..models._answer import TruncatedResponseError
 from ._compaction import compact
 from ._policy import GiveUp, MoveOn, after_model_failure, error_class, resume_wait
+from ._stream import complete
 
 if TYPE_CHECKING:
     from ._execution import Execution
@@ -346,11 +347,11 @@ async def _attempt(ex: Execution, model: Model, request: ModelRequest) -> ModelR
         timeout = remaining if timeout is None else min(timeout, remaining)
     try:
         if timeout is None:
-            response = await model.complete(request)
+            response = await complete(ex, model, request)
         else:
             # asyncio.timeout, not wait_for: no extra task per call on the hot path.
             async with asyncio.timeout(timeout):
-                response = await model.complete(request)
+                response = await complete(ex, model, request)
     except TimeoutError as e:
         if remaining is not None and timeout is not None and timeout >= remaining:
             raise ex.deadline_error() from e

@@ -23,16 +23,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..core import (
+    ApprovalRequired,
+    CallDeferred,
     Event,
     EventType,
     ModelRetry,
     ToolError,
+    ToolResult,
     ToolTimeoutError,
     ToolUnavailableError,
 )
-from ..tools import NOT_APPLIED, Tool, ToolContext, serialize_result
+from ..tools import NOT_APPLIED, ToolContext, ToolDef, as_result, still_running
 from ._policy import error_class
 from ._state import OpenCall
+from ._toolsets import Awaiting, result_payload, start
 
 if TYPE_CHECKING:
     from ._execution import Execution
@@ -55,6 +59,9 @@ class InDoubt:
     why: str
     #: Whether the call's code may still be running (a sync tool's thread).
     running: bool
+    #: Not in doubt but held: it waits for a human's approval (it never ran), or for
+    #: its result from outside (``CallDeferred``).
+    awaiting: Awaiting | None = None
 
 
 class _Unknown(Exception):
@@ -99,7 +106,7 @@ async def run_tool(ex: Execution, call: OpenCall) -> InDoubt | None:
         return None
     if events:
         await ex.commit(events)
-    if outcome is None or outcome.running or tool.reconcile is None:
+    if outcome is None or outcome.running or outcome.awaiting or not tool.reconcilable:
         return outcome
     # Stopped, outcome unknown: the hook can tell. If it did not take effect, that is a
     # definite failure the model is told about (running it again is the model's choice).
@@ -107,7 +114,7 @@ async def run_tool(ex: Execution, call: OpenCall) -> InDoubt | None:
 
 
 async def reconcile(
-    ex: Execution, tool: Tool, call: OpenCall, *, after: str, run_again: bool
+    ex: Execution, tool: ToolDef, call: OpenCall, *, after: str, run_again: bool
 ) -> InDoubt | None:
     """Ask ``tool``'s reconcile hook whether ``call`` took effect and commit the answer.
 
@@ -116,7 +123,7 @@ async def reconcile(
     """
     span = tool_span(call)
     try:
-        outcome = await tool.run_reconcile(call.idempotency_key)
+        outcome = await ex.tools.reconcile(tool.name, call.idempotency_key)
     except Exception as e:
         return InDoubt(f"its reconcile hook raised {e!r}", running=False)
     applied = outcome is not NOT_APPLIED
@@ -131,7 +138,7 @@ async def reconcile(
     if applied:
         await ex.commit([decision, ex.event(EventType.TOOL_RESULT, call.step, {
             "call_id": call.call_id, "tool": call.tool,
-            "content": serialize_result(outcome), "reconciled": True,
+            **result_payload(as_result(outcome)), "reconciled": True,
         }, span=span)])
         return None
     if run_again:
@@ -147,7 +154,7 @@ async def reconcile(
 
 
 async def _run_with_retries(
-    ex: Execution, tool: Tool, call: OpenCall, events: list[Event]
+    ex: Execution, tool: ToolDef, call: OpenCall, events: list[Event]
 ) -> Event | InDoubt | None:
     breaker = ex.runner.breakers.get(f"tool:{tool.name}", ex.agent.policy.breaker)
     clock = ex.runner.clock
@@ -175,12 +182,17 @@ async def _run_with_retries(
         started = clock.monotonic()
         unknown: _Unknown | None = None
         try:
-            content = await _invoke(ex, tool, call, attempt)
+            result = await _invoke(ex, tool, call, attempt)
         except _NotStarted as e:
             breaker.release()
             return ex.event(EventType.TOOL_ERROR, call.step, {
                 **base, "error": _error_payload(e.__cause__ or e), "not_started": True,
                 "content": f"Error: {tool.name} was not run: {e}"}, span=span)
+        except (ApprovalRequired, CallDeferred) as e:
+            # Held, not failed: nothing ran (approval), or it goes on outside (deferred).
+            breaker.release()
+            return InDoubt(e.message, running=False, awaiting=(
+                "approval" if isinstance(e, ApprovalRequired) else "result"))
         except ModelRetry as e:
             # The tool worked and asks the model to change its request: not a failure.
             transition = breaker.on_success()
@@ -209,7 +221,7 @@ async def _run_with_retries(
             if transition:
                 events.append(ex.event(EventType.BREAKER, call.step, transition.payload(),
                                        span=span))
-            return ex.event(EventType.TOOL_RESULT, call.step, {**base, "content": content},
+            return ex.event(EventType.TOOL_RESULT, call.step, {**base, **result_payload(result)},
                             span=span, duration_ms=(clock.monotonic() - started) * 1000)
         duration = (clock.monotonic() - started) * 1000
         transition = breaker.on_failure(clock.monotonic(), type(failure).__name__)
@@ -238,7 +250,7 @@ async def _run_with_retries(
             span=span, duration_ms=duration)
 
 
-async def _invoke(ex: Execution, tool: Tool, call: OpenCall, attempt: int) -> str:
+async def _invoke(ex: Execution, tool: ToolDef, call: OpenCall, attempt: int) -> ToolResult:
     """One attempt, bounded by the tool's timeout and the run's deadline.
 
     Raises:
@@ -249,6 +261,7 @@ async def _invoke(ex: Execution, tool: Tool, call: OpenCall, attempt: int) -> st
     context = ToolContext(
         run_id=ex.state.run_id, step=call.step, call_id=call.call_id, tool=tool.name,
         idempotency_key=call.idempotency_key, attempt=attempt, execution=ex,
+        approved=call.call_id in ex.tools.approved,
         working=None if ex.memory is None else ex.memory.working_view(call, tool.name),
     )
     arguments = tool.validate_object(call.arguments)
@@ -261,7 +274,7 @@ async def _invoke(ex: Execution, tool: Tool, call: OpenCall, attempt: int) -> st
     if ex.interrupted.done():
         raise _Unknown("the run was interrupted before it started", running=False,
                        interrupted=True)
-    future = tool.start(arguments, context)
+    future = start(ex.tools.call(tool.name, arguments, context))
     try:
         if not future.done():
             await asyncio.wait((future, ex.interrupted), timeout=timeout,
@@ -288,7 +301,7 @@ async def _invoke(ex: Execution, tool: Tool, call: OpenCall, attempt: int) -> st
         error = future.exception()
         if error is None:
             return future.result()  # it ended while we waited: its outcome is known
-        if interrupted or isinstance(error, ModelRetry):
+        if interrupted or isinstance(error, ModelRetry | ApprovalRequired | CallDeferred):
             raise error
         raise ToolTimeoutError(
             f"tool {tool.name!r} did not finish within {timeout:g} s and stopped with "
@@ -296,7 +309,8 @@ async def _invoke(ex: Execution, tool: Tool, call: OpenCall, attempt: int) -> st
             hint="raise the tool's timeout_s if it is slow but healthy",
             tool=tool.name, call_id=call.call_id,
         ) from error
-    running = not future.done()
+    # A sync tool's thread outlives its cancelled call: it is still running.
+    running = not future.done() or still_running(context.run_id, context.call_id)
     raise _Unknown(f"{why} and " + ("is still running" if running else
                                     "was cancelled mid-call"),
                    running=running, interrupted=interrupted)
