@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from ..core import EventType, RunNotFoundError, RunStatus, TetherError, Usage, UsageError
 from ..runtime import Agent, Budget, RunResult, fold
-from ..tools import RunHandle, ToolContext
+from ..tools import FilteredToolset, FunctionToolset, RunHandle, Tool, ToolContext, Toolset
 from ._brief import ARTIFACT_CHARS, ArtifactRef, Brief, SubagentResult, strip_fences
 
 #: Default limits: how deep sub-runs may nest, and how often one subagent may be given
@@ -190,16 +190,23 @@ def to_result(agent: str, run: RunResult, brief: Brief) -> SubagentResult:
 
 
 def _child_agent(agent: Agent, brief: Brief, budget: Budget) -> Agent:
+    """``agent`` limited to the tools its brief allows (all of them without a list): its
+    own tools are kept by name, and toolsets that list theirs at run time are filtered
+    at every step, so a tool they add later is allowed only if the brief names it."""
     tools = agent.tools
     if brief.tools is not None:
-        allowed = set(brief.tools)
-        unknown = allowed - set(agent.tool_map())
-        if unknown:
+        allowed = frozenset(brief.tools)
+        static = agent.tool_map()
+        dynamic = [t for t in agent.tools if isinstance(t, Toolset)
+                   and not isinstance(t, Tool | FunctionToolset)]
+        unknown = allowed - set(static)
+        if unknown and not dynamic:
             raise UsageError(
                 f"brief allows tools {sorted(unknown)} that subagent {agent.name!r} lacks",
-                hint=f"its tools: {sorted(agent.tool_map())}",
+                hint=f"its tools: {sorted(static)}",
             )
-        tools = [t for t in agent.tool_map().values() if t.name in allowed]
+        tools = [*(t for t in static.values() if t.name in allowed),
+                 *(FilteredToolset(t, lambda _step, d: d.name in allowed) for t in dynamic)]
     return dataclasses.replace(agent, tools=tools, budget=budget)
 
 
