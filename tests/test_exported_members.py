@@ -25,6 +25,16 @@ EXPORTS: dict[str, list[str]] = {
         "ToolResult", "ToolSpec", "ToolTimeoutError", "ToolUnavailableError",
         "TransientModelError", "Usage", "UsageError", "message_of", "new_id",
         "visible",
+        # Typed event payloads (core/_payloads.py).
+        "JOURNAL_FORMAT", "PAYLOADS", "BreakerPayload", "BudgetPayload",
+        "ContextBuiltPayload", "DecisionPayload", "FallbackPayload", "FindingPayload",
+        "MemoryRecallPayload", "MemoryWritePayload", "ModelErrorPayload",
+        "ModelRequestPayload", "ModelResponsePayload", "Payload", "RetryPayload",
+        "RunCompletedPayload", "RunFailedPayload", "RunNeedsAttentionPayload",
+        "RunPausedPayload", "RunQuarantinedPayload", "RunResumedPayload",
+        "RunStartedPayload", "SubrunCompletedPayload", "SubrunStartedPayload",
+        "ToolErrorPayload", "ToolIntentPayload", "ToolResultPayload", "parse_payload",
+        "payload_of",
     ],
     "tether.store": [
         "BLOB_THRESHOLD", "DEFAULT_BUSY_TIMEOUT_MS", "DEFAULT_PATH", "SCHEMA_VERSION", "Lease",
