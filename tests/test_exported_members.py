@@ -40,6 +40,10 @@ EXPORTS: dict[str, list[str]] = {
         "BLOB_THRESHOLD", "DEFAULT_BUSY_TIMEOUT_MS", "DEFAULT_PATH", "SCHEMA_VERSION", "Lease",
         "LedgerEntry", "RunSummary", "SQLiteStore", "Store", "Synchronous", "enable_wal",
         "open_store",
+        # Named migration sets, the pure projections, the unit of work.
+        "CORE_MIGRATIONS", "LedgerOutcome", "MigrationSet", "Rows", "Transaction", "Within",
+        "applied_version", "apply_migrations", "check_synchronous", "project_ledger",
+        "project_run",
     ],
     "tether.models": [
         "DEFAULT_PRICES", "MODEL_ENV", "PRICE_TABLE_VERSION", "AnthropicModel", "CostEstimate",
