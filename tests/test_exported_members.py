@@ -90,6 +90,8 @@ EXPORTS: dict[str, list[str]] = {
         "Policy", "RetryPolicy", "Reviewer", "RunResult", "RunState", "Runner", "Transition",
         "absolute_spec", "error_class", "fold", "list_threads", "load_agent", "parse_budget",
         "thread_runs",
+        # The registrable fold and the journal format check.
+        "FoldHandler", "check_format", "register_fold",
     ],
     "tether.observe": [
         "CAPTURE_CONTENT_ENV", "GENAI_SEMCONV_VERSION", "SCHEMA_URL", "TERMINAL_STATUSES",

@@ -3,9 +3,10 @@
 A payload is stored as the JSON object it always was; these models are how code
 reads and builds one. :func:`payload_of` (or ``Event.data``) parses an event's payload
 into the model its type registers in :data:`PAYLOADS`, once per event; ``.dump()``
-gives back the dict to journal, exactly as the writers wrote it: fields in the order
-declared here, only those set, unknown fields (from a newer writer, or ``$sealed``)
-kept after them. Fields are added, never renamed (``docs/journal.md``).
+gives back the dict to journal, exactly as it was given: only the fields set, in the
+order they were given (a payload read and dumped again is the same JSON), unknown
+fields (from a newer writer, or ``$sealed``) kept. Fields are added, never renamed
+(``docs/journal.md``).
 
 Numbers a writer may give as ``int`` or ``float`` are typed ``int | float`` so a round
 trip keeps their JSON spelling (``2`` stays ``2``, not ``2.0``). Nested structures
@@ -19,7 +20,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PrivateAttr,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    model_validator,
+)
 
 from ._errors import StoreCorruptError
 from ._messages import Message, Usage
@@ -39,10 +47,27 @@ class Payload(BaseModel):
 
     #: The event type this model is for (empty for the base).
     event_type: ClassVar[str] = ""
+    #: The order the fields were given in (parsed or built), which ``dump`` keeps.
+    _order: tuple[str, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_order(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        model = handler(data)
+        if isinstance(data, dict) and isinstance(model, Payload):
+            model._order = tuple(data)
+        return model
 
     def dump(self) -> JSON:
-        """The JSON object to journal: the fields set, in declared order, then extras."""
-        return self.model_dump(exclude_unset=True)
+        """The JSON object to journal: the fields that were set (unknown ones too), in
+        the order they were given, so a payload read and dumped again is the same."""
+        data = self.model_dump(exclude_unset=True)
+        if not self._order:
+            return data
+        ordered = {k: data[k] for k in self._order if k in data}
+        if len(ordered) < len(data):
+            ordered.update((k, v) for k, v in data.items() if k not in ordered)
+        return ordered
 
     def extra(self, name: str, default: Any = None) -> Any:
         """A field this version does not declare (``$sealed``, a newer writer's)."""
@@ -329,7 +354,7 @@ class MemoryWritePayload(Payload):
     text: str | None = None
     key: str | None = None
     kind: str | None = None
-    namespace: JSON | None = None
+    namespace: Any = None
     superseded: list[str] | None = None
     call_id: str | None = None
     tool_call_id: str | None = None
@@ -340,7 +365,7 @@ class MemoryRecallPayload(Payload):
 
     event_type = "memory.recall"
     query: str | None = None
-    scope: str | None = None
+    scope: Any = None
     hits: list[JSON] = []
     tool_call_id: str | None = None
 
