@@ -318,7 +318,7 @@ _SLOT_FACTORIES: dict[str, Callable[[], Any]] = {}
 def register_fold(
     event_type: str, handler: FoldHandler, *, slot: str | None = None,
     factory: Callable[[], Any] | None = None,
-) -> None:
+) -> Callable[[], None]:
     """Fold events of ``event_type`` with ``handler`` too, after the built-in fold.
 
     A package that adds state of its own keeps it in ``state.slot(slot)``, made by
@@ -331,6 +331,9 @@ def register_fold(
         handler: Called with the state and each committed event of that type, in order.
         slot: A name for the package's state, e.g. ``"memory"``.
         factory: Makes the slot's empty state (with ``slot``).
+
+    Returns:
+        A function that takes the handler out again (the slot stays registered).
 
     Raises:
         UsageError: ``slot`` without ``factory``, or a slot registered with another
@@ -347,6 +350,12 @@ def register_fold(
     handlers = _FOLDS.setdefault(str(event_type), [])
     if handler not in handlers:
         handlers.append(handler)
+
+    def unregister() -> None:
+        if handler in handlers:
+            handlers.remove(handler)
+
+    return unregister
 
 
 def fold(run_id: str, events: list[Event]) -> RunState:

@@ -55,13 +55,14 @@ def project_run(previous: RunSummary | None, events: Sequence[Event]) -> RunSumm
             input_tokens += p.usage.get("input_tokens", 0)
             output_tokens += p.usage.get("output_tokens", 0)
             cost += p.cost_usd or 0.0
-    # Findings (the doctor's, appended after the run) are not the run's activity.
-    active = [e.ts for e in events if e.type != EventType.FINDING]
+    # Findings (the doctor's, appended after the run) are not the run's activity. The
+    # latest activity never goes back (an event may be made before the last commit).
+    active = [row.updated_at, *(e.ts for e in events if e.type != EventType.FINDING)]
     return dataclasses.replace(
         row,
         status=status,
         last_seq=events[-1].seq,
-        updated_at=max(active) if active else row.updated_at,
+        updated_at=max(active),
         steps=max(row.steps, steps),
         input_tokens=row.input_tokens + input_tokens,
         output_tokens=row.output_tokens + output_tokens,
