@@ -130,7 +130,7 @@ class RunFailedPayload(Payload):
     reason: str | None = None
     error: JSON | None = None
     last_output: Any = None
-    tried: dict[str, int] | None = None
+    tried: Any = None
 
 
 class RunPausedPayload(Payload):
@@ -171,7 +171,7 @@ class ModelRequestPayload(Payload):
     new: list[JSON] = []
     context: str | None = None
     tools: list[str] | None = None
-    constraint: str | None = None
+    constraint: Any = None
 
 
 class ModelResponsePayload(Payload):
@@ -209,7 +209,7 @@ class ModelErrorPayload(Payload):
     model_key: str | None = None
     error: JSON | None = None
     error_class: str | None = None
-    attempts: dict[str, int] | None = None
+    attempts: Any = None
     output: str | None = None
 
 
@@ -248,7 +248,7 @@ class ToolErrorPayload(Payload):
     call_id: str
     tool: str
     error: JSON | None = None
-    attempts: int | None = None
+    attempts: Any = None
     not_started: bool | None = None
     content: str = ""
     ran: str | None = None
@@ -409,9 +409,9 @@ class FindingPayload(Payload):
 
     event_type = "finding"
     kind: str
-    steps: list[int] = []
+    steps: Any = None
     message: str = ""
-    how_to_look: str | None = None
+    how_to_look: Any = None
     subject: Any = None
 
 
