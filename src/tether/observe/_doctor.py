@@ -49,6 +49,7 @@ from typing import Any, cast
 from ..core import (
     Event,
     EventType,
+    FindingPayload,
     ModelResponsePayload,
     RetryPayload,
     RunStartedPayload,
@@ -459,7 +460,8 @@ def finding_payloads(events: Sequence[Event]) -> list[dict[str, Any]]:
     """The Runner's end-of-run hook: :func:`diagnose`, as ``finding`` event payloads,
     leaving out the findings ``events`` already holds (same kind, steps and subject),
     so a run resumed and stopped again does not journal them twice."""
-    known = {finding_identity(e.payload) for e in events if e.type == EventType.FINDING}
+    known = {finding_identity(p.dump()) for p in (e.data for e in events)
+             if isinstance(p, FindingPayload)}
     fresh = []
     for finding in diagnose(events):
         payload = finding.to_payload()
