@@ -49,7 +49,7 @@ def _schema(path: Path) -> tuple[int, list[tuple[str, int]]]:
         db.close()
 
 
-async def test_every_payload_parses_and_dumps_back_byte_for_byte(old_db: Path) -> None:
+async def test_every_payload_parses_and_dumps_back_the_same(old_db: Path) -> None:
     store = SQLiteStore(old_db, readonly=True)
     seen: set[str] = set()
     for run in await store.runs(limit=100):
@@ -57,7 +57,9 @@ async def test_every_payload_parses_and_dumps_back_byte_for_byte(old_db: Path) -
             model = PAYLOADS[event.type]
             assert type(event.data) is model, event.type
             assert event.data is event.data  # parsed once
-            assert json.dumps(event.data.dump()) == json.dumps(event.payload), event.type
+            assert event.data.dump() == event.payload, event.type  # nothing lost
+            if not event.data.model_extra:  # what today's writers write: same bytes
+                assert json.dumps(event.data.dump()) == json.dumps(event.payload), event.type
             seen.add(event.type)
     await store.close()
     # The fixture covers the journal's main shapes (the rest have their unit tests).

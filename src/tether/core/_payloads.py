@@ -3,10 +3,10 @@
 A payload is stored as the JSON object it always was; these models are how code
 reads and builds one. :func:`payload_of` (or ``Event.data``) parses an event's payload
 into the model its type registers in :data:`PAYLOADS`, once per event; ``.dump()``
-gives back the dict to journal, exactly as it was given: only the fields set, in the
-order they were given (a payload read and dumped again is the same JSON), unknown
-fields (from a newer writer, or ``$sealed``) kept. Fields are added, never renamed
-(``docs/journal.md``).
+gives back the dict to journal: only the fields set, unknown fields (from a newer
+writer, or ``$sealed``) kept, declared fields in the order declared here (the order
+the writers use). The journal itself keeps the stored dict; nothing re-dumps a parsed
+payload to store it. Fields are added, never renamed (``docs/journal.md``).
 
 Numbers a writer may give as ``int`` or ``float`` are typed ``int | float`` so a round
 trip keeps their JSON spelling (``2`` stays ``2``, not ``2.0``). Nested structures
@@ -23,10 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from pydantic import (
     BaseModel,
     ConfigDict,
-    PrivateAttr,
     ValidationError,
-    ValidatorFunctionWrapHandler,
-    model_validator,
 )
 
 from ._errors import StoreCorruptError
@@ -47,27 +44,14 @@ class Payload(BaseModel):
 
     #: The event type this model is for (empty for the base).
     event_type: ClassVar[str] = ""
-    #: The order the fields were given in (parsed or built), which ``dump`` keeps.
-    _order: tuple[str, ...] = PrivateAttr(default=())
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _keep_order(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        model = handler(data)
-        if isinstance(data, dict) and isinstance(model, Payload):
-            model._order = tuple(data)
-        return model
-
     def dump(self) -> JSON:
-        """The JSON object to journal: the fields that were set (unknown ones too), in
-        the order they were given, so a payload read and dumped again is the same."""
-        data = self.model_dump(exclude_unset=True)
-        if not self._order:
-            return data
-        ordered = {k: data[k] for k in self._order if k in data}
-        if len(ordered) < len(data):
-            ordered.update((k, v) for k, v in data.items() if k not in ordered)
-        return ordered
+        """The JSON object to journal: the fields that were set (unknown ones too).
+
+        Declared fields come in the order declared here, which is the order the writers
+        use, so a writer that builds its payload with the model stores the same bytes
+        as before. (No custom ``__init__`` keeps a writer's order: pydantic then calls
+        it on every parse too, which doubles the cost of reading a journal.)"""
+        return self.model_dump(exclude_unset=True)
 
     def extra(self, name: str, default: Any = None) -> Any:
         """A field this version does not declare (``$sealed``, a newer writer's)."""
@@ -339,9 +323,9 @@ class ContextBuiltPayload(Payload):
     """``context.built``: how a step's prompt was assembled (agents with memory)."""
 
     event_type = "context.built"
-    parts: list[JSON] = []
     tokens: int | None = None
     budget: int | None = None
+    parts: list[JSON] = []
     recipe: JSON | None = None
 
 
@@ -351,11 +335,11 @@ class MemoryWritePayload(Payload):
     event_type = "memory.write"
     action: str
     handle: str | None = None
-    text: str | None = None
     key: str | None = None
     kind: str | None = None
     namespace: Any = None
     superseded: list[str] | None = None
+    text: str | None = None
     call_id: str | None = None
     tool_call_id: str | None = None
 
@@ -439,7 +423,7 @@ def parse_payload(event_type: str, payload: Mapping[str, Any]) -> Payload:
     """
     model = PAYLOADS.get(event_type, Payload)
     try:
-        return model.model_validate(payload)
+        parsed = model.model_validate(payload)
     except ValidationError as e:
         raise StoreCorruptError(
             f"a {event_type} payload does not have the shape of its type: "
@@ -447,6 +431,7 @@ def parse_payload(event_type: str, payload: Mapping[str, Any]) -> Payload:
             hint="the journal was damaged or written by an incompatible tool; "
                  "see docs/journal.md for the payload of each event",
         ) from None
+    return parsed
 
 
 def payload_of(event: Event, model: type[P] = Payload) -> P:  # type: ignore[assignment]
