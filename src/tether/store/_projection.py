@@ -8,7 +8,6 @@ row. A store only writes what these functions return.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -27,6 +26,11 @@ from ..core import (
 )
 from ._protocol import LedgerEntry, RunSummary
 
+_FINDING = EventType.FINDING
+_RESPONSE = EventType.MODEL_RESPONSE
+_INTENT = EventType.TOOL_INTENT
+_OUTCOMES: dict[str, str] = {EventType.TOOL_RESULT: "done", EventType.TOOL_ERROR: "error"}
+
 
 def project_run(previous: RunSummary | None, events: Sequence[Event]) -> RunSummary:
     """The run's row after ``events`` (one append: consecutive events of one run).
@@ -40,30 +44,31 @@ def project_run(previous: RunSummary | None, events: Sequence[Event]) -> RunSumm
     """
     if not events:
         raise StoreError("a projection needs at least one event")
-    first = events[0]
-    row = previous if previous is not None else _new_row(first)
+    row = previous if previous is not None else _new_row(events[0])
     status = row.status
-    steps = 0
+    steps = row.steps
     input_tokens = output_tokens = 0
     cost = 0.0
+    # Findings (the doctor's, appended after the run) are not the run's activity. The
+    # latest activity never goes back (an event may be made before the last commit).
+    updated_at = row.updated_at
     for e in events:
-        if e.type in STATUS_AFTER:
-            status = STATUS_AFTER[e.type]
-        elif e.type == EventType.MODEL_RESPONSE:
+        kind = e.type
+        if kind != _FINDING and e.ts > updated_at:
+            updated_at = e.ts
+        if kind in STATUS_AFTER:
+            status = STATUS_AFTER[kind]
+        elif kind == _RESPONSE:
             p = cast(ModelResponsePayload, e.data)
-            steps = max(steps, e.step)
+            if e.step > steps:
+                steps = e.step
             input_tokens += p.usage.get("input_tokens", 0)
             output_tokens += p.usage.get("output_tokens", 0)
             cost += p.cost_usd or 0.0
-    # Findings (the doctor's, appended after the run) are not the run's activity. The
-    # latest activity never goes back (an event may be made before the last commit).
-    active = [row.updated_at, *(e.ts for e in events if e.type != EventType.FINDING)]
-    return dataclasses.replace(
-        row,
-        status=status,
-        last_seq=events[-1].seq,
-        updated_at=max(active),
-        steps=max(row.steps, steps),
+    return RunSummary(
+        run_id=row.run_id, agent=row.agent, status=status, task=row.task,
+        created_at=row.created_at, updated_at=updated_at, steps=steps,
+        last_seq=events[-1].seq, parent_run_id=row.parent_run_id,
         input_tokens=row.input_tokens + input_tokens,
         output_tokens=row.output_tokens + output_tokens,
         cost_usd=row.cost_usd + cost,
@@ -98,14 +103,14 @@ def project_ledger(events: Sequence[Event]) -> list[LedgerEntry | LedgerOutcome]
     got wrong has an outcome and no intent: its outcome changes no entry)."""
     changes: list[LedgerEntry | LedgerOutcome] = []
     for e in events:
-        if e.type == EventType.TOOL_INTENT:
+        kind = e.type
+        if kind == _INTENT:
             p = cast(ToolIntentPayload, e.data)
             changes.append(LedgerEntry(run_id=e.run_id, call_id=p.call_id, tool=p.tool,
                                        step=e.step, idempotency_key=p.idempotency_key,
                                        status="intent", intent_seq=e.seq))
-        elif e.type in (EventType.TOOL_RESULT, EventType.TOOL_ERROR):
+        elif kind in _OUTCOMES:
             q = cast(ToolResultPayload | ToolErrorPayload, e.data)
-            changes.append(LedgerOutcome(
-                call_id=q.call_id, result_seq=e.seq,
-                status="done" if e.type == EventType.TOOL_RESULT else "error"))
+            changes.append(LedgerOutcome(call_id=q.call_id, status=_OUTCOMES[kind],
+                                         result_seq=e.seq))
     return changes
