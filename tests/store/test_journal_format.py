@@ -158,3 +158,20 @@ async def test_a_newer_journal_format_is_read_but_not_resumed(old_db: Path) -> N
         await Runner(store).resume(ja.RUN_ID, ja.fixture_agent())
     assert await store.read(ja.RUN_ID) == events  # nothing was written
     await store.close()
+
+
+async def test_todays_journal_records_its_format_and_round_trips(tmp_path: Path) -> None:
+    from tether.core import ToolCall
+    from tether.models import ScriptedModel
+    from tether.runtime import Agent
+
+    store = SQLiteStore(tmp_path / "new.db")
+    agent = Agent(name="fmt", model=ScriptedModel([ToolCall.of("flaky", x=1), "ok"]),
+                  tools=[ja.flaky])
+    result = await Runner(store).run(agent, "go")
+    events = await store.read(result.run_id)
+    assert events[0].payload["format"] == JOURNAL_FORMAT
+    assert fold(result.run_id, events).format == JOURNAL_FORMAT
+    for event in events:
+        assert json.dumps(event.data.dump()) == json.dumps(event.payload), event.type
+    await store.close()
