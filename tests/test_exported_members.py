@@ -28,11 +28,25 @@ EXPORTS: dict[str, list[str]] = {
         "ToolResult", "ToolSpec", "ToolTimeoutError", "ToolUnavailableError",
         "TransientModelError", "Usage", "UsageError", "message_of", "new_id",
         "visible",
+        # Typed event payloads (core/_payloads.py).
+        "JOURNAL_FORMAT", "PAYLOADS", "BreakerPayload", "BudgetPayload",
+        "ContextBuiltPayload", "DecisionPayload", "FallbackPayload", "FindingPayload",
+        "MemoryRecallPayload", "MemoryWorkingPayload", "MemoryWritePayload", "ModelErrorPayload",
+        "ModelRequestPayload", "ModelResponsePayload", "Payload", "RetryPayload",
+        "RunCompletedPayload", "RunFailedPayload", "RunNeedsAttentionPayload",
+        "RunPausedPayload", "RunQuarantinedPayload", "RunResumedPayload",
+        "RunStartedPayload", "SubrunCompletedPayload", "SubrunStartedPayload",
+        "ToolErrorPayload", "ToolIntentPayload", "ToolResultPayload", "parse_payload",
+        "payload_of",
     ],
     "tether.store": [
         "BLOB_THRESHOLD", "DEFAULT_BUSY_TIMEOUT_MS", "DEFAULT_PATH", "SCHEMA_VERSION", "Lease",
         "LedgerEntry", "RunSummary", "SQLiteStore", "Store", "Synchronous", "enable_wal",
         "open_store",
+        # Named migration sets, the pure projections, the unit of work.
+        "CORE_MIGRATIONS", "LedgerOutcome", "MigrationSet", "Rows", "Transaction", "Within",
+        "applied_version", "apply_migrations", "check_synchronous", "project_ledger",
+        "project_run",
     ],
     "tether.models": [
         "DEFAULT_PRICES", "MODEL_ENV", "PRICE_TABLE_VERSION", "AnthropicModel", "CostEstimate",
@@ -83,6 +97,8 @@ EXPORTS: dict[str, list[str]] = {
         "Policy", "RetryPolicy", "Reviewer", "RunResult", "RunState", "Runner", "Transition",
         "absolute_spec", "error_class", "fold", "list_threads", "load_agent", "parse_budget",
         "thread_runs",
+        # The registrable fold and the journal format check.
+        "FoldHandler", "check_format", "register_fold",
     ],
     "tether.observe": [
         "CAPTURE_CONTENT_ENV", "GENAI_SEMCONV_VERSION", "SCHEMA_URL", "TERMINAL_STATUSES",

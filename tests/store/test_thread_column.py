@@ -10,7 +10,7 @@ from pathlib import Path
 import apsw
 import pytest
 
-from tether.core import Event, EventType, UsageError
+from tether.core import Event, EventType, StoreCorruptError, UsageError
 from tether.models import ScriptedModel
 from tether.runtime import Agent, Runner, list_threads, thread_runs
 from tether.store import SCHEMA_VERSION, SQLiteStore
@@ -29,8 +29,10 @@ async def _fill(store: SQLiteStore) -> None:
         await store.append([started(f"r{i}a", 100.0 + i, thread=thread, thread_runs=[])])
         await store.append([started(f"r{i}b", 200.0 + i, thread=thread, thread_runs=[])])
     await store.append([started("plain", 300.0)])
-    await store.append([started("numeric", 301.0, thread=42)])  # not a name: no thread
-    await store.append([started("nested", 302.0, thread={"thread": "support-ada"})])
+    # Not a name: the payload does not have run.started's shape, and nothing is written.
+    for run_id, thread in (("numeric", 42), ("nested", {"thread": "support-ada"})):
+        with pytest.raises(StoreCorruptError, match="thread"):
+            await store.append([started(run_id, 301.0, thread=thread)])
 
 
 async def _check(store: SQLiteStore) -> None:
@@ -43,8 +45,8 @@ async def _check(store: SQLiteStore) -> None:
     assert await store.runs(thread="support") == []  # exact names, no patterns
     assert await store.runs(thread="%") != await store.runs(thread="_")
     by_id = {r.run_id: r for r in await store.runs(limit=100)}
-    assert by_id["plain"].thread is None and by_id["numeric"].thread is None
-    assert by_id["nested"].thread is None
+    assert by_id["plain"].thread is None
+    assert "numeric" not in by_id and "nested" not in by_id
     threads = await list_threads(store)
     assert list(threads) == list(reversed(THREADS))  # newest latest run first
     assert [r.run_id for r in threads["support-ada"]] == ["r0a", "r0b"]
@@ -64,7 +66,8 @@ async def test_the_migration_fills_the_column_from_older_journals(tmp_path: Path
     await store.close()
     old = apsw.Connection(str(db))  # as schema 2 wrote it: no thread column
     old.execute("DROP INDEX runs_by_thread; ALTER TABLE runs DROP COLUMN thread; "
-                f"PRAGMA user_version={SCHEMA_VERSION - 1}")
+                f"UPDATE tether_migrations SET version = {SCHEMA_VERSION - 1} "
+                f"WHERE name = 'core'; PRAGMA user_version={SCHEMA_VERSION - 1}")
     old.close()
     reader = SQLiteStore(db, readonly=True)  # a read-only look does not migrate
     assert all(r.thread is None for r in await reader.runs(limit=100))

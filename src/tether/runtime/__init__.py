@@ -8,7 +8,7 @@ from ._policy import BreakerSettings, Policy, RetryPolicy, error_class
 from ._result import RunResult
 from ._runner import Reviewer, Runner
 from ._spec import absolute_spec, load_agent
-from ._state import OpenCall, RunState, fold
+from ._state import FoldHandler, OpenCall, RunState, check_format, fold, register_fold
 from ._stream import Delta, EventStream, Lagged, Observer, StreamItem, Subscription
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Lagged",
     "MemoryConfig",
     "Observer",
+    "FoldHandler",
     "OpenCall",
     "Policy",
     "RetryPolicy",
@@ -34,7 +35,9 @@ __all__ = [
     "Transition",
     "absolute_spec",
     "error_class",
+    "check_format",
     "fold",
+    "register_fold",
     "list_threads",
     "load_agent",
     "parse_budget",

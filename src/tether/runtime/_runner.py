@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..core import (
+    JOURNAL_FORMAT,
     Clock,
     ConfigurationError,
     Event,
@@ -39,7 +40,7 @@ from ._lease import owner_alive_here, owner_dead, owner_id
 from ._memory import thread_runs
 from ._result import RunResult
 from ._spec import load_agent
-from ._state import RunState, fold
+from ._state import RunState, check_format, fold
 from ._stream import EventStream, Observer
 from ._tool_call import tool_span
 from ._toolsets import waiting_calls
@@ -273,6 +274,7 @@ class Runner:
             # The limits the run started with; a resume keeps them (budget events raise them).
             "budget": dataclasses.asdict(agent.budget),
             **(parent or {}),
+            "format": JOURNAL_FORMAT,
         })])
         return await self._drive(execution, in_doubt=False)
 
@@ -299,6 +301,7 @@ class Runner:
         """
         journal = await self.store.read(run_id)
         state = fold(run_id, journal)
+        check_format(state)
         released = release and state.status == RunStatus.QUARANTINED
         if state.status.is_final and not released:
             return result_of(state)
