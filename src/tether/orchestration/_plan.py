@@ -182,7 +182,16 @@ async def run_plan(
                 results[s.id] = result
                 if result.status == "ok" or attempt == max_replans:
                     return
-                nxt = replanner(current, result, attempt + 1)
+                try:
+                    nxt = replanner(current, result, attempt + 1)
+                except Exception as e:  # never silent, never orphaning the siblings
+                    nxt = None
+                    result = results[s.id] = result.model_copy(update={"error": {
+                        **(result.error or {}), "type": "ReplanError",
+                        "message": f"the replanner raised {type(e).__name__}: {e}; the "
+                                   "last attempt: " + str((result.error or {}).get(
+                                       "message", "it failed")),
+                        "hint": "fix the replanner, then resume the run"}})
                 await _decide(ctx, f"{key}/{s.id}/replan{attempt + 1}", {
                     "decision": "replan", "subtask": s.id, "attempt": attempt + 1,
                     "options": ["replan", "give_up"],
