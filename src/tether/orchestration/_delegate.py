@@ -20,7 +20,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..core import EventType, RunNotFoundError, RunStatus, TetherError, Usage, UsageError
+from ..core import (
+    EventType,
+    RunLeasedError,
+    RunNotFoundError,
+    RunStatus,
+    TetherError,
+    Usage,
+    UsageError,
+)
 from ..runtime import Agent, Budget, RunResult, fold
 from ..tools import ToolContext
 from ._brief import ARTIFACT_CHARS, ArtifactRef, Brief, SubagentResult, strip_fences
@@ -203,6 +211,21 @@ def _child_agent(agent: Agent, brief: Brief, budget: Budget) -> Agent:
     return dataclasses.replace(agent, tools=tools, budget=budget)
 
 
+#: Seconds between looks at a child that another process drives.
+_POLL_S = 0.2
+
+
+async def _resume_when_free(runner: Any, child_id: str, child: Agent) -> RunResult:
+    """Resume the child; while another process drives it (``tether resume CHILD``: its
+    lease is held), wait for that driver: the child's outcome is collected when it ends
+    (a settled run is returned as it is), never redone or reported failed meanwhile."""
+    while True:
+        try:
+            return await runner.resume(child_id, child)  # type: ignore[no-any-return]
+        except RunLeasedError:
+            await asyncio.sleep(_POLL_S)
+
+
 async def delegate(
     ctx: ToolContext, agent: Agent, brief: Brief, *, branch: str = "",
     max_depth: int = MAX_DEPTH, max_repeats: int = MAX_REPEATS,
@@ -315,7 +338,7 @@ async def _delegate_once(
                             error=None if state.error is None
                             else TetherError.from_dict(state.error))
         elif state is not None:
-            run = await runner.resume(child_id, child)
+            run = await _resume_when_free(runner, child_id, child)
         else:
             run = await runner.run(child, started["task"], run_id=child_id, parent={
                 "parent_run_id": parent_id, "depth": led.depth + 1,
