@@ -39,6 +39,12 @@ async def leak(ctx: ToolContext) -> str:
     return json.dumps([r.status for r in out])
 
 
+def _raw(folder: Path) -> bytes:
+    """The store's bytes on disk (the database, its WAL and shared memory)."""
+    return b"".join(p.read_bytes() for p in folder.iterdir()
+                    if p.is_file() and p.name.startswith("tether.db"))
+
+
 async def test_no_secret_of_a_delegation_reaches_the_store_or_a_view(
     store: SQLiteStore, tmp_path: Path,
 ) -> None:
@@ -53,7 +59,6 @@ async def test_no_secret_of_a_delegation_reaches_the_store_or_a_view(
     for secret in (KEY, OTHER, BIG):
         assert secret not in views
     await store.close()
-    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir()
-                   if p.is_file() and p.name.startswith("tether.db"))
+    raw = _raw(tmp_path)
     for secret in (KEY, OTHER, BIG):
         assert secret.encode() not in raw, secret

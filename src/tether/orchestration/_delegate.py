@@ -349,6 +349,9 @@ async def _delegate_once(
     if run.status in (RunStatus.RUNNING, RunStatus.PAUSED):
         # Interrupted with its parent (Runner.interrupt): record nothing and wait to be
         # cancelled, so the parent's call stays open and the resume picks the child up.
+        # A child that paused by itself (its lease could not be renewed) pauses the
+        # parent the same way, rather than leaving it waiting forever.
+        ex.interrupt()
         await asyncio.get_running_loop().create_future()
     # What the child used includes what its own children used: kept by this process
     # for a child driven here from its start, else folded from its journal.
