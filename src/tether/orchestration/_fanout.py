@@ -98,11 +98,12 @@ async def fan_out(
         One result per branch, in order.
     """
     names = [b.name for b in branches]
-    if len(set(names)) != len(names):
+    if len(set(names)) != len(names) or any("~" in n for n in names):
         from ..core import UsageError
 
-        raise UsageError(f"fan-out branch names repeat: {names}",
-                         hint="give every branch a unique name")
+        raise UsageError(f"fan-out branch names repeat or contain '~': {names}",
+                         hint="give every branch a unique name without '~' (it marks "
+                              "the branches of replans and repairs)")
     ex = execution_of(ctx)
     led = await ledger(ex)
     parts = split(remaining(ex, led), max(1, len(branches)))

@@ -52,6 +52,9 @@ class Plan(BaseModel):
         ids = [s.id for s in self.subtasks]
         if len(set(ids)) != len(ids):
             raise ValueError(f"subtask ids repeat: {ids}")
+        marked = [i for i in ids if "~" in i]
+        if marked:  # '~' names replan and repair branches: such an id would be one
+            raise ValueError(f"subtask ids may not contain '~': {marked}")
         known = set(ids)
         for s in self.subtasks:
             missing = set(s.depends_on) - known
