@@ -182,7 +182,11 @@ def to_result(agent: str, run: RunResult, brief: Brief) -> SubagentResult:
         try:
             parsed = schema.model_validate_json(strip_fences(text))
         except ValidationError as e:
-            return SubagentResult(**base, status="partial", output=text, error={
+            big = len(text) > ARTIFACT_CHARS  # a reference, as for a large text answer
+            return SubagentResult(**base, status="partial", output=None if big else text,
+                                  artifacts=[ArtifactRef(
+                                      run_id=run.run_id, chars=len(text),
+                                      preview=text[:200])] if big else [], error={
                 "type": "OutputValidationError",
                 "message": f"the answer of subagent {agent!r} does not validate against "
                            f"{schema.__name__}: {e.error_count()} errors: "
@@ -253,7 +257,8 @@ async def delegate(
                 result.error.get("type") != "OutputValidationError":
             break
         repair = dataclasses.replace(brief, repairs=0, inputs={
-            **brief.inputs, "previous_answer": result.output,
+            **brief.inputs, "previous_answer": result.output if not result.artifacts
+            else f"{result.artifacts[0].preview}... ({result.artifacts[0].chars} chars)",
             "validation_errors": result.error["message"]})
         result = await _delegate_once(ctx, agent, repair, f"{branch}~repair{n}",
                                       max_depth, max_repeats=max_repeats + n)

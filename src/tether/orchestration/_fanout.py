@@ -104,6 +104,14 @@ async def fan_out(
         raise UsageError(f"fan-out branch names repeat or contain '~': {names}",
                          hint="give every branch a unique name without '~' (it marks "
                               "the branches of replans and repairs)")
+    return await run_branches(ctx, branches, concurrency=concurrency, timeout_s=timeout_s)
+
+
+async def run_branches(
+    ctx: ToolContext, branches: Sequence[Branch], *, concurrency: int,
+    timeout_s: float | None,
+) -> list[SubagentResult]:
+    """:func:`fan_out` without its check of the names (for the replans of a plan)."""
     ex = execution_of(ctx)
     led = await ledger(ex)
     parts = split(remaining(ex, led), max(1, len(branches)))

@@ -20,7 +20,7 @@ from ..runtime import Agent, Budget
 from ..tools import Tool, ToolContext, tool
 from ._brief import Brief, Status, SubagentResult
 from ._delegate import call_span, execution_of, ledger, remaining
-from ._fanout import Branch, capped, fan_out, split
+from ._fanout import Branch, capped, run_branches, split
 
 
 class Subtask(BaseModel):
@@ -179,7 +179,7 @@ async def run_plan(
             current = s
             for attempt in range(max_replans + 1):
                 branch = s.id if attempt == 0 else f"{s.id}~replan{attempt}"
-                [result] = await fan_out(ctx, [Branch(
+                [result] = await run_branches(ctx, [Branch(
                     name=branch, agent=agents[current.agent], brief=brief_of(current))],
                     concurrency=1, timeout_s=timeout_s)
                 results[s.id] = result
