@@ -41,16 +41,22 @@ async def load_run_tree(
     store: Store, run_id: str, *, subruns: bool = True, max_depth: int = 16
 ) -> RunTree:
     """Read ``run_id`` (``RunNotFoundError`` if unknown) and, unless ``subruns`` is
-    false, every run whose ``parent_run_id`` leads back to it."""
+    false, every run whose ``parent_run_id`` leads back to it (each run once: parent
+    links that form a cycle do not repeat runs)."""
+    return await _load(store, run_id, subruns=subruns, max_depth=max_depth, seen=set())
+
+
+async def _load(store: Store, run_id: str, *, subruns: bool, max_depth: int,
+                seen: set[str]) -> RunTree:
+    seen.add(run_id)
     summary = await store.run(run_id)
     tree = RunTree(summary=summary, events=await read_events(store, run_id))
     if subruns and max_depth > 0:
         children = await store.runs(parent_run_id=run_id, limit=MAX_SUBRUNS)
         for child in sorted(children, key=lambda r: (r.created_at, r.run_id)):
-            if child.run_id != run_id:
-                tree.children.append(
-                    await load_run_tree(store, child.run_id, max_depth=max_depth - 1)
-                )
+            if child.run_id not in seen:
+                tree.children.append(await _load(store, child.run_id, subruns=True,
+                                                 max_depth=max_depth - 1, seen=seen))
     return tree
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -57,8 +58,10 @@ class Brief:
         return "\n\n".join(parts)
 
     def digest(self) -> str:
-        """Identifies the brief's content (the same job asked again has the same one)."""
-        return hashlib.sha256(self.task().encode()).hexdigest()[:16]
+        """Identifies the brief's content (the same job asked again has the same one,
+        whatever the case and spacing of its objective)."""
+        same = dataclasses.replace(self, objective=" ".join(self.objective.split()).casefold())
+        return hashlib.sha256(same.task().encode()).hexdigest()[:16]
 
 
 class ArtifactRef(BaseModel):

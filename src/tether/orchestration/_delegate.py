@@ -20,7 +20,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..core import EventType, RunNotFoundError, RunStatus, TetherError, Usage, UsageError
+from ..core import (
+    EventType,
+    RunLeasedError,
+    RunNotFoundError,
+    RunStatus,
+    TetherError,
+    Usage,
+    UsageError,
+)
 from ..runtime import Agent, Budget, RunResult, fold
 from ..tools import FilteredToolset, FunctionToolset, RunHandle, Tool, ToolContext, Toolset
 from ._brief import ARTIFACT_CHARS, ArtifactRef, Brief, SubagentResult, strip_fences
@@ -174,7 +182,11 @@ def to_result(agent: str, run: RunResult, brief: Brief) -> SubagentResult:
         try:
             parsed = schema.model_validate_json(strip_fences(text))
         except ValidationError as e:
-            return SubagentResult(**base, status="partial", output=text, error={
+            big = len(text) > ARTIFACT_CHARS  # a reference, as for a large text answer
+            return SubagentResult(**base, status="partial", output=None if big else text,
+                                  artifacts=[ArtifactRef(
+                                      run_id=run.run_id, chars=len(text),
+                                      preview=text[:200])] if big else [], error={
                 "type": "OutputValidationError",
                 "message": f"the answer of subagent {agent!r} does not validate against "
                            f"{schema.__name__}: {e.error_count()} errors: "
@@ -210,6 +222,21 @@ def _child_agent(agent: Agent, brief: Brief, budget: Budget) -> Agent:
     return dataclasses.replace(agent, tools=tools, budget=budget)
 
 
+#: Seconds between looks at a child that another process drives.
+_POLL_S = 0.2
+
+
+async def _resume_when_free(runner: Any, child_id: str, child: Agent) -> RunResult:
+    """Resume the child; while another process drives it (``tether resume CHILD``: its
+    lease is held), wait for that driver: the child's outcome is collected when it ends
+    (a settled run is returned as it is), never redone or reported failed meanwhile."""
+    while True:
+        try:
+            return await runner.resume(child_id, child)  # type: ignore[no-any-return]
+        except RunLeasedError:
+            await asyncio.sleep(_POLL_S)
+
+
 async def delegate(
     ctx: ToolContext, agent: Agent, brief: Brief, *, branch: str = "",
     max_depth: int = MAX_DEPTH, max_repeats: int = MAX_REPEATS,
@@ -237,7 +264,8 @@ async def delegate(
                 result.error.get("type") != "OutputValidationError":
             break
         repair = dataclasses.replace(brief, repairs=0, inputs={
-            **brief.inputs, "previous_answer": result.output,
+            **brief.inputs, "previous_answer": result.output if not result.artifacts
+            else f"{result.artifacts[0].preview}... ({result.artifacts[0].chars} chars)",
             "validation_errors": result.error["message"]})
         result = await _delegate_once(ctx, agent, repair, f"{branch}~repair{n}",
                                       max_depth, max_repeats=max_repeats + n)
@@ -322,7 +350,7 @@ async def _delegate_once(
                             error=None if state.error is None
                             else TetherError.from_dict(state.error))
         elif state is not None:
-            run = await runner.resume(child_id, child)
+            run = await _resume_when_free(runner, child_id, child)
         else:
             run = await runner.run(child, started["task"], run_id=child_id, parent={
                 "parent_run_id": parent_id, "depth": led.depth + 1,
@@ -333,6 +361,9 @@ async def _delegate_once(
     if run.status in (RunStatus.RUNNING, RunStatus.PAUSED):
         # Interrupted with its parent (Runner.interrupt): record nothing and wait to be
         # cancelled, so the parent's call stays open and the resume picks the child up.
+        # A child that paused by itself (its lease could not be renewed) pauses the
+        # parent the same way, rather than leaving it waiting forever.
+        ex.interrupt()
         await asyncio.get_running_loop().create_future()
     # What the child used includes what its own children used: kept by this process
     # for a child driven here from its start, else folded from its journal.

@@ -98,11 +98,20 @@ async def fan_out(
         One result per branch, in order.
     """
     names = [b.name for b in branches]
-    if len(set(names)) != len(names):
+    if len(set(names)) != len(names) or any("~" in n for n in names):
         from ..core import UsageError
 
-        raise UsageError(f"fan-out branch names repeat: {names}",
-                         hint="give every branch a unique name")
+        raise UsageError(f"fan-out branch names repeat or contain '~': {names}",
+                         hint="give every branch a unique name without '~' (it marks "
+                              "the branches of replans and repairs)")
+    return await run_branches(ctx, branches, concurrency=concurrency, timeout_s=timeout_s)
+
+
+async def run_branches(
+    ctx: ToolContext, branches: Sequence[Branch], *, concurrency: int,
+    timeout_s: float | None,
+) -> list[SubagentResult]:
+    """:func:`fan_out` without its check of the names (for the replans of a plan)."""
     ex = execution_of(ctx)
     led = await ledger(ex)
     parts = split(remaining(ex, led), max(1, len(branches)))

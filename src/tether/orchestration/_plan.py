@@ -20,7 +20,7 @@ from ..runtime import Agent, Budget
 from ..tools import Tool, ToolContext, tool
 from ._brief import Brief, Status, SubagentResult
 from ._delegate import call_span, execution_of, ledger, remaining
-from ._fanout import Branch, capped, fan_out, split
+from ._fanout import Branch, capped, run_branches, split
 
 
 class Subtask(BaseModel):
@@ -52,6 +52,9 @@ class Plan(BaseModel):
         ids = [s.id for s in self.subtasks]
         if len(set(ids)) != len(ids):
             raise ValueError(f"subtask ids repeat: {ids}")
+        marked = [i for i in ids if "~" in i]
+        if marked:  # '~' names replan and repair branches: such an id would be one
+            raise ValueError(f"subtask ids may not contain '~': {marked}")
         known = set(ids)
         for s in self.subtasks:
             missing = set(s.depends_on) - known
@@ -176,13 +179,22 @@ async def run_plan(
             current = s
             for attempt in range(max_replans + 1):
                 branch = s.id if attempt == 0 else f"{s.id}~replan{attempt}"
-                [result] = await fan_out(ctx, [Branch(
+                [result] = await run_branches(ctx, [Branch(
                     name=branch, agent=agents[current.agent], brief=brief_of(current))],
                     concurrency=1, timeout_s=timeout_s)
                 results[s.id] = result
                 if result.status == "ok" or attempt == max_replans:
                     return
-                nxt = replanner(current, result, attempt + 1)
+                try:
+                    nxt = replanner(current, result, attempt + 1)
+                except Exception as e:  # never silent, never orphaning the siblings
+                    nxt = None
+                    result = results[s.id] = result.model_copy(update={"error": {
+                        **(result.error or {}), "type": "ReplanError",
+                        "message": f"the replanner raised {type(e).__name__}: {e}; the "
+                                   "last attempt: " + str((result.error or {}).get(
+                                       "message", "it failed")),
+                        "hint": "fix the replanner, then resume the run"}})
                 await _decide(ctx, f"{key}/{s.id}/replan{attempt + 1}", {
                     "decision": "replan", "subtask": s.id, "attempt": attempt + 1,
                     "options": ["replan", "give_up"],

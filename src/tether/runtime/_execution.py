@@ -226,7 +226,8 @@ class Execution(Journal):
 
     def check_budgets(self) -> None:
         state = self.state
-        self.budget.check(steps=state.step, usage=state.usage + state.subrun_usage,
+        self.budget.check(steps=state.step + state.subrun_steps,
+                          usage=state.usage + state.subrun_usage,
                           cost_usd=state.cost_usd + state.subrun_cost_usd,
                           elapsed_s=self.runner.clock.now() - state.started_at)
         policy = self.agent.policy
