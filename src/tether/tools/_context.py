@@ -66,6 +66,10 @@ class RunHandle(Protocol):
 
     async def commit(self, events: list[Event]) -> None: ...
 
+    def interrupt(self) -> None:
+        """Stop the run taking new work and pause it (``run.paused``) for a resume."""
+
+
 if TYPE_CHECKING:
     from ._working import WorkingMemory
 
