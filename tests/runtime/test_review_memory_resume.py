@@ -18,13 +18,13 @@ import pytest
 if __name__ == "__main__":  # run as a child process: the repository root is importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tests.runtime.memory_agent import memory_store  # noqa: E402
 from tether.core import Message, ToolCall  # noqa: E402
 from tether.memory import EstimateTokenCounter, SQLiteMemoryStore  # noqa: E402
 from tether.models import FunctionModel, ModelRequest  # noqa: E402
 from tether.runtime import Agent, Budget, MemoryConfig, Runner  # noqa: E402
 from tether.store import SQLiteStore  # noqa: E402
 from tether.tools import tool  # noqa: E402
-from tests.runtime.memory_agent import memory_store  # noqa: E402
 
 pytest.importorskip("sqlite_vec")
 

@@ -67,11 +67,6 @@ def _agent(mstore: SQLiteMemoryStore, script: list[Message], seen: list[list[Mes
                                      large_result_tokens=200))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "RunMemory.build merges the thread's offloaded results by tool call id "
-    "({**earlier.offloaded, **state.offloaded}); call ids are only unique within a run "
-    "(call_{step}_{i}), so a later run's call with the same id takes over the handle "
-    "of the earlier run's large result, whose preview then points at the wrong memory"))
 def test_an_earlier_runs_offloaded_result_keeps_its_own_handle(tmp_path: Path) -> None:
     db = tmp_path / "tether.db"
     runner, mstore = Runner(SQLiteStore(db)), memory_store(db)
@@ -134,10 +129,6 @@ def _pairs_split(messages: list[Message]) -> list[str]:
     return split
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "RunMemory._thread_history folds each earlier run up to its last seq: a run that "
-    "died (or is still running) with a call in flight leaves an assistant tool call "
-    "without its result in every later prompt of the thread"))
 def test_a_thread_whose_earlier_run_died_mid_call_keeps_pairs_together(tmp_path: Path
                                                                       ) -> None:
     db = tmp_path / "tether.db"

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..core import ContextLengthError, Event, EventType, Message, message_of
+from ..core import ContextLengthError, Event, EventType, Message, ToolCall, message_of
 from ..store import RunSummary, SQLiteStore, Store
 from ..tools import Tool, ToolContext
 from ._state import OpenCall, fold
@@ -312,11 +312,28 @@ class RunMemory:
                 events = self.ex.runner.sealer.unseal_all(events)
                 earlier = fold(run_id, events)
                 start = 1 if earlier.messages and earlier.messages[0].role == "system" else 0
-                for m, origin in zip(earlier.messages[start:], earlier.origins[start:],
-                                     strict=True):
+                open_calls: dict[str, ToolCall] = {}  # the last turn's unanswered calls
+                asked = ""
+                for m, origin in zip([*earlier.messages[start:], None],
+                                     [*earlier.origins[start:], None], strict=True):
+                    if (m is None or m.role != "tool") and open_calls:
+                        # a run that died (or still runs) with calls in flight: each
+                        # call gets a result saying so, so no pair is split in a prompt
+                        for call in open_calls.values():
+                            messages.append(Message.tool(call, _NO_RESULT))
+                            refs.append(asked)
+                        open_calls = {}
+                    if m is None:
+                        break
                     messages.append(m)
                     refs.append(f"evt:{run_id}:{origin or 1}")
-                handles.update(earlier.offloaded)
+                    if m.role == "assistant":
+                        open_calls, asked = {c.id: c for c in m.tool_calls}, refs[-1]
+                    open_calls.pop(m.tool_call_id or "", None)
+                    found = earlier.offloaded.get(m.tool_call_id or "")
+                    if m.role == "tool" and found is not None:
+                        # by ref: call ids repeat from run to run (call_{step}_{i})
+                        handles[refs[-1]] = found
             self._thread = (messages, refs, handles)
         return self._thread
 
@@ -329,14 +346,20 @@ class RunMemory:
         thread_msgs, thread_refs, handles = await self._thread_history()
         start = 2 if state.messages and state.messages[0].role == "system" else 1
         own = state.messages[start:]
-        refs = [*thread_refs, *(f"evt:{state.run_id}:{o}" for o in state.origins[start:])]
+        own_refs = [f"evt:{state.run_id}:{o}" for o in state.origins[start:]]
+        refs = [*thread_refs, *own_refs]
+        handles = dict(handles)  # offloaded results by ref: call ids repeat across runs
+        for m, ref in zip(own, own_refs, strict=True):
+            found = state.offloaded.get(m.tool_call_id or "") if m.role == "tool" else None
+            if found is not None:
+                handles[ref] = found
         query = _query(state.task, own)
         scope = self.scope
         hits = await self.store.search(query, scope=scope, k=self.config.recall_k)
         built = self.builder().build(
             instructions=ex.agent.instructions, task=state.task,
             history=[*thread_msgs, *own], refs=refs, memories=hits,
-            handles={**handles, **state.offloaded})
+            handles=handles)
         payload = built.to_payload()
         recipe = dict(payload.get("recipe") or {})
         # refs are the origins of the messages (evt:RUN:SEQ): left out, so the
@@ -431,6 +454,9 @@ class RunMemory:
         if self.owned:
             self.store.close()
 
+
+#: The result a thread's earlier run left for a call it never finished.
+_NO_RESULT = "[no result: the run ended before this call finished]"
 
 #: Tools whose results say nothing about what to recall next.
 _MEMORY_TOOLS = frozenset({"remember", "recall", "expand", "forget"})
