@@ -264,7 +264,8 @@ class RunMemory:
         step = working.step
         items = []
         for key, how in working.promotions.items():
-            value = working.entries[key][0]
+            # redacted under its key, so a sensitive name (``db_password``) counts
+            value = ex.runner.redactor.redact({key: working.entries[key][0]})[key]
             text = value if isinstance(value, str) else json.dumps(
                 value, ensure_ascii=False, sort_keys=True)
             item = await self.prepare(
