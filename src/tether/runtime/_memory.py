@@ -206,7 +206,7 @@ class RunMemory:
         The handle is derived from the run, ``origin`` (the tool call the memory comes
         from) and the text, so the journal determines it: a call run again after a
         crash, or the same run replayed elsewhere, names the memory alike."""
-        text = self.ex.runner.redactor.redact_text(text)
+        text = _valid_text(self.ex.runner.redactor.redact_text(text))
         digest = hashlib.sha256(
             f"{self.ex.state.run_id}\0{origin}\0{text}".encode()).hexdigest()
         return await asyncio.to_thread(self.store.prepare, text, namespace=self.namespace,
@@ -470,6 +470,16 @@ def _query(task: str, messages: Sequence[Message]) -> str:
         if m.role in ("user", "tool") and m.content and m.name not in _MEMORY_TOOLS:
             return m.content[:2000]
     return task
+
+
+def _valid_text(text: str) -> str:
+    """``text`` storable as UTF-8: lone surrogates (a tool's ``json.loads`` of
+    ``"\\ud800"``) become U+FFFD, as ``tether.memory`` stores them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 def _needs_sqlite() -> Exception:
