@@ -338,9 +338,10 @@ class RunMemory:
             self._thread = (messages, refs, handles)
         return self._thread
 
-    async def build(self, step: int) -> BuiltContext:
+    async def build(self, step: int) -> BuiltContext | None:
         """The prompt for ``step``; its ``memory.recall`` and ``context.built`` events
-        wait in :attr:`pending` for the step's ``model.request``."""
+        wait in :attr:`pending` for the step's ``model.request``. None when the
+        instructions and task alone exceed the budget: the run has failed."""
         ex = self.ex
         state = ex.state
         await self.offload(step)
@@ -357,10 +358,16 @@ class RunMemory:
         query = _query(state.task, own)
         scope = self.scope
         hits = await self.store.search(query, scope=scope, k=self.config.recall_k)
-        built = self.builder().build(
-            instructions=ex.agent.instructions, task=state.task,
-            history=[*thread_msgs, *own], refs=refs, memories=hits,
-            handles=handles)
+        from ..memory import ContextBudgetError
+
+        try:
+            built = self.builder().build(
+                instructions=ex.agent.instructions, task=state.task,
+                history=[*thread_msgs, *own], refs=refs, memories=hits,
+                handles=handles)
+        except ContextBudgetError as e:  # the head alone is over the (lowered) budget
+            await ex.fail(e, "context_length_exceeded", step=step)
+            return None
         payload = built.to_payload()
         recipe = dict(payload.get("recipe") or {})
         # refs are the origins of the messages (evt:RUN:SEQ): left out, so the
