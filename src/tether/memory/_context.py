@@ -64,6 +64,12 @@ class BuiltContext:
                 "parts": [p.to_dict() for p in self.parts], "recipe": self.recipe}
 
 
+def _handle(handles: Mapping[str, str], message: Message, ref: str) -> str:
+    """The handle a masked message shows: its ref's (refs are unique across the runs of
+    a thread), else its tool call id's (unique only within a run), else the ref."""
+    return handles.get(ref) or handles.get(message.tool_call_id or "", ref)
+
+
 def _turn_bounds(history: Sequence[Message]) -> list[tuple[int, int]]:
     """``[start, end)`` of each turn: a user or assistant message and the tool
     messages that follow it."""
@@ -158,7 +164,7 @@ class ContextBuilder:
         for i in range(*bounds):
             m = history[i]
             if self._masks(m, masked):
-                handle = handles.get(m.tool_call_id or "", refs[i])
+                handle = _handle(handles, m, refs[i])
                 m = m.model_copy(update={"content": self._mask_text(m, handle)})
             out.append(m)
         return out
@@ -207,7 +213,8 @@ class ContextBuilder:
         key = (id(history[start]), id(history[end - 1]), end - start)
         turn = tuple(history[start:end])
         names = (tuple(refs[start:end]),
-                 tuple(handles.get(m.tool_call_id or "") for m in turn))
+                 tuple(_handle(handles, m, r) for m, r in zip(turn, refs[start:end],
+                                                              strict=True)))
         hit = self._turn_cache.get(key)
         if hit is not None and hit[0] == names and all(
                 a is b for a, b in zip(hit[1], turn, strict=True)):
@@ -228,7 +235,7 @@ class ContextBuilder:
         for i in range(*bounds):
             m = history[i]
             if self._masks(m, masked):
-                handle = handles.get(m.tool_call_id or "", refs[i])
+                handle = _handle(handles, m, refs[i])
                 total += MESSAGE_OVERHEAD + count(self._mask_text(m, handle))
                 total += sum(count(c.name) + count(c.arguments) + 3 for c in m.tool_calls)
             else:
@@ -297,7 +304,7 @@ class ContextBuilder:
         for i in range(*bounds):
             m = history[i]
             if m.role == "tool" and m.tool_call_id:
-                handle = handles.get(m.tool_call_id, refs[i])
+                handle = _handle(handles, m, refs[i])
                 results[m.tool_call_id] = f"{clip(m.content, 100)} [{handle}]"
         for i in range(*bounds):
             m = history[i]
@@ -341,7 +348,8 @@ class ContextBuilder:
             pinned: Facts always in the system message.
             memories: Memories retrieved for this step, most relevant first.
             handles: Memory handles of tool results stored in long-term memory, by
-                tool call id (see :func:`offload_large_results`).
+                the message's ref or by tool call id (see :func:`offload_large_results`);
+                key them by ref when the history spans runs, whose call ids may repeat.
 
         Raises:
             ContextBudgetError: the instructions, pinned facts and task alone do not fit.

@@ -31,7 +31,15 @@ from ._index import BitIndex, sign_bits
 from ._policy import MemoryPolicy
 from ._schema import load_vec, migrate
 from ._search import fuse, keyword_coverage
-from ._text import content_tokens, fts_query, fts_terms, jaccard, shared_opening, text_hash
+from ._text import (
+    content_tokens,
+    fts_query,
+    fts_terms,
+    jaccard,
+    shared_opening,
+    text_hash,
+    valid_text,
+)
 from ._types import Hit, Memory, Namespace, Provenance, WriteOutcome
 
 _COLUMNS = ("id, handle, text, key, kind, ns_agent, ns_user, ns_thread, ns_run, metadata, "
@@ -166,6 +174,7 @@ class SQLiteMemoryStore:
         """Embed ``text`` (unless ``vector`` is given) and choose the memory's handle."""
         if not text.strip():
             raise UsageError("a memory needs non-empty text", hint="pass the fact to remember")
+        text, key = valid_text(text), None if key is None else valid_text(key)
         if vector is None:
             vector = self.embedder.embed([text])[0]
         vec = np.asarray(vector, dtype=np.float32).reshape(-1)
@@ -371,6 +380,7 @@ class SQLiteMemoryStore:
         """Hybrid search; see :meth:`search`. ``vector`` skips embedding the query;
         ``mode`` keeps one leg only (for measuring each signal)."""
         p = self.policy
+        query = valid_text(query)
         qv = vector if vector is not None else self.embedder.embed([query])[0]
         threshold = p.min_similarity if min_similarity is None else min_similarity
         with self._translated():
@@ -412,6 +422,10 @@ class SQLiteMemoryStore:
                  ) -> NDArray[np.bool_]:
         clauses, args = [], []
         for name, value in filters.items():
+            if value is not None and not isinstance(value, str | int | float):
+                raise UsageError(
+                    f"metadata filter {name!r}: {type(value).__name__} values cannot be "
+                    "compared", hint="filter on a string, number, boolean or None")
             clauses.append("json_extract(metadata, ?) = ?")
             args += [f'$."{name}"', value]
         if kinds:
@@ -486,16 +500,18 @@ class SQLiteMemoryStore:
         ids = self._index.ids[:n]
         allowed = np.zeros(int(ids.max()) + 1, dtype=bool)
         allowed[ids[keep]] = True
-        rows: list[Any] = self._db.execute(
-            "SELECT rowid FROM memory_fts WHERE memory_fts MATCH ? ORDER BY rank LIMIT ?",
-            (match, limit * 4)).fetchall()
         found: list[int] = []
-        for (mid,) in rows:
-            if mid < len(allowed) and allowed[mid]:
-                found.append(int(mid))
-                if len(found) == limit:
-                    break
-        return found
+        # the ranking covers every namespace: when other scopes' matches fill the first
+        # rows, read on (each term is rare, so the matches are bounded) rather than let
+        # them crowd this scope's out
+        for cap_rows in (limit * 4, -1):
+            rows: list[Any] = self._db.execute(
+                "SELECT rowid FROM memory_fts WHERE memory_fts MATCH ? ORDER BY rank "
+                "LIMIT ?", (match, cap_rows)).fetchall()
+            found = [int(mid) for (mid,) in rows if mid < len(allowed) and allowed[mid]]
+            if len(found) >= limit or len(rows) < limit * 4:
+                break
+        return found[:limit]
 
     def _rows(self, ids: list[int]) -> dict[int, Any]:
         if not ids:
@@ -541,6 +557,7 @@ class SQLiteMemoryStore:
         ``kinds``. Memories below the relevance rule of :class:`MemoryPolicy` are
         left out, so the answer may be empty: nothing relevant.
         """
+        query = valid_text(query)
         qv = await asyncio.to_thread(self.embedder.embed, [query])
         return self.search_sync(query, scope=scope, k=k, vector=qv[0], filters=filters,
                                 kinds=kinds, history=history, min_similarity=min_similarity)

@@ -20,6 +20,16 @@ STOPWORDS = frozenset(
 )
 
 
+def valid_text(text: str) -> str:
+    """``text`` as valid Unicode: surrogate pairs joined, lone surrogates (which
+    ``json.loads`` makes from ``"\\ud800"``) replaced by U+FFFD; SQLite stores UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
 def normalise_text(text: str) -> str:
     """NFKC, case-folded, whitespace collapsed, trailing punctuation dropped."""
     folded = unicodedata.normalize("NFKC", text).casefold()

@@ -325,7 +325,10 @@ class Execution(Journal):
             return
         messages = tuple(state.messages)
         if self.memory is not None:  # the prompt is built under the budget instead
-            messages = (await self.memory.build(step)).messages
+            built = await self.memory.build(step)
+            if built is None:  # the run failed: the head alone is over the budget
+                return
+            messages = built.messages
         # Built from already-validated parts: skip re-validating every message each step.
         request = ModelRequest.model_construct(
             messages=messages, tools=specs, settings=self.agent.settings, step=step

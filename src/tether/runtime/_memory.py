@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..core import ContextLengthError, Event, EventType, Message, message_of
+from ..core import ContextLengthError, Event, EventType, Message, ToolCall, message_of
 from ..store import RunSummary, SQLiteStore, Store
 from ..tools import Tool, ToolContext
 from ._state import OpenCall, fold
@@ -206,7 +206,7 @@ class RunMemory:
         The handle is derived from the run, ``origin`` (the tool call the memory comes
         from) and the text, so the journal determines it: a call run again after a
         crash, or the same run replayed elsewhere, names the memory alike."""
-        text = self.ex.runner.redactor.redact_text(text)
+        text = _valid_text(self.ex.runner.redactor.redact_text(text))
         digest = hashlib.sha256(
             f"{self.ex.state.run_id}\0{origin}\0{text}".encode()).hexdigest()
         return await asyncio.to_thread(self.store.prepare, text, namespace=self.namespace,
@@ -264,7 +264,8 @@ class RunMemory:
         step = working.step
         items = []
         for key, how in working.promotions.items():
-            value = working.entries[key][0]
+            # redacted under its key, so a sensitive name (``db_password``) counts
+            value = ex.runner.redactor.redact({key: working.entries[key][0]})[key]
             text = value if isinstance(value, str) else json.dumps(
                 value, ensure_ascii=False, sort_keys=True)
             item = await self.prepare(
@@ -312,31 +313,61 @@ class RunMemory:
                 events = self.ex.runner.sealer.unseal_all(events)
                 earlier = fold(run_id, events)
                 start = 1 if earlier.messages and earlier.messages[0].role == "system" else 0
-                for m, origin in zip(earlier.messages[start:], earlier.origins[start:],
-                                     strict=True):
+                open_calls: dict[str, ToolCall] = {}  # the last turn's unanswered calls
+                asked = ""
+                for m, origin in zip([*earlier.messages[start:], None],
+                                     [*earlier.origins[start:], None], strict=True):
+                    if (m is None or m.role != "tool") and open_calls:
+                        # a run that died (or still runs) with calls in flight: each
+                        # call gets a result saying so, so no pair is split in a prompt
+                        for call in open_calls.values():
+                            messages.append(Message.tool(call, _NO_RESULT))
+                            refs.append(asked)
+                        open_calls = {}
+                    if m is None:
+                        break
                     messages.append(m)
                     refs.append(f"evt:{run_id}:{origin or 1}")
-                handles.update(earlier.offloaded)
+                    if m.role == "assistant":
+                        open_calls, asked = {c.id: c for c in m.tool_calls}, refs[-1]
+                    open_calls.pop(m.tool_call_id or "", None)
+                    found = earlier.offloaded.get(m.tool_call_id or "")
+                    if m.role == "tool" and found is not None:
+                        # by ref: call ids repeat from run to run (call_{step}_{i})
+                        handles[refs[-1]] = found
             self._thread = (messages, refs, handles)
         return self._thread
 
-    async def build(self, step: int) -> BuiltContext:
+    async def build(self, step: int) -> BuiltContext | None:
         """The prompt for ``step``; its ``memory.recall`` and ``context.built`` events
-        wait in :attr:`pending` for the step's ``model.request``."""
+        wait in :attr:`pending` for the step's ``model.request``. None when the
+        instructions and task alone exceed the budget: the run has failed."""
         ex = self.ex
         state = ex.state
         await self.offload(step)
         thread_msgs, thread_refs, handles = await self._thread_history()
         start = 2 if state.messages and state.messages[0].role == "system" else 1
         own = state.messages[start:]
-        refs = [*thread_refs, *(f"evt:{state.run_id}:{o}" for o in state.origins[start:])]
+        own_refs = [f"evt:{state.run_id}:{o}" for o in state.origins[start:]]
+        refs = [*thread_refs, *own_refs]
+        handles = dict(handles)  # offloaded results by ref: call ids repeat across runs
+        for m, ref in zip(own, own_refs, strict=True):
+            found = state.offloaded.get(m.tool_call_id or "") if m.role == "tool" else None
+            if found is not None:
+                handles[ref] = found
         query = _query(state.task, own)
         scope = self.scope
         hits = await self.store.search(query, scope=scope, k=self.config.recall_k)
-        built = self.builder().build(
-            instructions=ex.agent.instructions, task=state.task,
-            history=[*thread_msgs, *own], refs=refs, memories=hits,
-            handles={**handles, **state.offloaded})
+        from ..memory import ContextBudgetError
+
+        try:
+            built = self.builder().build(
+                instructions=ex.agent.instructions, task=state.task,
+                history=[*thread_msgs, *own], refs=refs, memories=hits,
+                handles=handles)
+        except ContextBudgetError as e:  # the head alone is over the (lowered) budget
+            await ex.fail(e, "context_length_exceeded", step=step)
+            return None
         payload = built.to_payload()
         recipe = dict(payload.get("recipe") or {})
         # refs are the origins of the messages (evt:RUN:SEQ): left out, so the
@@ -432,6 +463,9 @@ class RunMemory:
             self.store.close()
 
 
+#: The result a thread's earlier run left for a call it never finished.
+_NO_RESULT = "[no result: the run ended before this call finished]"
+
 #: Tools whose results say nothing about what to recall next.
 _MEMORY_TOOLS = frozenset({"remember", "recall", "expand", "forget"})
 
@@ -443,6 +477,16 @@ def _query(task: str, messages: Sequence[Message]) -> str:
         if m.role in ("user", "tool") and m.content and m.name not in _MEMORY_TOOLS:
             return m.content[:2000]
     return task
+
+
+def _valid_text(text: str) -> str:
+    """``text`` storable as UTF-8: lone surrogates (a tool's ``json.loads`` of
+    ``"\\ud800"``) become U+FFFD, as ``tether.memory`` stores them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 def _needs_sqlite() -> Exception:

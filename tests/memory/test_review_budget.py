@@ -1,0 +1,95 @@
+"""Attacks on the token budget (review of issue 18): text the estimate under-counts,
+and what the prompt carries besides its messages (the tools' definitions)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from tether.core import Message, ToolCall
+from tether.memory import ContextBuilder, EstimateTokenCounter, message_tokens
+from tether.models import FunctionModel, ModelRequest
+from tether.runtime import Agent, Budget, MemoryConfig, Runner
+from tether.store import SQLiteStore
+from tether.tools import Tool, tool
+
+from ..runtime.memory_agent import memory_store
+
+BUDGET = 2000
+
+
+def _hostile(kind: str, i: int) -> str:
+    """About 300 estimated tokens of text of ``kind``, distinct per ``i``."""
+    if kind == "base64":
+        blob = b"".join(hashlib.sha256(f"{i}:{j}".encode()).digest() for j in range(20))
+        return f"attachment {i}: " + base64.b64encode(blob).decode()
+    if kind == "zalgo":
+        return f"{i} " + "h̸̛̰e̵̳͝l̶̰̈l̷̺̾ơ̶̱ " * 15
+    return f"{i}:" + "\t" * 3000  # whitespace: an indented dump with nothing else
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "EstimateTokenCounter under-counts against SmolLM2's tokenizer: base64 ~0.49x, "
+    "combining marks ~0.61x, Korean ~0.61x, runs of tabs/spaces count 0; a prompt built "
+    "to the budget with the estimate (the fallback counter, and the one the tests use) "
+    "is well over it in real tokens (the bench's 400 samples have none of these)"))
+@pytest.mark.parametrize("kind", ["base64", "zalgo", "tabs"])
+def test_a_prompt_built_with_the_estimate_fits_the_real_tokenizer(kind: str) -> None:
+    tokens = pytest.importorskip("tether.memory._tokens")
+    try:
+        real = tokens.LlamaTokenCounter()
+    except Exception as e:  # noqa: BLE001 - no local model: nothing to compare with
+        pytest.skip(f"the local model's tokenizer is not installed ({e})")
+    history: list[Message] = []
+    for i in range(12):
+        call = ToolCall.of("fetch", call_id=f"c{i}", item=i)
+        history += [Message.assistant(None, (call,)), Message.tool(call, _hostile(kind, i))]
+    built = ContextBuilder(budget=BUDGET, counter=EstimateTokenCounter()).build(
+        instructions="Summarise the fetched items.", task="Fetch twelve items.",
+        history=history)
+    assert built.tokens <= BUDGET  # what the builder believes
+    assert sum(message_tokens(m, real.count) for m in built.messages) <= BUDGET
+
+
+def _tools(n: int) -> list[Tool]:
+    made = []
+    for i in range(n):
+        def run(order_id: str, region: str, include_history: bool = False) -> str:
+            return "ok"
+        run.__doc__ = (f"Look up an order in warehouse system number {i}, with its lines, "
+                       "carrier, customs status and every change since it was placed.\n\n"
+                       "Args:\n    order_id: The order's id as printed on the invoice.\n"
+                       "    region: The sales region (EU, US, APAC).\n"
+                       "    include_history: Also list every change of the order.\n")
+        made.append(tool(name=f"orders_{i}", idempotent=True)(run))
+    return made
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the ContextBuilder budgets the messages only: the tool definitions a provider puts "
+    "in the same prompt (schemas, descriptions; memory's four tools included) are not "
+    "counted, so an agent with many tools sends prompts above MemoryConfig.budget"))
+def test_the_budget_covers_the_tools_the_prompt_declares(tmp_path: Path) -> None:
+    pytest.importorskip("sqlite_vec")
+    counter = EstimateTokenCounter()
+    sent: list[ModelRequest] = []
+
+    def answer(request: ModelRequest) -> Message:
+        sent.append(request)
+        return Message.assistant("done")
+
+    db = tmp_path / "tether.db"
+    agent = Agent(name="orders", instructions="Answer about orders.",
+                  model=FunctionModel(answer), tools=_tools(30), budget=Budget(max_steps=3),
+                  memory=MemoryConfig(budget=1200, store=memory_store(db), counter=counter))
+    result = Runner(SQLiteStore(db)).run_sync(agent, "Where is order 42?")
+    assert str(result.status) == "completed", result.error
+    request = sent[0]
+    messages = sum(message_tokens(m, counter.count) for m in request.messages)
+    declared = sum(counter.count(json.dumps(spec.model_dump())) for spec in request.tools)
+    assert messages <= 1200
+    assert messages + declared <= 1200
