@@ -35,7 +35,7 @@ from ._errors import (
     UsageError,
 )
 from ._events import STATUS_AFTER, Event, EventType, message_of
-from ._ids import Clock, SystemClock, new_id
+from ._ids import Clock, IdSource, SystemClock, SystemIds, new_id
 from ._messages import Message, Role, ToolCall, ToolResult, ToolSpec, Usage
 from ._redact import REDACTED_PREFIX, Redactor
 from ._seal import SEALED_KEY, Sealer, SealKey, visible
@@ -55,6 +55,7 @@ __all__ = [
     "Event",
     "EventType",
     "FatalModelError",
+    "IdSource",
     "LeaseLostError",
     "Message",
     "ModelBehaviorError",
@@ -80,6 +81,7 @@ __all__ = [
     "StoreNotFoundError",
     "StoreReadOnlyError",
     "SystemClock",
+    "SystemIds",
     "TetherError",
     "ToolCall",
     "ToolDefinitionError",

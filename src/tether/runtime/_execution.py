@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Sequence
+from typing import Any, cast
 
 from ..core import (
     BudgetExceededError,
     CallInDoubtError,
-    ConfigurationError,
     Event,
     EventType,
     Message,
@@ -29,23 +28,21 @@ from ..core import (
     RunStatus,
     TetherError,
     ToolCall,
-    UsageError,
     visible,
 )
 from ..models import Model, ModelRequest, ModelResponse
-from ..store import Lease, SQLiteStore
+from ..store import Lease
 from ..tools import Tool
 from ._agent import Agent
 from ._budget import Budget
+from ._call import CallContext, Host, failure_event, request_payload
+from ._journal import Journal, Within
 from ._memory import RunMemory
-from ._model_call import call_model, request_payload
+from ._model_call import call_model
 from ._policy import truncation_note
 from ._result import RunResult
 from ._state import OpenCall, RunState
 from ._tool_call import reconcile, run_tool, tool_span
-
-if TYPE_CHECKING:
-    from ._runner import Runner
 
 
 def _resolve_model(model: Model | str | None) -> Model:
@@ -68,92 +65,13 @@ def result_of(state: RunState) -> RunResult:
     )
 
 
-class Journal:
-    """Appends a run's events: numbers them, seals them, commits them, folds them into
-    the state, and hands them to the observers. Everything a run writes goes through
-    :meth:`commit`."""
+class Execution:
+    """Drives one run in this process; all it knows is folded from the journal it
+    holds. Its calls (model, tools, compaction) get a :class:`CallContext`, not it."""
 
-    def __init__(self, runner: Runner, state: RunState) -> None:
+    def __init__(self, runner: Host, agent: Agent, state: RunState) -> None:
         self.runner = runner
-        self.state = state
-        self.lock = asyncio.Lock()
-        #: The run's lease, taken by the first commit; every later commit is fenced by it.
-        self.lease: Lease | None = None
-
-    def event(
-        self, kind: EventType, step: int, payload: dict[str, Any], *,
-        span: str | None = None, duration_ms: float | None = None,
-    ) -> Event:
-        """An event to commit; ``seq`` is assigned by :meth:`commit`."""
-        parent = None if span is None else (f"s{step}" if "." in span else "run")
-        return Event(run_id=self.state.run_id, seq=0, type=kind, step=step,
-                     ts=self.runner.clock.now(), payload=payload, span_id=span,
-                     parent_span_id=parent, duration_ms=duration_ms)
-
-    async def commit(self, events: list[Event], *, within: Within | None = None) -> None:
-        """Append ``events`` in one transaction (redacted, originals sealed), then fold
-        the originals into the state; observers get what the journal shows.
-
-        ``within`` (a SQLite store only) runs inside that transaction with its
-        connection and the ``seq`` that follows ``events``; the events it returns
-        (a ``memory.write`` for the rows it wrote) are numbered, sealed and committed
-        with them.
-
-        The first commit takes the run's lease (``RunLeasedError`` if another live
-        process drives the run); every later one is fenced by it (``LeaseLostError``
-        once another process took the run over: nothing is written)."""
-        seal = self.runner.sealer.seal
-        async with self.lock:
-            first = self.state.seq + 1
-            numbered = _numbered(events, first)
-            stored = [seal(e) for e in numbered]
-            extra: list[Event] = []
-            if within is not None:
-                if self.lease is None:
-                    raise UsageError("a commit with work inside it needs the run's lease",
-                                     hint="commit run.started first")
-
-                def hook(db: Any) -> list[Event]:
-                    extra[:] = _numbered(within(db, first + len(events)),
-                                         first + len(events))
-                    return [seal(e) for e in extra]
-
-                store = self.runner.store
-                if not isinstance(store, SQLiteStore):
-                    raise ConfigurationError(
-                        "memory writes need a SQLite store (they commit with their events)",
-                        hint="run agents with memory on the default SQLiteStore")
-                await store.append(stored, lease=self.lease, within=hook)
-            elif self.lease is None:
-                self.lease = await self.runner.take_lease(stored)
-            else:
-                await self.runner.store.append(stored, lease=self.lease)
-            for e in [*numbered, *extra]:
-                self.state.apply(e)
-        if self.runner.observers:
-            shown = [*stored, *(seal(e) for e in extra)]
-            self.runner.notify([visible(e) for e in shown])
-
-
-def _numbered(events: Sequence[Event], first: int) -> list[Event]:
-    return [
-        Event(run_id=e.run_id, seq=first + i, type=e.type, step=e.step, ts=e.ts,
-              payload=e.payload, span_id=e.span_id, parent_span_id=e.parent_span_id,
-              duration_ms=e.duration_ms)
-        for i, e in enumerate(events)
-    ]
-
-
-#: Work inside a commit's transaction: gets the connection and the next free ``seq``,
-#: returns the events to commit with the rows it wrote.
-Within = Callable[[Any, int], list[Event]]
-
-
-class Execution(Journal):
-    """Drives one run in this process; all it knows is folded from the journal."""
-
-    def __init__(self, runner: Runner, agent: Agent, state: RunState) -> None:
-        super().__init__(runner, state)
+        self.journal = Journal(runner, state)
         self.agent = agent
         #: Done once the run is asked to stop (Ctrl-C): no new work starts, calls in
         #: flight get ``Policy.tool_stop_grace_s`` to end, then the run is paused.
@@ -173,6 +91,38 @@ class Execution(Journal):
         self.owned = [m for m, spec in zip(self.models, specs, strict=True)
                       if not isinstance(spec, Model)]
 
+    # -- the journal it holds ----------------------------------------------------------
+
+    @property
+    def state(self) -> RunState:
+        """The run's state, folded from its journal."""
+        return self.journal.state
+
+    @property
+    def lease(self) -> Lease | None:
+        """The run's lease, once the first commit took it."""
+        return self.journal.lease
+
+    def event(
+        self, kind: EventType, step: int, payload: dict[str, Any], *,
+        span: str | None = None, duration_ms: float | None = None,
+    ) -> Event:
+        """An event of this run (see :meth:`Journal.event`)."""
+        return self.journal.event(kind, step, payload, span=span, duration_ms=duration_ms)
+
+    async def commit(self, events: list[Event], *, within: Within | None = None) -> None:
+        """Commit ``events`` in one transaction (see :meth:`Journal.commit`)."""
+        await self.journal.commit(events, within=within)
+
+    def context(self) -> CallContext:
+        """What this step's calls get to work with (the budget may have been raised)."""
+        runner = self.runner
+        return CallContext(
+            journal=self.journal, policy=self.agent.policy, budget=self.budget,
+            clock=runner.clock, rng=runner.rng, ids=runner.ids, breakers=runner.breakers,
+            interrupted=self.interrupted, request_events=self.request_events, handle=self,
+        )
+
     def interrupt(self) -> None:
         """Stop taking new work: a model call in flight is abandoned (it has no effect),
         tool calls in flight are asked to stop, every outcome that finished is
@@ -182,8 +132,6 @@ class Execution(Journal):
         if self._model_task is not None:
             self._model_task.cancel()
 
-    # -- journal --------------------------------------------------------------------
-
     async def fail(
         self, error: TetherError, reason: str, *, step: int | None = None,
         events: Sequence[Event] = (), **extra: Any,
@@ -191,37 +139,19 @@ class Execution(Journal):
         """Commit ``run.failed`` (after ``events``, in the same transaction) at ``step``:
         the step whose model call failed, else the last completed one."""
         step = self.state.step if step is None else step
-        error.run_id, error.step = self.state.run_id, step
-        await self.commit([*events, self.event(EventType.RUN_FAILED, step, {
-            "reason": reason, "error": error.to_dict(), **extra,
-        })])
+        await self.commit([*events, failure_event(self.journal, error, reason, step, **extra)])
 
     # -- budgets and deadlines --------------------------------------------------------
 
     @property
     def budget(self) -> Budget:
+        """The agent's budget, raised by the run's ``budget`` events."""
         overrides = self.state.budget_overrides
         return self.agent.budget.raised(overrides) if overrides else self.agent.budget
 
     def remaining_s(self) -> float | None:
         """Seconds left before the run's deadline, if it has one."""
-        deadline = self.budget.deadline(self.state.started_at)
-        return None if deadline is None else deadline - self.runner.clock.now()
-
-    def deadline_error(self) -> BudgetExceededError:
-        allowed = self.budget.max_seconds or 0.0
-        return BudgetExceededError(
-            f"the run reached its max_seconds budget of {allowed:g} s",
-            hint="resume it with a raised budget: tether resume RUN_ID --budget max_seconds=...",
-            limit="max_seconds", used=self.runner.clock.now() - self.state.started_at,
-            allowed=allowed,
-        )
-
-    def check_deadline(self, delay: float, error: BaseException) -> None:
-        """Refuse to wait ``delay`` seconds for a retry that would end past the deadline."""
-        remaining = self.remaining_s()
-        if remaining is not None and delay >= remaining:
-            raise self.deadline_error() from error
+        return self.context().remaining_s()
 
     def check_budgets(self) -> None:
         state = self.state
@@ -324,7 +254,8 @@ class Execution(Journal):
         self._model_task = asyncio.current_task()
         try:
             # Retries, fallbacks, compaction; a failed call commits the run's failure.
-            answer = await call_model(self, request)
+            shrink = None if self.memory is None else self.memory.shrink
+            answer = await call_model(self.context(), self.models, request, shrink=shrink)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if self.interrupted.done() and task is not None and task.uncancel() == 0:
@@ -497,10 +428,11 @@ class Execution(Journal):
                 return call, "its earlier attempt is still running in this process"
             if tool.reconcile is None:
                 return call, "not idempotent, and no reconcile hook"
-            doubt = await reconcile(self, tool, call, after="the process stopped during "
-                                    "the call", run_again=True)
+            doubt = await reconcile(self.context(), self.tools, tool, call,
+                                    after="the process stopped during the call",
+                                    run_again=True)
         else:
-            doubt = await run_tool(self, call)
+            doubt = await run_tool(self.context(), self.tools, call)
         return None if doubt is None else (call, doubt.why)
 
 

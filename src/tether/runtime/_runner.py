@@ -16,6 +16,7 @@ from ..core import (
     ConfigurationError,
     Event,
     EventType,
+    IdSource,
     Redactor,
     RunLeasedError,
     RunStatus,
@@ -23,6 +24,7 @@ from ..core import (
     Sealer,
     SealKey,
     SystemClock,
+    SystemIds,
     TetherError,
     UsageError,
     new_id,
@@ -33,7 +35,8 @@ from ..tools import Tool
 from ._agent import Agent
 from ._breaker import BreakerBoard
 from ._budget import Budget
-from ._execution import Execution, Journal, result_of
+from ._execution import Execution, result_of
+from ._journal import Journal
 from ._lease import owner_alive_here, owner_dead, owner_id
 from ._memory import thread_runs
 from ._result import RunResult
@@ -63,7 +66,10 @@ class Runner:
     Args:
         store: Where runs are journaled: a Store, or the path of a SQLite file;
             default :func:`~tether.store.open_store`.
-        clock: Wall and monotonic time (injected so tests and replay are exact).
+        clock: Wall and monotonic time, and every wait of the step loop (retry backoff,
+            breaker probes, journaled waits): injected so tests skip time and replay is
+            exact (``tether.testing.FakeClock``). Leases are kept on real time: the
+            store's clock, shared with other processes.
         observers: Called with every committed batch of events (live logs, exporters).
         redactor: Scrubs every payload before it is committed, so secrets never reach
             the journal or any observer; default :meth:`Redactor.from_env` (known key
@@ -77,6 +83,8 @@ class Runner:
         prices: The price table costs are computed from; its version is recorded.
         breakers: Circuit breakers shared by the runs this Runner drives.
         rng: Source of retry jitter.
+        ids: Source of new run ids; default :class:`~tether.core.SystemIds` on
+            ``clock`` (``tether.testing.SequentialIds`` makes them predictable).
         reviewers: Run on a run's journal whenever it stops (completed, failed, needs
             attention); what they return is committed as ``finding`` events. The CLI
             passes the doctor (:func:`tether.observe.finding_payloads`).
@@ -95,6 +103,7 @@ class Runner:
         prices: PriceTable = DEFAULT_PRICES,
         breakers: BreakerBoard | None = None,
         rng: random.Random | None = None,
+        ids: IdSource | None = None,
         reviewers: Sequence[Reviewer] = (),
         seal_key: SealKey | None = None,
         lease_ttl_s: float = 30.0,
@@ -116,6 +125,7 @@ class Runner:
         self.prices = prices
         self.breakers = breakers or BreakerBoard()
         self.rng = rng or random.Random()
+        self.ids: IdSource = ids or SystemIds(self.clock)
         self.reviewers = list(reviewers)
         self._live: set[Execution] = set()
         #: Leases kept after a drive ended while a call's thread it gave up on still runs.
@@ -176,12 +186,12 @@ class Runner:
         finally:
             heartbeat.cancel()
             self._live.discard(execution)
-            if _threads_running(execution) and execution.lease is not None:
-                task = asyncio.create_task(self._linger(execution))
+            if _threads_running(execution.journal) and execution.lease is not None:
+                task = asyncio.create_task(self._linger(execution.journal))
                 self._lingering.add(task)
                 task.add_done_callback(self._lingering.discard)
             else:
-                await self._release(execution)
+                await self._release(execution.journal)
 
     async def _linger(self, journal: Journal) -> None:
         """Keep the lease of a run that stopped while a call it gave up on still runs in
@@ -201,17 +211,18 @@ class Runner:
         finally:
             await self._release(journal)
 
-    async def _heartbeat(self, journal: Journal) -> None:
+    async def _heartbeat(self, execution: Execution) -> None:
         """Renew the lease while a long model or tool call keeps the run from committing;
-        once it is lost, stop taking new work (the next commit would be refused)."""
+        once it is lost, stop taking new work (the next commit would be refused).
+        On real time, not the injected clock: the lease expires on the store's clock."""
+        journal = execution.journal
         while journal.lease is not None:
             await asyncio.sleep(self.lease_ttl_s / 3)
             try:
                 await self.store.renew(journal.lease)
             except TetherError as e:
                 _log.error("run %s: %s", journal.state.run_id, e.message)
-                if isinstance(journal, Execution):
-                    journal.interrupt()
+                execution.interrupt()
                 return
 
     async def _release(self, journal: Journal) -> None:
@@ -242,7 +253,8 @@ class Runner:
         if thread is not None and (not isinstance(thread, str) or not thread.strip()):
             raise UsageError(f"a thread is a non-empty name, not {thread!r}",
                              hint='pass thread="support-ada" (any stable name)')
-        execution = Execution(self, agent, RunState(run_id=run_id or new_id("run_")))
+        execution = Execution(self, agent,
+                              RunState(run_id=run_id or new_id("run_", self.ids)))
         model = execution.models[0]
         threaded: dict[str, Any] = {}
         if thread is not None:
@@ -321,7 +333,7 @@ class Runner:
                     "recoveries": state.recoveries,
                 })])
             finally:
-                await self._release(execution)
+                await self._release(execution.journal)
             return result_of(execution.state)
         events = [execution.event(EventType.RUN_RESUMED, state.step, {
             "attempt": state.recoveries + 1,
