@@ -256,9 +256,11 @@ async def test_the_fake_clock_moves_wall_and_monotonic_time_together() -> None:
 async def test_a_fake_sleep_is_still_a_point_of_cancellation() -> None:
     clock = FakeClock()
     task = asyncio.ensure_future(clock.sleep(1e9))
+    await asyncio.sleep(0)  # the sleep has started and yields
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    assert clock.slept == 0 and clock.sleeps == []  # a cancelled wait took no time
 
 
 def test_sequential_ids_sort_in_the_order_they_were_made() -> None:

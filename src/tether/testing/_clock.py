@@ -21,7 +21,7 @@ class FakeClock:
 
     ``sleep(s)`` advances wall and monotonic time together by ``s`` and returns at once
     (after one pass of the event loop, so it stays a point where a task can be
-    cancelled); ``advance(s)`` moves time from the test itself. Timeouts the runtime
+    cancelled: a cancelled wait takes no time); ``advance(s)`` moves time from the test itself. Timeouts the runtime
     bounds with the event loop (a model attempt, a tool call) still take real time:
     only what the runtime *waits* for (backoff, breaker probes, a journaled wait after a
     crash, the run's deadline) is skipped.
@@ -34,7 +34,7 @@ class FakeClock:
     def __init__(self, start: float = DEFAULT_START, monotonic_start: float = 1_000.0) -> None:
         self._wall = float(start)
         self._mono = float(monotonic_start)
-        #: Every wait asked of it, in order (what the code would have slept).
+        #: Every wait it completed, in order (what the code would have slept).
         self.sleeps: list[float] = []
 
     def now(self) -> float:
@@ -53,10 +53,12 @@ class FakeClock:
         self._mono += seconds
 
     async def sleep(self, seconds: float) -> None:
-        """Record the wait, advance time by it (a negative wait is none), yield once."""
-        self.sleeps.append(seconds)
-        self.advance(max(0.0, seconds))
+        """Yield once, then advance time by ``seconds`` (a negative wait is none) and
+        record the wait. A wait cancelled at that yield takes no time and is not
+        recorded, like a real sleep cancelled at once."""
         await asyncio.sleep(0)
+        self.advance(max(0.0, seconds))
+        self.sleeps.append(seconds)
 
     @property
     def slept(self) -> float:
