@@ -23,8 +23,8 @@ class FakeClock:
     (after one pass of the event loop, so it stays a point where a task can be
     cancelled: a cancelled wait takes no time); ``advance(s)`` moves time from the
     test itself. Timeouts the runtime bounds with the event loop (a model attempt, a
-    tool call) still take real time: only what the runtime *waits* for (backoff, breaker probes, a journaled wait after a
-    crash, the run's deadline) is skipped.
+    tool call) still take real time: only what the runtime *waits* for (backoff,
+    breaker probes, a journaled wait after a crash, the run's deadline) is skipped.
 
     Args:
         start: The wall time it starts at (seconds since the epoch).
