@@ -72,7 +72,11 @@ class Execution:
     def __init__(self, runner: Host, agent: Agent, state: RunState) -> None:
         self.runner = runner
         self.journal = Journal(runner, state)
+        #: The run's state, folded from its journal (the journal's, updated in place).
+        self.state: RunState = state
         self.agent = agent
+        self._context: CallContext | None = None
+        self._overrides: dict[str, Any] = {}
         #: Done once the run is asked to stop (Ctrl-C): no new work starts, calls in
         #: flight get ``Policy.tool_stop_grace_s`` to end, then the run is paused.
         self.interrupted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -94,11 +98,6 @@ class Execution:
     # -- the journal it holds ----------------------------------------------------------
 
     @property
-    def state(self) -> RunState:
-        """The run's state, folded from its journal."""
-        return self.journal.state
-
-    @property
     def lease(self) -> Lease | None:
         """The run's lease, once the first commit took it."""
         return self.journal.lease
@@ -115,13 +114,19 @@ class Execution:
         await self.journal.commit(events, within=within)
 
     def context(self) -> CallContext:
-        """What this step's calls get to work with (the budget may have been raised)."""
-        runner = self.runner
-        return CallContext(
-            journal=self.journal, policy=self.agent.policy, budget=self.budget,
-            clock=runner.clock, rng=runner.rng, ids=runner.ids, breakers=runner.breakers,
-            interrupted=self.interrupted, request_events=self.request_events, handle=self,
-        )
+        """What this run's calls get to work with: built once, and again only when a
+        ``budget`` event raised the budget (the hot path builds nothing per step)."""
+        context, overrides = self._context, self.state.budget_overrides
+        if context is None or overrides != self._overrides:
+            runner = self.runner
+            context = self._context = CallContext(
+                journal=self.journal, policy=self.agent.policy, budget=self.budget,
+                clock=runner.clock, rng=runner.rng, ids=runner.ids,
+                breakers=runner.breakers, interrupted=self.interrupted,
+                request_events=self.request_events, handle=self,
+            )
+            self._overrides = dict(overrides)
+        return context
 
     def interrupt(self) -> None:
         """Stop taking new work: a model call in flight is abandoned (it has no effect),
