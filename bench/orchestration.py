@@ -9,9 +9,13 @@ the token overhead of a controller and its briefs.
   lease, collecting its typed result) less the time of the same agent run directly, at
   ``synchronous=NORMAL``, scripted model (target at most 2 ms).
 - ``delegation_token_ratio``: on a scripted team whose brief and result sizes are
-  known, the tokens the controller and the briefs' framing *add*, over the tokens the
-  subtasks need when each is run alone on its bare objective (target at most 1.5);
-  ``team_token_ratio`` is the whole team's tokens over the same.
+  known, the tokens spent coordinating (the controller) over the tokens of the
+  subtasks' own work (the child runs), as ``tether cost`` and ``tether trace`` show
+  it: :func:`tether.orchestration.delegation_overhead`, from the journals (target at
+  most 1.5); ``team_token_ratio`` is the whole team's tokens over the same. As a check
+  of that definition, ``delegation_token_ratio_vs_alone`` is what the team spent
+  beyond the tokens the subtasks need when each is run alone on its bare objective
+  (so the briefs' framing counts as overhead there), over the latter.
 """
 
 from __future__ import annotations
@@ -29,7 +33,13 @@ from _common import emit, write_results  # noqa: E402
 
 from tether.core import ToolCall  # noqa: E402
 from tether.models import FunctionModel, ModelRequest, step_of  # noqa: E402
-from tether.orchestration import Branch, Brief, controller, fan_out  # noqa: E402
+from tether.orchestration import (  # noqa: E402
+    Branch,
+    Brief,
+    controller,
+    fan_out,
+    run_delegation_overhead,
+)
 from tether.runtime import Agent, Budget, Runner  # noqa: E402
 from tether.store import SQLiteStore  # noqa: E402
 from tether.tools import ToolContext, tool  # noqa: E402
@@ -135,14 +145,10 @@ async def tokens(tmp: Path) -> list[dict[str, object]]:
                       instructions="Plan, delegate, answer.")
     try:
         result = await Runner(store).run(team, "Look into four things.")
-        children = await store.runs(parent_run_id=result.run_id)
-        child_tokens = 0
-        for child in children:
-            run = await store.read(child.run_id)
-            child_tokens += sum(e.payload["usage"].get("input_tokens", 0)
-                                + e.payload["usage"].get("output_tokens", 0)
-                                for e in run if e.type == "model.response")
-        total = result.usage.total_tokens + child_tokens
+        overhead = await run_delegation_overhead(store, result.run_id)
+        ratio, team_ratio = overhead.token_ratio, overhead.team_token_ratio
+        assert ratio is not None and team_ratio is not None, overhead
+        total = overhead.total_tokens
         alone = 0
         for subtask in TEAM:
             run = await Runner(store).run(worker, subtask["objective"])
@@ -150,9 +156,11 @@ async def tokens(tmp: Path) -> list[dict[str, object]]:
     finally:
         await store.close()
     config = {"subtasks": len(TEAM), "objective_chars": 400, "answer_chars": 400,
-              "team_tokens": total, "subtask_tokens_alone": alone}
-    return [emit("delegation_token_ratio", (total - alone) / alone, "x", **config),
-            emit("team_token_ratio", total / alone, "x", **config)]
+              "team_tokens": total, "coordination_tokens": overhead.coordination_tokens,
+              "work_tokens": overhead.work_tokens, "subtask_tokens_alone": alone}
+    return [emit("delegation_token_ratio", ratio, "x", **config),
+            emit("team_token_ratio", team_ratio, "x", **config),
+            emit("delegation_token_ratio_vs_alone", (total - alone) / alone, "x", **config)]
 
 
 async def main() -> None:

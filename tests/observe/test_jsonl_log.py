@@ -209,7 +209,12 @@ async def test_jsonl_log_and_journal_agree_for_every_event_type(
         flushed.append((last["run_id"], last["seq"]) == (events[-1].run_id, events[-1].seq))
 
     with JsonlLog(path) as log:
-        ids = await _every_kind_of_run(Runner(store, observers=[log, check_flushed]))
+        def log_then_check(events: Sequence[Event]) -> None:
+            # Observers are independent (a thread each): the check follows the log here.
+            log(events)
+            check_flushed(events)
+
+        ids = await _every_kind_of_run(Runner(store, observers=[log_then_check]))
     assert flushed and all(flushed)
 
     lines = [json.loads(line) for line in path.read_text().splitlines()]

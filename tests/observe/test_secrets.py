@@ -97,6 +97,8 @@ def _commands(run_id: str, other: str, db: Path, out: Path) -> dict[str, list[li
         "run": [["run", "tests.observe.test_secrets:AGENT", TASK, *d]],
         "resume": [["resume", run_id, *d]],
         "resolve": [["resolve", run_id, "c_none", "--result", TEXTS[0], *d]],
+        "approve": [["approve", run_id, "c_none", *d],
+                    ["approve", run_id, "c_none", "--deny", "--reason", TEXTS[0], *d]],
         "runs": [["runs", *d], ["runs", "--json", *d]],
         "threads": [["threads", *d], ["threads", "--json", *d]],
         "show": [["show", run_id, *d], ["show", run_id, "--json", *d]],

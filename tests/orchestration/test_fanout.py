@@ -140,3 +140,45 @@ async def test_default_budgets_share_fairly_between_children_started_together(
     assert shares == [(50 - 1 - 1) // 4] * 4
     assert len([e for e in events if e.type == EventType.SUBRUN_COMPLETED
                 and e.payload["result"]["status"] == "ok"]) == 4
+
+
+async def test_a_brief_limits_the_tools_of_a_dynamic_toolset_too(store: SQLiteStore) -> None:
+    """A brief that names tools filters toolsets that list theirs at run time as well,
+    instead of dropping them (or letting all of them through)."""
+    from tether.tools import BaseToolset, FunctionToolset, StepContext, ToolDef
+
+    @tool
+    def lookup(q: str) -> str:
+        """Look up."""
+        return f"found {q}"
+
+    @tool
+    def wipe() -> str:
+        """Wipe everything."""
+        raise AssertionError("a tool the brief did not allow was called")
+
+    class Dynamic(BaseToolset):
+        def __init__(self) -> None:
+            self.inner = FunctionToolset([lookup, wipe])
+
+        async def list_tools(self, ctx: StepContext) -> Sequence[ToolDef]:
+            return await self.inner.list_tools(ctx)
+
+        async def call(self, name: str, arguments: dict[str, object],
+                       ctx: ToolContext) -> object:
+            return await self.inner.call(name, arguments, ctx)
+
+    offered: list[list[str]] = []
+
+    def script(request: ModelRequest) -> str | ToolCall:
+        offered.append([t.name for t in request.tools])
+        if step_of(request) == 0:
+            return ToolCall.of("lookup", q="x")
+        return request.messages[-1].content or ""
+
+    child = Agent(name="child", model=FunctionModel(script), tools=[Dynamic()])
+    branches = [Branch(name="b", agent=child, brief=Brief(objective="o", tools=("lookup",)))]
+    result = await Runner(store).run(_parent(branches), "go", run_id="run_p")
+    (only,) = (SubagentResult.model_validate(r) for r in json.loads(result.output or ""))
+    assert only.status == "ok" and only.output == "found x"
+    assert offered and all(names == ["lookup"] for names in offered)

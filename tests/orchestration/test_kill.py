@@ -68,7 +68,7 @@ def test_kill_mid_fan_out_then_resume(seed: int, tmp_path: Path) -> None:
     assert len(children) == 4
     started = Counter(e.payload["child_run_id"] for e in parent
                       if e.type == EventType.SUBRUN_STARTED)
-    assert set(started) == set(children)
+    assert set(started) == set(children) and set(started.values()) == {1}, started
     for run_id, events in children.items():
         assert [e.type for e in events].count(EventType.RUN_STARTED) == 1
         # A finished branch is never driven again: nothing follows its completion.
@@ -84,3 +84,40 @@ def test_kill_mid_fan_out_then_resume(seed: int, tmp_path: Path) -> None:
     made = Counter(calls.read_text().splitlines())
     assert set(made) == {"search alpha", "search beta", "search gamma", "summarise"}
     assert sum(made.values()) <= 4 + kills * 3  # only calls cut off by a kill repeat
+
+
+AT_START = Path(__file__).with_name("kill_at_start.py")
+
+
+@pytest.mark.parametrize("n", [1, 3, 4])
+def test_kill_right_after_subrun_started_then_resume(n: int, tmp_path: Path) -> None:
+    """SIGKILL lands between a ``subrun.started`` and the first event of the child it
+    announces: the resumed parent finds that child by its derived id, journals no
+    second start, and the child runs once."""
+    db, calls = tmp_path / "t.db", tmp_path / "calls"
+    env = {**os.environ, CALLS_ENV: str(calls),
+           "PYTHONPATH": os.pathsep.join([str(SRC), str(SCRIPT.parents[2]),
+                                          os.environ.get("PYTHONPATH", "")])}
+    killed = subprocess.run([sys.executable, str(AT_START), str(db), "run_lead", str(n)],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    before, children_before = asyncio.run(_journals(db))
+    announced = [e.payload["child_run_id"] for e in before
+                 if e.type == EventType.SUBRUN_STARTED]
+    assert len(announced) == n
+    # The kill landed exactly there: the last child announced has no journal yet.
+    assert announced[-1] not in children_before
+    done = subprocess.run([sys.executable, str(AT_START), str(db), "run_lead", "0"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[:2] == [str(RunStatus.COMPLETED), EXPECTED]
+    parent, children = asyncio.run(_journals(db))
+    started = Counter(e.payload["child_run_id"] for e in parent
+                      if e.type == EventType.SUBRUN_STARTED)
+    assert set(started) == set(children) and set(started.values()) == {1}, started
+    assert set(announced) <= set(started)
+    for events in children.values():
+        assert [e.type for e in events].count(EventType.RUN_STARTED) == 1
+    made = Counter(calls.read_text().splitlines())
+    assert set(made.values()) == {1}, made  # no child's model call was made twice
+

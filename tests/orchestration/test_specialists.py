@@ -1,4 +1,5 @@
-"""The specialists, the formatter's repair of invalid output, and the example team."""
+"""The formatter's repair of invalid output, large answers, hostile briefs, and the
+example scripted team (the specialists on their real tools: test_real_tools.py)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
 from pydantic import BaseModel
 
 from tether.core import EventType, RunStatus, ToolCall
 from tether.models import FunctionModel, ModelRequest, ScriptedModel
-from tether.orchestration import api_caller, as_tool, coder, formatter, retriever
+from tether.orchestration import as_tool, formatter
 from tether.runtime import Agent, Runner
 from tether.store import SQLiteStore
 
@@ -64,17 +66,6 @@ async def test_an_answer_that_stays_invalid_is_partial(store: SQLiteStore) -> No
     assert len(await store.runs(parent_run_id="run_p")) == 3
 
 
-async def test_specialists_say_their_tools_are_stand_ins(store: SQLiteStore) -> None:
-    for make, tool_name in ((retriever, "search"), (coder, "run_code"),
-                            (api_caller, "http_request")):
-        agent = make(ScriptedModel([ToolCall.of(tool_name, request="x"), "done"]))
-        assert list(agent.tool_map()) == [tool_name]
-        result = await Runner(store).run(agent, "go")
-        events = await store.read(result.run_id)
-        [content] = [e.payload["content"] for e in events if e.type == EventType.TOOL_RESULT]
-        assert "stand-in" in content and "not wired" in content
-
-
 async def test_a_large_text_answer_comes_back_as_a_reference(store: SQLiteStore) -> None:
     big = "word " * 2000
     parent = Agent(name="parent", model=FunctionModel(
@@ -90,16 +81,29 @@ async def test_a_large_text_answer_comes_back_as_a_reference(store: SQLiteStore)
     assert child[-1].payload["output"] == big
 
 
-async def test_the_example_team_runs(store: SQLiteStore) -> None:
+async def test_the_example_scripted_team_runs_on_its_real_memory(
+    store: SQLiteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TEAM_MEMORY_DB", str(tmp_path / "memory.db"))
+    monkeypatch.delenv("TEAM_API_HOSTS", raising=False)
     spec = importlib.util.spec_from_file_location("team_example", EXAMPLE)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    result = await Runner(store).run(module.team, "Compare alpha and beta")
-    assert result.status == RunStatus.COMPLETED
-    assert result.output == ("alpha is fast (source: notes/alpha.md); "
-                             "beta is fast (source: notes/beta.md)")
-    assert len(await store.runs(parent_run_id=result.run_id)) == 3
+    try:
+        result = await Runner(store).run(module.scripted_team, "Compare alpha and beta")
+        assert result.status == RunStatus.COMPLETED
+        children = await store.runs(parent_run_id=result.run_id)
+        assert sorted(c.agent for c in children) == ["formatter", "retriever", "retriever"]
+        # The facts came out of the memory file, through recall, into the report.
+        for source in ("notes/alpha.md", "notes/beta.md"):
+            fact = module.DOCUMENTS[source]
+            assert fact in (result.output or "")
+        recalls = [e for c in children for e in await store.read(c.run_id)
+                   if e.type == EventType.TOOL_RESULT]
+        assert len(recalls) == 2 and all("notes/" in e.payload["content"] for e in recalls)
+    finally:
+        module.MEMORY.close()
 
 
 async def test_hostile_content_in_every_field_of_a_brief(store: SQLiteStore) -> None:

@@ -19,6 +19,7 @@ from tether.core import (
     FatalModelError,
     ModelRetry,
     RateLimitError,
+    ToolResult,
     TransientModelError,
 )
 from tether.models import FunctionModel, ModelRequest, ScriptedModel
@@ -28,7 +29,14 @@ from tether.runtime._model_call import call_model, model_key
 from tether.runtime._state import OpenCall
 from tether.runtime._tool_call import run_tool
 from tether.testing import FakeClock, SequentialIds
-from tether.tools import tool
+from tether.tools import (
+    FunctionToolset,
+    Tool,
+    ToolContext,
+    ToolDef,
+    as_result,
+    tool,
+)
 
 
 class ListJournal:
@@ -59,6 +67,29 @@ class ListJournal:
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [e.payload for batch in self.batches for e in batch if e.type == kind]
+
+
+class Tools:
+    """The run's tools as the tool path sees them (``ToolCalls``), over a plain
+    ``FunctionToolset``: ``RunTools`` needs an Execution, this needs nothing."""
+
+    def __init__(self, *tools: Tool) -> None:
+        self.toolset = FunctionToolset(list(tools))
+        self.defs = {t.name: t.definition for t in tools}
+        self.approved: set[str] = set()
+
+    def __getitem__(self, name: str) -> ToolDef:
+        return self.defs[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.defs
+
+    async def call(self, name: str, arguments: dict[str, Any], ctx: ToolContext
+                   ) -> ToolResult:
+        return as_result(await self.toolset.call(name, arguments, ctx))
+
+    async def reconcile(self, name: str, key: str) -> Any:
+        return await self.toolset.reconcile(name, key)
 
 
 def context(journal: ListJournal, *, policy: Policy | None = None,
@@ -184,7 +215,7 @@ async def test_a_half_open_probe_answered_by_model_retry_closes_the_breaker_in_t
     journal = ListJournal(clock)
     board = BreakerBoard()
     policy = Policy(breaker=BreakerSettings(failure_threshold=1, reset_timeout_s=10))
-    tools = {"flaky": flaky}
+    tools = Tools(flaky)
     await run_tool(context(journal, policy=policy, board=board), tools, open_call("flaky", 1))
     clock.advance(10)
     await run_tool(context(journal, policy=policy, board=board), tools, open_call("flaky", 2))
@@ -209,8 +240,7 @@ async def test_an_idempotent_tool_is_retried_on_the_clock_and_falls_back_after()
     clock = FakeClock()
     journal = ListJournal(clock)
     policy = Policy(tool_retry=RetryPolicy(max_attempts={"transient": 3}, base_delay_s=4.0))
-    await run_tool(context(journal, policy=policy), {"live": live, "cached": cached},
-                   open_call("live"))
+    await run_tool(context(journal, policy=policy), Tools(live, cached), open_call("live"))
     retries = journal.of(EventType.RETRY)
     assert [r["attempt"] for r in retries] == [1, 2]
     assert clock.sleeps == pytest.approx([r["delay_s"] for r in retries], abs=1e-4)
@@ -232,7 +262,7 @@ async def test_a_tool_is_not_started_past_the_deadline() -> None:
     clock = FakeClock()
     journal = ListJournal(clock)
     clock.advance(61)
-    await run_tool(context(journal, budget=Budget(max_seconds=60)), {"slow": slow},
+    await run_tool(context(journal, budget=Budget(max_seconds=60)), Tools(slow),
                    open_call("slow"))
     (error,) = journal.of(EventType.TOOL_ERROR)
     assert error["not_started"] is True and error["error"]["type"] == "BudgetExceededError"

@@ -32,7 +32,7 @@ from tether.runtime import (
     Runner,
     RunResult,
 )
-from tether.store import SQLiteStore
+from tether.store import SQLiteStore, Store
 from tether.testing import (
     FAULTS,
     FakeClock,
@@ -61,7 +61,7 @@ FAST = Policy(
 )
 
 
-def runner_on(store: SQLiteStore, clock: FakeClock | None = None, **kwargs: Any) -> Runner:
+def runner_on(store: Store, clock: FakeClock | None = None, **kwargs: Any) -> Runner:
     """A Runner whose waits take no time."""
     return Runner(store, clock=clock or FakeClock(), **kwargs)
 
@@ -512,27 +512,29 @@ async def test_a_run_that_failed_on_model_error_gets_fresh_retries_when_resumed(
     assert [e.payload["attempt"] for e in of(after, EventType.RETRY)] == [1, 2]
 
 
-class _Cancel:
-    """Cancels the task driving a run as soon as a ``retry`` is committed: to the
-    journal, a crash in the middle of the retry's wait."""
+class _CancelOnRetry(SQLiteStore):
+    """Cancels the task driving a run as soon as a ``retry`` is committed, before it
+    waits: to the journal, a crash in the middle of the retry's wait. (An observer is
+    too late: it runs in a thread of its own, and the FakeClock's wait is instant.)"""
 
-    def __init__(self) -> None:
-        self.task: asyncio.Task[Any] | None = None
-
-    def __call__(self, events: Sequence[Event]) -> None:
-        if self.task is not None and any(e.type == EventType.RETRY for e in events):
-            self.task.cancel()
+    async def append(self, events: Sequence[Event], **kwargs: Any) -> None:
+        await super().append(events, **kwargs)
+        task = asyncio.current_task()
+        if task is not None and any(e.type == EventType.RETRY for e in events):
+            task.cancel()
 
 
 async def _crash_during_a_wait(
     store: SQLiteStore, server: FaultServer, agent: Agent, clock: FakeClock,
 ) -> str:
-    cancel = _Cancel()
     run_id = "run_crashed_while_waiting"
-    cancel.task = asyncio.ensure_future(
-        runner_on(store, clock, observers=[cancel]).run(agent, "look up", run_id=run_id))
-    with pytest.raises(asyncio.CancelledError):
-        await cancel.task
+    crashing = _CancelOnRetry(store.path)
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.ensure_future(
+                runner_on(crashing, clock).run(agent, "look up", run_id=run_id))
+    finally:
+        await crashing.close()
     (summary,) = [r for r in await store.runs() if r.run_id == run_id]
     assert summary.status == RunStatus.RUNNING
     return run_id

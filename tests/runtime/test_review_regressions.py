@@ -198,6 +198,7 @@ async def test_an_idempotent_call_in_doubt_with_redacted_arguments_reruns_with_t
                                       ".test/x")])
     response = await step.complete(ModelRequest(messages=tuple(execution.state.messages)))
     execution.settle = _never  # type: ignore[method-assign]
+    await execution.tools.offer(1)  # the tools of step 1, as the step loop asks them
     await execution.record(1, ModelRequest(messages=tuple(execution.state.messages), step=1),
                            step, response, 1.0)
     intent = next(e for e in await store.read("run_r") if e.type == EventType.TOOL_INTENT)

@@ -213,6 +213,8 @@ QUARANTINE_CHILD = textwrap.dedent("""
     else:
         result = asyncio.run(runner.resume("run_q", agent))
     print(result.status)
+    if result.error is not None:
+        print(type(result.error).__name__, result.error.recoveries, result.error.hint)
 """)
 
 
@@ -227,7 +229,10 @@ def test_a_run_that_crashes_on_every_recovery_is_quarantined(tmp_path: Path) -> 
     assert child("resume").returncode == -signal.SIGKILL  # recovery 1
     assert child("resume").returncode == -signal.SIGKILL  # recovery 2
     final = child("resume")
-    assert final.returncode == 0 and final.stdout.strip() == "quarantined"
+    assert final.returncode == 0
+    status, error = final.stdout.strip().split("\n")
+    assert status == "quarantined"
+    assert error.startswith("QuarantinedError 2 ") and "--release" in error
 
     async def check() -> None:
         store = SQLiteStore(db)
@@ -240,7 +245,7 @@ def test_a_run_that_crashes_on_every_recovery_is_quarantined(tmp_path: Path) -> 
     asyncio.run(check())
     # Once the cause is fixed, the run can be released from quarantine.
     still = child("resume")
-    assert still.stdout.strip() == "quarantined"
+    assert still.stdout.strip().split("\n")[0] == "quarantined"
 
     async def release() -> None:
         store = SQLiteStore(db)

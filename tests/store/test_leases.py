@@ -241,8 +241,9 @@ async def test_a_journal_from_before_leases_reads_and_appends(tmp_path: Path) ->
     await store.append([started("r1")])
     await store.append([ev("r1", 2)])
     await store.close()
-    old = apsw.Connection(str(db))  # as schema 1 wrote it: no lease table
-    old.execute("DROP TABLE leases; PRAGMA user_version=1")
+    old = apsw.Connection(str(db))  # as schema 1 wrote it: no lease table, no thread
+    old.execute("DROP TABLE leases; DROP TABLE tether_migrations; DROP INDEX runs_by_thread; "
+                "ALTER TABLE runs DROP COLUMN thread; PRAGMA user_version=1")
     old.close()
     reader = SQLiteStore(db, readonly=True)
     assert [e.seq for e in await reader.read("r1")] == [1, 2]

@@ -69,7 +69,7 @@ async def test_append_is_atomic_and_seq_dense(store: SQLiteStore) -> None:
         await store.append([ev("r1", 1, EventType.DECISION)])  # duplicate
     # A failure half-way through a batch writes nothing of it.
     bad = ev("r1", 3, EventType.TOOL_INTENT, {"call_id": "c"})  # missing fields
-    with pytest.raises(KeyError):
+    with pytest.raises(StoreCorruptError, match="tool.intent payload"):
         await store.append([ev("r1", 2, EventType.DECISION), bad])
     assert [e.seq for e in await store.read("r1")] == [1]
     assert (await store.run("r1")).last_seq == 1

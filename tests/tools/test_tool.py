@@ -121,7 +121,7 @@ def test_sync_tools_work_in_a_forked_child() -> None:
                           idempotency_key="k")
 
         async def go() -> str:
-            return await asyncio.wait_for(double.start({"x": x}, ctx), 10)
+            return (await asyncio.wait_for(double.start({"x": x}, ctx), 10)).text()
 
         return asyncio.run(go())
 

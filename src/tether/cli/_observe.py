@@ -17,6 +17,7 @@ from ..core import Event, EventType, Redactor, RunStatus, StoreError, TetherErro
 from ..observe import (
     CAPTURE_CONTENT_ENV,
     RunCost,
+    RunTree,
     Span,
     build_trace,
     diagnose,
@@ -33,6 +34,7 @@ from ..observe import (
     send_otlp,
     tree_cost,
 )
+from ..orchestration import DelegationOverhead, delegation_overhead
 from ..store import Store
 from ._common import DbOption, JsonOption, console, full_run_id, handle_errors, with_store
 from ._observe_render import (
@@ -61,10 +63,24 @@ def _dump(value: Any) -> None:
 # -- trace ------------------------------------------------------------------------------
 
 
-async def load_trace(store: Store, run_id: str, *, subruns: bool = True) -> tuple[Span, RunCost]:
-    """The span tree and cost of a run (and its sub-runs)."""
+async def load_trace(store: Store, run_id: str, *, subruns: bool = True
+                     ) -> tuple[Span, RunCost, DelegationOverhead]:
+    """The span tree, cost and delegation overhead of a run (and its sub-runs)."""
     tree = await load_run_tree(store, run_id, subruns=subruns)
-    return build_trace(tree), tree_cost(tree)
+    return build_trace(tree), tree_cost(tree), tree_overhead(tree)
+
+
+def tree_overhead(tree: RunTree) -> DelegationOverhead:
+    """Coordination against subtask work over a loaded run tree (tether.orchestration)."""
+    return delegation_overhead(tree.run_id, {t.run_id: t.events for t in tree.walk()})
+
+
+def render_overhead(o: DelegationOverhead) -> Text:
+    """One line: what coordinating the sub-runs cost against the subtasks' own work."""
+    ratio = "n/a" if o.token_ratio is None else f"{o.token_ratio:.2f}x"
+    return Text(f"delegation overhead {ratio}: coordination {o.coordination_tokens} tok "
+                f"(${o.coordination_usd:.6f}, {o.coordinating_runs} run(s)) vs subtask work "
+                f"{o.work_tokens} tok (${o.work_usd:.6f}, {o.work_runs} run(s))", "magenta")
 
 
 @app.command()
@@ -91,11 +107,15 @@ def trace(
         else:
             show(console, render_prompt(events, prompt))
         return
-    root, cost = with_store(db, lambda store: load_trace(store, run_id, subruns=subruns))
+    root, cost, overhead = with_store(
+        db, lambda store: load_trace(store, run_id, subruns=subruns))
     if as_json:
-        write_json(sys.stdout, {"trace": span_json(root, full=full), "cost": cost.to_dict()})
+        write_json(sys.stdout, {"trace": span_json(root, full=full), "cost": cost.to_dict(),
+                                "delegation": overhead.to_dict()})
         return
     show(console, render_trace(root, full=full, cost=cost))
+    if overhead.subruns:
+        show(console, [render_overhead(overhead)])
 
 
 def prompt_json(events: Sequence[Event], step: int) -> list[dict[str, Any]]:
@@ -344,12 +364,15 @@ def cost(
     """Show what a run cost, step by step, and rolled up over its sub-runs."""
     run_id = full_run_id(db, run_id)
 
-    async def work(store: Store) -> RunCost:
-        return tree_cost(await load_run_tree(store, run_id, subruns=subruns))
+    async def work(store: Store) -> tuple[RunCost, DelegationOverhead]:
+        tree = await load_run_tree(store, run_id, subruns=subruns)
+        return tree_cost(tree), tree_overhead(tree)
 
-    result = with_store(db, work)
+    result, overhead = with_store(db, work)
     if as_json:
-        _dump(result.to_dict())
+        _dump({**result.to_dict(), "delegation": overhead.to_dict()})
         return
     show(console, render_cost(result))
+    if overhead.subruns:
+        show(console, [render_overhead(overhead)])
 

@@ -22,6 +22,7 @@ from ..observe import (
     RunCost,
     RunDiff,
     Span,
+    context_summary,
     describe,
     new_messages,
     prompts,
@@ -47,7 +48,8 @@ _MARK = {"ok": "✓", "error": "✗", "in_doubt": "?", "running": "…"}
 _LEAF_EVENTS = frozenset({
     EventType.RETRY, EventType.FALLBACK, EventType.BREAKER, EventType.BUDGET,
     EventType.DECISION, EventType.CONTEXT_BUILT, EventType.MEMORY_WRITE,
-    EventType.MEMORY_RECALL, EventType.FINDING, EventType.RUN_RESUMED, EventType.RUN_PAUSED,
+    EventType.MEMORY_RECALL, EventType.MEMORY_WORKING, EventType.FINDING,
+    EventType.RUN_RESUMED, EventType.RUN_PAUSED,
     EventType.RUN_FAILED, EventType.RUN_NEEDS_ATTENTION, EventType.RUN_QUARANTINED,
     EventType.SUBRUN_STARTED, EventType.SUBRUN_COMPLETED,
 })
@@ -299,6 +301,9 @@ def span_json(span: Span, *, full: bool = False) -> dict[str, Any]:
             "cost_usd": s.cost_usd, "attrs": attrs,
             "events": [{"seq": e.seq, "type": e.type} for e in s.events],
         }
+        built = [e for e in s.events if e.type == EventType.CONTEXT_BUILT]
+        if s.kind == "step" and built:  # an agent with memory: the prompt as built
+            data["context"] = context_summary(built[-1].payload)
         if full and s.kind == "model":
             seq = s.attrs.get("request_seq")
             index = indexes.get(s.run_id)

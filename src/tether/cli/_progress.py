@@ -3,7 +3,9 @@ running, tokens and cost so far. Silent when stderr is not a terminal (piped, CI
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 
 from rich.console import Console
@@ -11,10 +13,12 @@ from rich.status import Status
 from rich.text import Text
 
 from ..core import Event, EventType
+from ..runtime import Delta, EventStream, Subscription
 
 
 class Progress:
-    """An observer that keeps one status line up to date while a run is driven."""
+    """Keeps one status line up to date while a run is driven, from the Runner's live
+    stream: committed events (step, tokens, cost) and deltas (tools starting, ending)."""
 
     def __init__(self, console: Console) -> None:
         self.enabled = console.is_terminal
@@ -34,7 +38,40 @@ class Progress:
         if self._status is not None:
             self._status.stop()
 
-    def __call__(self, events: Sequence[Event]) -> None:
+    @contextlib.asynccontextmanager
+    async def follow(self, stream: EventStream) -> AsyncIterator[None]:
+        """Follow ``stream`` while the block runs (nothing when not on a terminal)."""
+        if not self.enabled:
+            yield
+            return
+        subscription = stream.subscribe()
+        task = asyncio.create_task(self._consume(subscription))
+        try:
+            yield
+        finally:
+            subscription.close()
+            await task
+
+    async def _consume(self, subscription: Subscription) -> None:
+        async for item in subscription:
+            if isinstance(item, Delta):
+                self.delta(item)
+            elif isinstance(item, Event):
+                self.apply([item])
+
+    def delta(self, item: Delta) -> None:
+        """A tool call started or ended."""
+        call_id = str(item.data.get("call_id"))
+        if item.kind == "tool.started":
+            self.running[call_id] = str(item.data.get("tool"))
+        elif item.kind == "tool.ended":
+            self.running.pop(call_id, None)
+        self.step = max(self.step, item.step)
+        if self._status is not None:
+            self._status.update(self.line())
+
+    def apply(self, events: Sequence[Event]) -> None:
+        """Committed events."""
         for e in events:
             p = e.payload
             self.step = max(self.step, e.step)
@@ -43,8 +80,6 @@ class Progress:
                 self.tokens += int(usage.get("input_tokens", 0)) + int(
                     usage.get("output_tokens", 0))
                 self.cost += float(p.get("cost_usd") or 0.0)
-            elif e.type == EventType.TOOL_INTENT:
-                self.running[str(p.get("call_id"))] = str(p.get("tool"))
             elif e.type in (EventType.TOOL_RESULT, EventType.TOOL_ERROR):
                 self.running.pop(str(p.get("call_id")), None)
         if self._status is not None:

@@ -66,8 +66,8 @@ def _drive(
         log = JsonlLog(log_file) if log_file else None
         loop = asyncio.get_running_loop()
         progress = Progress(errors)
-        observers = [o for o in (log, progress if progress.enabled else None) if o]
-        runner = Runner(store, observers=observers, reviewers=[finding_payloads, team_reviewer])
+        runner = Runner(store, observers=[log] if log else [],
+                        reviewers=[finding_payloads, team_reviewer])
 
         def interrupted() -> None:
             errors.print("[bold]interrupted[/]: finishing what is in flight; Ctrl-C again "
@@ -79,7 +79,8 @@ def _drive(
         loop.add_signal_handler(signal.SIGINT, interrupted)
         try:
             with progress:
-                result = await work(runner)
+                async with progress.follow(runner.stream):
+                    result = await work(runner)
             # The run had the real values; what is printed is redacted like every view.
             scrub = runner.redactor.redact
             error = result.error
@@ -207,6 +208,26 @@ def resolve(
     with_store(db, lambda store: Runner(store).resolve(run_id, call_id, result=result),
                write=True)
     console.print(f"recorded; continue with: tether resume {run_id}", markup=False)
+
+
+@app.command()
+@handle_errors
+def approve(
+    run_id: Annotated[str, typer.Argument(help="The run that needs attention.")],
+    call_id: Annotated[str, typer.Argument(help="The call waiting for approval (see "
+                                           "`tether show`).")],
+    deny: Annotated[bool, typer.Option("--deny", help="Deny the call: it does not run and "
+                                       "the model is told.")] = False,
+    reason: Annotated[str, typer.Option(help="Why; recorded, and told to the model when "
+                                        "denied.")] = "",
+    db: DbOption = None,
+) -> None:
+    """Approve (or --deny) a tool call that waits for approval; then `tether resume`."""
+    run_id = full_run_id(db, run_id)
+    with_store(db, lambda store: Runner(store).approve(run_id, call_id, deny=deny,
+                                                       reason=reason), write=True)
+    what = "denied" if deny else "approved"
+    console.print(f"{what}; continue with: tether resume {run_id}", markup=False)
 
 
 def _duration(run: RunSummary) -> float:

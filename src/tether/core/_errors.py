@@ -35,7 +35,9 @@
             └── LeaseLostError          this process lost the run to another driver
 
 Control signals are not failures and sit outside the tree: :class:`ModelRetry`
-(a tool asks the model to try again with a message).
+(a tool asks the model to try again with a message), :class:`ApprovalRequired` (a
+call waits for a human's approval) and :class:`CallDeferred` (a call's result will
+come from outside the run).
 
 Every error says what happened (the message), where (``run_id``, ``step``, and
 for models and tools their names), what the user can do (``hint``), and whether
@@ -256,6 +258,21 @@ class CallInDoubtError(RunError):
     """A non-idempotent tool call has an intent but no result: it may have happened."""
 
 
+class QuarantinedError(RunError):
+    """A run was resumed ``max_recoveries`` times in a row without making progress (a
+    model response or a tool outcome): whatever it does on recovery crashes the
+    process, so it is not resumed again until released (``resume --release``)."""
+
+    def __init__(self, message: str, *, recoveries: int, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.recoveries = recoveries
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["recoveries"] = self.recoveries
+        return data
+
+
 class SealedValueError(RunError):
     """A journaled value was sealed (it was redacted) and cannot be unsealed: there is
     no seal key, it is another key, or the event was altered. A resume that needs it
@@ -332,6 +349,28 @@ class ModelRetry(Exception):  # noqa: N818 - a signal, not an error
     """Raised by a tool to send ``message`` back to the model and let it try again."""
 
     def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ApprovalRequired(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by a tool (or an approval-required toolset) before it does anything: the
+    call needs a human's approval. The run stops as ``needs_attention`` naming the
+    call; ``tether approve RUN_ID CALL_ID`` (or ``--deny``) decides, and the resumed
+    run runs an approved call once, with ``ToolContext.approved`` set."""
+
+    def __init__(self, message: str = "this call needs a human's approval") -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class CallDeferred(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by a tool that handed its work to the outside world (a human, a queue, a
+    batch job): the call's result will be given later. The run stops as
+    ``needs_attention`` naming the call; ``tether resolve RUN_ID CALL_ID --result ...``
+    records the result, and the resumed run goes on. The call never runs again."""
+
+    def __init__(self, message: str = "the call's result will come from outside") -> None:
         super().__init__(message)
         self.message = message
 

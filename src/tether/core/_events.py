@@ -1,8 +1,9 @@
 """Journal events: the run is the sequence of these.
 
-Every event belongs to one run and has a dense per-run ``seq``. Payloads are plain
-JSON-compatible dicts whose shape is fixed per :class:`EventType` (see
-``docs/journal.md``); names are stable because old journals must stay readable.
+Every event belongs to one run and has a dense per-run ``seq``. Payloads are stored
+as plain JSON-compatible dicts whose shape is fixed per :class:`EventType` (see
+``docs/journal.md``); :attr:`Event.data` reads one as its typed model
+(``_payloads.py``). Names are stable because old journals must stay readable.
 """
 
 from __future__ import annotations
@@ -12,10 +13,25 @@ from enum import StrEnum
 from typing import Any
 
 from ._messages import Message
+from ._payloads import (
+    DecisionPayload,
+    ModelResponsePayload,
+    Payload,
+    ToolErrorPayload,
+    ToolResultPayload,
+    parse_payload,
+)
 from ._status import RunStatus
+
+#: The journal format this version writes (``run.started``'s ``format``; a run
+#: without one was written in format 1). A reader refuses to resume a run of a newer
+#: format; see ``docs/journal.md``.
+JOURNAL_FORMAT = 1
 
 
 class EventType(StrEnum):
+    """The type of a journal event; its value is what the journal stores."""
+
     RUN_STARTED = "run.started"
     RUN_RESUMED = "run.resumed"
     RUN_COMPLETED = "run.completed"
@@ -37,6 +53,7 @@ class EventType(StrEnum):
     CONTEXT_BUILT = "context.built"
     MEMORY_WRITE = "memory.write"
     MEMORY_RECALL = "memory.recall"
+    MEMORY_WORKING = "memory.working"
     SUBRUN_STARTED = "subrun.started"
     SUBRUN_COMPLETED = "subrun.completed"
     FINDING = "finding"
@@ -56,7 +73,7 @@ STATUS_AFTER: dict[str, RunStatus] = {
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
-    """One committed journal entry.
+    """One committed journal entry; :attr:`data` is its payload, typed.
 
     ``ts`` is wall-clock UTC seconds since the epoch; ``duration_ms`` comes from a
     monotonic clock and is set on events that close a span (a model call, a tool call).
@@ -71,6 +88,21 @@ class Event:
     span_id: str | None = None
     parent_span_id: str | None = None
     duration_ms: float | None = None
+    _data: Payload | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def data(self) -> Payload:
+        """The payload as its type's model (:data:`~tether.core.PAYLOADS`), parsed on
+        first use and kept: every reader reads payloads through it.
+
+        Raises:
+            StoreCorruptError: The payload does not have its type's shape.
+        """
+        data = self._data
+        if data is None:
+            data = parse_payload(self.type, self.payload)
+            object.__setattr__(self, "_data", data)
+        return data
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,12 +127,12 @@ def message_of(event: Event) -> Message | None:
     ``model.request`` payloads refer to these events (``{"event": seq}``) instead
     of copying them.
     """
-    p = event.payload
-    if event.type == EventType.DECISION and "message" in p:
-        return Message.model_validate(p["message"])
-    if event.type == EventType.MODEL_RESPONSE:
-        return Message.model_validate(p["message"])
-    if event.type in (EventType.TOOL_RESULT, EventType.TOOL_ERROR):
-        return Message(role="tool", content=p["content"], tool_call_id=p["call_id"],
-                       name=p["tool"])
+    data = event.data
+    if isinstance(data, DecisionPayload):
+        return data.note
+    if isinstance(data, ModelResponsePayload):
+        return data.assistant
+    if isinstance(data, ToolResultPayload | ToolErrorPayload):
+        return Message(role="tool", content=data.content, tool_call_id=data.call_id,
+                       name=data.tool)
     return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
+import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -90,11 +91,55 @@ class ToolSpec(_Frozen):
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
 
 
-class ToolResult(_Frozen):
-    """The outcome of one tool call: the text the model will see, and whether it is an error."""
+class Artifact(_Frozen):
+    """A reference to a large artifact a tool produced (a file, a report, a dataset):
+    the journal and the model get the reference, never the bytes.
 
-    call_id: str
-    name: str
-    content: str
-    is_error: bool = False
-    error_type: str | None = None
+    Args:
+        uri: Where the artifact is (``file:///...``, ``s3://...``, a run id).
+        media_type: Its MIME type.
+        size_bytes: Its size, if known.
+        summary: A short description the model sees in place of the content.
+    """
+
+    uri: str
+    media_type: str = "application/octet-stream"
+    size_bytes: int | None = None
+    summary: str = ""
+
+
+class ToolResult(_Frozen):
+    """What a tool returns when it has more to say than one value: a structured value
+    (journaled as JSON, shown to the model as JSON text), the text the model sees, and
+    references to large artifacts.
+
+    A tool may also return a plain value: a ``str`` is the text itself, anything else
+    (dicts, lists, numbers, dataclasses, pydantic models) is its structured ``value``.
+
+    Args:
+        value: A JSON-compatible value, journaled as it is (field ``value`` of
+            ``tool.result``).
+        content: The text the model sees; default: ``value`` as JSON text.
+        artifacts: References to artifacts kept outside the journal; the model sees
+            each one's uri, media type, size and summary.
+    """
+
+    value: Any = None
+    content: str | None = None
+    artifacts: tuple[Artifact, ...] = ()
+
+    def text(self) -> str:
+        """The text the model sees for this result."""
+        if self.content is not None:
+            text = self.content
+        elif self.value is None:
+            text = ""
+        elif isinstance(self.value, str):
+            text = self.value
+        else:
+            text = pydantic_core.to_json(self.value).decode()
+        if self.artifacts:
+            refs = pydantic_core.to_json(
+                [a.model_dump(exclude_defaults=True) for a in self.artifacts]).decode()
+            text = f"{text}\nartifacts: {refs}" if text else f"artifacts: {refs}"
+        return text

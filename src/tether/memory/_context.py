@@ -90,6 +90,11 @@ class ContextBuilder:
         large_result_tokens: A tool result above this is always shown as a preview
             and a handle (store it in memory with :func:`offload_large_results`).
         memory_tokens: Most tokens the retrieved memories may take.
+        summary_tokens: With more than 0, the note standing for dropped turns also
+            lists what the most recent of them did, extracted (no model call): each
+            turn's text, calls and the start of their results with the handle that
+            ``expand`` takes, within this many tokens (at most a quarter of the
+            budget). 0 (default): a bare note.
     """
 
     def __init__(
@@ -102,6 +107,7 @@ class ContextBuilder:
         preview_chars: int = 160,
         large_result_tokens: int = 1000,
         memory_tokens: int = 1500,
+        summary_tokens: int = 0,
     ) -> None:
         if budget <= 0 or batch_turns <= 0 or keep_recent_turns < 0:
             raise ContextBudgetError("budget and batch_turns must be positive",
@@ -113,6 +119,8 @@ class ContextBuilder:
         self.preview_chars = preview_chars
         self.large_result_tokens = large_result_tokens
         self.memory_tokens = memory_tokens
+        self.summary_tokens = min(max(0, summary_tokens), budget // 4)
+        self._digests: dict[tuple[int, str, int], str] = {}
         self.drop_batch_turns = 4 * batch_turns
         self._turn_cache: dict[tuple[int, int, int], Any] = {}
         self._last: Any = None
@@ -234,11 +242,73 @@ class ContextBuilder:
         return Message.user("Relevant memories (from long-term memory; expand(handle) "
                             "gives a memory's full text):\n" + "\n".join(lines))
 
-    def _note(self, dropped: int) -> Message:
-        return Message.user(
-            f"[The first {dropped} turns of this conversation are left out to fit the "
-            "context; they are kept in the journal and in long-term memory: use "
-            "recall(query) to look something up.]")
+    def _note(self, dropped: int, digest: str = "") -> Message:
+        text = (f"[The first {dropped} turns of this conversation are left out to fit "
+                "the context; they are kept in the journal and in long-term memory: use "
+                "recall(query) to look something up.]")
+        if digest:
+            text += ("\nWhat the latest of them did (extracted, oldest first):\n" + digest)
+        return Message.user(text)
+
+    def _dropped_note(self, dropped: int, history: Sequence[Message],
+                      bounds: Sequence[tuple[int, int]], refs: Sequence[str],
+                      handles: Mapping[str, str], summary_tokens: int) -> Message:
+        """The note for ``dropped`` turns: with ``summary_tokens``, and a digest of the
+        most recent of them. A function of the dropped turns only, so it changes only
+        at a cut point (the prompt prefix stays cacheable between them)."""
+        if summary_tokens <= 0 or dropped <= 0:
+            return self._note(dropped)
+        last = bounds[dropped - 1][1] - 1
+        key = (dropped, refs[last], summary_tokens)
+        digest = self._digests.get(key)
+        if digest is None:
+            lines: list[tuple[str, int]] = []  # newest first, with their cost
+            used = 0
+            for t in range(dropped - 1, -1, -1):
+                line = self._digest_line(history, bounds[t], refs, handles, t)
+                cost = self.counter.count(line) + 1
+                if used + cost > summary_tokens:
+                    break
+                lines.append((line, cost))
+                used += cost
+            tail = ""
+            while len(lines) < dropped:  # the line saying how many are not listed fits too
+                left = dropped - len(lines)
+                tail = f"({left} earlier turn{'' if left == 1 else 's'} not listed)"
+                if used + self.counter.count(tail) + 1 <= summary_tokens or not lines:
+                    break
+                used -= lines.pop()[1]
+            digest = "\n".join([tail] * bool(tail) + [x for x, _ in reversed(lines)])
+            if len(self._digests) >= 1000:
+                self._digests.pop(next(iter(self._digests)))
+            self._digests[key] = digest
+        return self._note(dropped, digest)
+
+    def _digest_line(self, history: Sequence[Message], bounds: tuple[int, int],
+                     refs: Sequence[str], handles: Mapping[str, str], turn: int) -> str:
+        """One dropped turn in a line: its text's start, each call and the start of its
+        result, with the handle ``expand`` takes."""
+        def clip(text: str | None, width: int) -> str:
+            line = " ".join((text or "").split())
+            return line if len(line) <= width else line[: width - 1] + "…"
+
+        parts: list[str] = []
+        results = {}
+        for i in range(*bounds):
+            m = history[i]
+            if m.role == "tool" and m.tool_call_id:
+                handle = handles.get(m.tool_call_id, refs[i])
+                results[m.tool_call_id] = f"{clip(m.content, 100)} [{handle}]"
+        for i in range(*bounds):
+            m = history[i]
+            if m.role == "tool":
+                continue
+            if m.content:
+                parts.append(f"{m.role}: {clip(m.content, 100)}")
+            for c in m.tool_calls:
+                parts.append(f"{c.name}({clip(c.arguments, 60)}) → "
+                             + results.get(c.id, "no result"))
+        return f"- turn {turn + 1}: " + ("; ".join(parts) or "(empty)")
 
     def _system(self, instructions: str, pinned: Sequence[str]) -> Message:
         text = instructions
@@ -317,7 +387,8 @@ class ContextBuilder:
             t += full[n] - full[max(mask_cut, drop_cut)]
             if drop_cut:
                 if drop_cut not in notes:
-                    notes[drop_cut] = self._tokens(self._note(drop_cut))
+                    notes[drop_cut] = self._tokens(self._dropped_note(
+                        drop_cut, history, bounds, refs, handles, self.summary_tokens))
                 t += notes[drop_cut]
             if len(kept_mems) not in memory_cost:
                 mm = self._memory_message(kept_mems)
@@ -347,6 +418,8 @@ class ContextBuilder:
             "refs": refs, "handles": handles, "pinned": len(pinned),
             "memories": [m.handle for m in kept_mems],
         }
+        if self.summary_tokens:  # absent when off: recipes journaled before stay alike
+            recipe["summary_tokens"] = self.summary_tokens
         return self._assemble(instructions, task, history, pinned, kept_mems, recipe, bounds)
 
     def replay(
@@ -375,7 +448,9 @@ class ContextBuilder:
         parts: list[tuple[str, list[Message]]] = [
             ("instructions", [system]), ("task", [Message.user(task)])]
         if drop_cut:
-            parts.append(("dropped_note", [self._note(drop_cut)]))
+            parts.append(("dropped_note", [self._dropped_note(
+                drop_cut, history, bounds, refs, handles,
+                int(recipe.get("summary_tokens") or 0))]))
         masked = [m for t in range(drop_cut, min(mask_cut, len(bounds)))
                   for m in self._render_turn(history, bounds[t], refs, handles, True)]
         recent = [m for t in range(max(drop_cut, mask_cut), len(bounds))

@@ -1,9 +1,10 @@
 """The memory tables: the migration set ``"memory"``, and loading sqlite-vec.
 
-The tables can live in the journal's own SQLite file. Their migrations are tracked
-by name in ``tether_migrations`` (the journal keeps ``PRAGMA user_version`` for its
-own set), each applied in its own ``BEGIN IMMEDIATE`` transaction that re-reads the
-version first, so two processes opening one file cannot apply a migration twice.
+The tables can live in the journal's own SQLite file. Their migrations are the named
+set ``memory`` (``tether.store.MigrationSet``), tracked beside the journal's ``core``
+set in ``tether_migrations`` and applied by ``tether.store.apply_migrations``: each in
+its own ``BEGIN IMMEDIATE`` transaction that re-reads the version first, so two
+processes opening one file cannot apply a migration twice.
 Append new migrations; never edit an old one.
 """
 
@@ -15,7 +16,8 @@ from typing import Any
 
 import apsw
 
-from ..core import SchemaVersionError
+from ..store import MigrationSet, apply_migrations
+from ..store import applied_version as store_applied_version
 from ._errors import VectorExtensionError
 
 MIGRATION_SET = "memory"
@@ -63,35 +65,18 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+#: The memory tables' migration set (applied with the store's ``apply_migrations``).
+MEMORY_MIGRATIONS = MigrationSet(name=MIGRATION_SET, migrations=MIGRATIONS)
+
+
 def applied_version(db: apsw.Connection) -> int:
     """How many migrations of the ``memory`` set this file has."""
-    db.execute("CREATE TABLE IF NOT EXISTS tether_migrations "
-               "(name TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID")
-    rows: list[Any] = db.execute("SELECT version FROM tether_migrations WHERE name = ?",
-                                 (MIGRATION_SET,)).fetchall()
-    return int(rows[0][0]) if rows else 0
+    return store_applied_version(db, MEMORY_MIGRATIONS)
 
 
 def migrate(db: apsw.Connection, path: str) -> None:
     """Apply the missing migrations of the ``memory`` set, each in its own transaction."""
-    for target in range(1, SCHEMA_VERSION + 1):
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            version = applied_version(db)
-            if version > SCHEMA_VERSION:
-                raise SchemaVersionError(
-                    f"{path} has memory schema version {version}; this Tether knows "
-                    f"{SCHEMA_VERSION}",
-                    hint="upgrade tether to open this database")
-            if version < target:
-                db.execute(MIGRATIONS[target - 1])
-                db.execute("INSERT INTO tether_migrations(name, version) VALUES (?, ?) "
-                           "ON CONFLICT(name) DO UPDATE SET version = excluded.version",
-                           (MIGRATION_SET, target))
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+    apply_migrations(db, MEMORY_MIGRATIONS, path)
 
 
 def vec_extension_path() -> str:

@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..core import Clock, StoreLockedError, SystemClock, UsageError, new_id
-from ..store import enable_wal
+from ..store import check_synchronous, enable_wal
 from ._embed import Embedder, MiniLMEmbedder
 from ._errors import EmbedderMismatchError, MemoryStoreError
 from ._index import BitIndex, sign_bits
@@ -88,6 +88,7 @@ class SQLiteMemoryStore:
         synchronous: Literal["FULL", "NORMAL"] = "FULL",
         busy_timeout_ms: int = 5000,
     ) -> None:
+        synchronous = check_synchronous(synchronous)
         self.path = Path(path)
         self.embedder: Embedder = embedder if embedder is not None else MiniLMEmbedder()
         self.policy = policy or MemoryPolicy()

@@ -8,6 +8,7 @@ from ._export import export_events, export_otlp_spans, redact_tree
 from ._finding import Finding
 from ._jsonl import JsonlLog, event_lines, read_jsonl
 from ._load import RunTree, load_run_tree, read_events, root_run_id
+from ._memory_view import context_summary
 from ._otel import OtelObserver, send_otlp
 from ._otlp import (
     CAPTURE_CONTENT_ENV,
@@ -47,6 +48,7 @@ __all__ = [
     "StepView",
     "build_spans",
     "build_trace",
+    "context_summary",
     "cost_of",
     "describe",
     "diagnose",

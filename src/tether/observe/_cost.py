@@ -13,7 +13,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core import Event, EventType
+from ..core import (
+    Event,
+    ModelResponsePayload,
+    RunStartedPayload,
+    ToolErrorPayload,
+    ToolResultPayload,
+)
 from ..store import Store
 from ._load import RunTree, load_run_tree
 
@@ -133,11 +139,13 @@ class RunCost:
 
 def tool_cost(event: Event, tool_prices: Mapping[str, float] | None = None) -> float | None:
     """The cost of a tool outcome event: its ``cost_usd``, else the tool's declared price."""
-    value = event.payload.get("cost_usd")
-    if isinstance(value, int | float):
-        return float(value)
+    data = event.data
+    if not isinstance(data, ToolResultPayload | ToolErrorPayload):
+        return None
+    if data.cost_usd is not None:
+        return float(data.cost_usd)
     if tool_prices:
-        price = tool_prices.get(str(event.payload.get("tool")))
+        price = tool_prices.get(data.tool)
         if price is not None:
             return float(price)
     return None
@@ -161,27 +169,24 @@ def cost_of(
         return found
 
     for e in events:
-        kind = e.type
-        p = e.payload
-        if kind == EventType.MODEL_RESPONSE:
+        p = e.data
+        if isinstance(p, ModelResponsePayload):
             b = bucket(e.step)
-            usage = p.get("usage") or {}
-            b["input_tokens"] += int(usage.get("input_tokens", 0) or 0)
-            b["output_tokens"] += int(usage.get("output_tokens", 0) or 0)
+            b["input_tokens"] += int(p.usage.get("input_tokens", 0) or 0)
+            b["output_tokens"] += int(p.usage.get("output_tokens", 0) or 0)
             b["model_calls"] += 1
-            cost = p.get("cost_usd")
-            if isinstance(cost, int | float):
-                b["model_usd"] += float(cost)
-            if not isinstance(cost, int | float) or p.get("cost_known") is False:
+            priced = "cost_usd" in p.model_fields_set
+            if priced:
+                b["model_usd"] += float(p.cost_usd)
+            if not priced or p.cost_known is False:
                 b["unpriced_calls"] += 1
-        elif kind in (EventType.TOOL_RESULT, EventType.TOOL_ERROR):
+        elif isinstance(p, ToolResultPayload | ToolErrorPayload):
             b = bucket(e.step)
             b["tool_calls"] += 1
             b["tool_usd"] += tool_cost(e, tool_prices) or 0.0
-        elif kind == EventType.RUN_STARTED:
-            agent = str(p.get("agent", ""))
-            table = p.get("price_table")
-            price_table = None if table is None else str(table)
+        elif isinstance(p, RunStartedPayload):
+            agent = p.agent
+            price_table = p.price_table
     return RunCost(
         run_id=run_id, agent=agent, price_table=price_table,
         steps=tuple(StepCost(step=k, **v) for k, v in sorted(steps.items())),

@@ -5,8 +5,32 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..core import Event, EventType
-from ._spans import MODEL_ERROR
+from ..core import (
+    BreakerPayload,
+    BudgetPayload,
+    DecisionPayload,
+    Event,
+    FallbackPayload,
+    FindingPayload,
+    ModelErrorPayload,
+    ModelRequestPayload,
+    ModelResponsePayload,
+    Payload,
+    RetryPayload,
+    RunCompletedPayload,
+    RunFailedPayload,
+    RunNeedsAttentionPayload,
+    RunPausedPayload,
+    RunQuarantinedPayload,
+    RunResumedPayload,
+    RunStartedPayload,
+    SubrunCompletedPayload,
+    SubrunStartedPayload,
+    ToolErrorPayload,
+    ToolIntentPayload,
+    ToolResultPayload,
+)
+from ._memory_view import MEMORY_EVENTS, describe_memory
 
 
 def as_text(value: Any) -> str:
@@ -21,107 +45,108 @@ def _clip(text: Any, width: int = 80) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def offered(payload: dict[str, Any]) -> str:
+def offered(payload: ModelRequestPayload) -> str:
     """What a ``model.request`` says about the tools offered and the constraint on the
     answer ("" when it says nothing)."""
     parts = []
-    tools = payload.get("tools")
-    if tools is not None:
-        names = [t.get("name") if isinstance(t, dict) else t for t in tools]
+    if payload.tools is not None:
+        names = [t.get("name") if isinstance(t, dict) else t for t in payload.tools]
         parts.append("tools: " + (", ".join(as_text(n) for n in names) or "none"))
-    if payload.get("constraint") is not None:
-        parts.append("constraint: " + _clip(payload["constraint"], 60))
+    if payload.constraint is not None:
+        parts.append("constraint: " + _clip(payload.constraint, 60))
     return "; ".join(parts)
 
 
-def _model_error(p: dict[str, Any], width: int) -> str:
-    error = p.get("error") or {}
+def _model_error(p: ModelErrorPayload, width: int) -> str:
+    error = p.error or {}
     how = ", ".join(x for x in (
-        as_text(p["error_class"]) if p.get("error_class") else "",
-        f"{p['attempts']} attempt(s)" if p.get("attempts") is not None else "") if x)
-    text = (f"{as_text(p.get('provider'))}:{as_text(p.get('model'))} failed: "
+        as_text(p.error_class) if p.error_class else "",
+        f"{p.attempts} attempt(s)" if p.attempts is not None else "") if x)
+    text = (f"{as_text(p.provider)}:{as_text(p.model)} failed: "
             f"{as_text(error.get('type'))}: {_clip(error.get('message', ''), width)}")
     if how:
         text += f" ({how})"
-    if p.get("output"):
-        text += f"; rejected: {_clip(p['output'], 40)}"
+    if p.output:
+        text += f"; rejected: {_clip(p.output, 40)}"
     return text
+
+
+def _response(p: ModelResponsePayload, width: int) -> str:
+    calls = p.message.get("tool_calls") or []
+    tokens = f"{p.usage.get('input_tokens', 0)}→{p.usage.get('output_tokens', 0)} tok"
+    if "cost_usd" in p.model_fields_set:
+        tokens += f", ${p.cost_usd:.6f}"
+    if calls:
+        names = ", ".join(f"{as_text(c.get('name'))}({_clip(c.get('arguments', ''), 40)})"
+                          for c in calls)
+        return f"calls {names}  [{tokens}]"
+    return f"answers: {_clip(p.message.get('content') or '', width)}  [{tokens}]"
+
+
+def _error_line(error: dict[str, Any] | None, width: int) -> str:
+    error = error or {}
+    return f"{error.get('type')}: {_clip(error.get('message', ''), width)}"
 
 
 def describe(event: Event, *, width: int = 80) -> str:
     """What happened in ``event``, in one line of at most about ``width`` characters."""
-    p = event.payload
-    kind = event.type
-    if kind == EventType.RUN_STARTED:
-        return (f"{as_text(p.get('agent'))} on {p.get('provider')}:{p.get('model')}: "
-                f"{_clip(p.get('task'), width)}")
-    if kind == EventType.MODEL_REQUEST:
-        new = len(p.get("new") or [])
-        text = (f"{p.get('provider')}:{p.get('model')}, {p.get('prefix', 0)} earlier + {new} "
-                "new messages")
-        extra = offered(p)
-        return f"{text}; {extra}" if extra else text
-    if kind == MODEL_ERROR:
-        return _model_error(p, width)
-    if kind == EventType.MODEL_RESPONSE:
-        message = p["message"]
-        calls = message.get("tool_calls") or []
-        usage = p.get("usage") or {}
-        tokens = f"{usage.get('input_tokens', 0)}→{usage.get('output_tokens', 0)} tok"
-        if isinstance(p.get("cost_usd"), int | float):
-            tokens += f", ${p['cost_usd']:.6f}"
-        if calls:
-            names = ", ".join(f"{as_text(c.get('name'))}({_clip(c.get('arguments', ''), 40)})"
-                              for c in calls)
-            return f"calls {names}  [{tokens}]"
-        return f"answers: {_clip(message.get('content') or '', width)}  [{tokens}]"
-    if kind == EventType.TOOL_INTENT:
-        return (f"{as_text(p.get('tool'))}({_clip(p.get('arguments'), 60)}) "
-                f"key={as_text(p.get('idempotency_key'))}")
-    if kind == EventType.TOOL_RESULT:
-        how = " (reconciled)" if p.get("reconciled") else ""
-        how = " (resolved by user)" if p.get("resolved_by") else how
-        return f"{as_text(p.get('tool'))} → {_clip(p.get('content'), width)}{how}"
-    if kind == EventType.TOOL_ERROR:
-        error = p.get("error") or {}
-        return (f"{as_text(p.get('tool'))} ✗ {as_text(error.get('type'))}: "
-                f"{_clip(error.get('message', ''), width)}")
-    if kind == EventType.RUN_COMPLETED:
-        return _clip(p.get("output", ""), width)
-    if kind in (EventType.RUN_FAILED, EventType.RUN_NEEDS_ATTENTION, EventType.RUN_QUARANTINED):
-        error = p.get("error") or {}
-        return f"{error.get('type')}: {_clip(error.get('message', ''), width)}"
-    if kind == EventType.RUN_RESUMED:
-        return f"attempt {p.get('attempt')} (was {p.get('from_status')})"
-    if kind == EventType.DECISION:
-        return f"{p.get('decision')}: {p.get('chosen')} ({_clip(p.get('reason', ''), width)})"
-    return _describe_more(kind, p, width)
+    match event.data:
+        case RunStartedPayload() as p:
+            return f"{as_text(p.agent)} on {p.provider}:{p.model}: {_clip(p.task, width)}"
+        case ModelRequestPayload() as p:
+            text = f"{p.provider}:{p.model}, {p.prefix} earlier + {len(p.new)} new messages"
+            extra = offered(p)
+            return f"{text}; {extra}" if extra else text
+        case ModelErrorPayload() as p:
+            return _model_error(p, width)
+        case ModelResponsePayload() as p:
+            return _response(p, width)
+        case ToolIntentPayload() as p:
+            return f"{as_text(p.tool)}({_clip(p.arguments, 60)}) key={p.idempotency_key}"
+        case ToolResultPayload() as p:
+            how = " (resolved by user)" if p.resolved_by else \
+                " (reconciled)" if p.reconciled else ""
+            return f"{as_text(p.tool)} → {_clip(p.content, width)}{how}"
+        case ToolErrorPayload() as p:
+            return f"{as_text(p.tool)} ✗ {_error_line(p.error, width)}"
+        case RunCompletedPayload() as p:
+            return _clip(p.output or "", width)
+        case RunFailedPayload() | RunNeedsAttentionPayload() | RunQuarantinedPayload() as p:
+            return _error_line(p.error, width)
+        case RunResumedPayload() as p:
+            return f"attempt {p.attempt} (was {p.from_status})"
+        case DecisionPayload() as p:
+            return f"{p.decision}: {p.chosen} ({_clip(p.reason or '', width)})"
+    if event.type in MEMORY_EVENTS:
+        return describe_memory(event.type, event.payload, width)
+    return _describe_more(event.data, width)
 
 
-def _describe_more(kind: str, p: dict[str, Any], width: int) -> str:
+def _describe_more(data: Payload, width: int) -> str:
     """Descriptions of the policy, memory, sub-run and doctor events."""
-    if kind == EventType.RETRY:
-        error = p.get("error") or {}
-        where = p.get("tool") or p.get("model") or p.get("call_id") or ""
-        return (f"{p.get('target')} {where} attempt {p.get('attempt')} failed "
-                f"({error.get('type')}: {_clip(error.get('message', ''), 40)}); "
-                f"retrying in {p.get('delay_s')} s")
-    if kind == EventType.FALLBACK:
-        source = p.get("from_model") or p.get("from_tool")
-        target = p.get("to_model") or p.get("to_tool")
-        return f"{source} → {target} ({_clip(p.get('reason', ''), width)})"
-    if kind == EventType.BREAKER:
-        return (f"{p.get('name')}: {p.get('from_state')} → {p.get('to_state')} "
-                f"({_clip(p.get('reason', ''), width)})")
-    if kind == EventType.BUDGET:
-        raised = ", ".join(f"{k}={v}" for k, v in (p.get("raised") or {}).items())
-        return f"raised {raised or 'nothing'} ({_clip(p.get('reason', ''), width)})"
-    if kind == EventType.RUN_PAUSED:
-        return _clip(p.get("reason") or p.get("error") or "paused", width)
-    if kind in (EventType.SUBRUN_STARTED, EventType.SUBRUN_COMPLETED):
-        child = p.get("child_run_id") or p.get("run_id")
-        rest = p.get("agent") or p.get("status") or ""
-        return f"{child} {rest}".strip()
-    if kind == EventType.FINDING:
-        return f"{p.get('kind')} (steps {p.get('steps')}): {_clip(p.get('message', ''), width)}"
-    return _clip(p, width)
+    match data:
+        case RetryPayload() as p:
+            error = p.error or {}
+            where = p.tool or p.model or p.call_id or ""
+            return (f"{p.target} {where} attempt {p.attempt} failed "
+                    f"({error.get('type')}: {_clip(error.get('message', ''), 40)}); "
+                    f"retrying in {p.delay_s} s")
+        case FallbackPayload() as p:
+            source = p.from_model or p.from_tool
+            target = p.to_model or p.to_tool
+            return f"{source} → {target} ({_clip(p.reason or '', width)})"
+        case BreakerPayload() as p:
+            return (f"{p.name}: {p.from_state} → {p.to_state} "
+                    f"({_clip(p.reason or '', width)})")
+        case BudgetPayload() as p:
+            raised = ", ".join(f"{k}={v}" for k, v in p.raised.items())
+            return f"raised {raised or 'nothing'} ({_clip(p.reason or '', width)})"
+        case RunPausedPayload() as p:
+            return _clip(p.reason or p.extra("error") or "paused", width)
+        case SubrunStartedPayload() as p:
+            return f"{p.child_run_id} {p.agent or ''}".strip()
+        case SubrunCompletedPayload() as p:
+            return f"{p.child_run_id} {p.agent or p.status or ''}".strip()
+        case FindingPayload() as p:
+            return f"{p.kind} (steps {p.steps}): {_clip(p.message, width)}"
+    return _clip(data.dump(), width)

@@ -15,7 +15,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core import STATUS_AFTER, Event, EventType
+from ..core import (
+    STATUS_AFTER,
+    Event,
+    ModelRequestPayload,
+    ModelResponsePayload,
+    RunCompletedPayload,
+    RunStartedPayload,
+    ToolErrorPayload,
+    ToolResultPayload,
+)
 from ._prompts import new_messages
 
 
@@ -96,38 +105,35 @@ def view_run(events: Sequence[Event]) -> RunView:
     results: dict[int, dict[int, tuple[str, str, bool]]] = {}
     news = new_messages(events)
     for e in events:
-        p = e.payload
-        if e.type == EventType.RUN_STARTED:
+        p = e.data
+        if isinstance(p, RunStartedPayload):
             view.setup = {
-                "agent": p.get("agent"), "task": p.get("task"),
-                "instructions": p.get("instructions"),
-                "model": f"{p.get('provider')}:{p.get('model')}",
-                "tools": sorted(str(t.get("name")) for t in p.get("tools") or []),
+                "agent": p.agent, "task": p.task, "instructions": p.instructions,
+                "model": f"{p.provider}:{p.model}",
+                "tools": sorted(str(t.get("name")) for t in p.tools or []),
             }
-        elif e.type == EventType.MODEL_REQUEST:
-            step(e.step).prompt = [p.get("prefix"), _canon(news[e.seq])]
-        elif e.type == EventType.MODEL_RESPONSE:
+        elif isinstance(p, ModelRequestPayload):
+            step(e.step).prompt = [p.prefix, _canon(news[e.seq])]
+        elif isinstance(p, ModelResponsePayload):
             s = step(e.step)
-            message = p.get("message") or {}
-            s.answer = message.get("content")
+            s.answer = p.message.get("content")
             s.calls = [(str(c.get("name")), _arguments(c.get("arguments")))
-                       for c in message.get("tool_calls") or []]
-            usage = p.get("usage") or {}
-            s.input_tokens += int(usage.get("input_tokens") or 0)
-            s.output_tokens += int(usage.get("output_tokens") or 0)
-            s.cost_usd += float(p.get("cost_usd") or 0.0)
+                       for c in p.message.get("tool_calls") or []]
+            s.input_tokens += int(p.usage.get("input_tokens") or 0)
+            s.output_tokens += int(p.usage.get("output_tokens") or 0)
+            s.cost_usd += float(p.cost_usd or 0.0)
             s.latency_ms += e.duration_ms or 0.0
-        elif e.type in (EventType.TOOL_RESULT, EventType.TOOL_ERROR):
+        elif isinstance(p, ToolResultPayload | ToolErrorPayload):
             s = step(e.step)
             index = _call_index(e)
             results.setdefault(e.step, {})[index] = (
-                str(p.get("tool")), str(p.get("content")), e.type == EventType.TOOL_ERROR)
-            s.cost_usd += float(p.get("cost_usd") or 0.0)
+                p.tool, p.content, isinstance(p, ToolErrorPayload))
+            s.cost_usd += float(p.cost_usd or 0.0)
             s.latency_ms += e.duration_ms or 0.0
         if e.type in STATUS_AFTER:
             view.status = str(STATUS_AFTER[e.type])
-            if e.type == EventType.RUN_COMPLETED:
-                view.output = p.get("output")
+            if isinstance(p, RunCompletedPayload):
+                view.output = p.output
     for k, by_index in results.items():
         step(k).results = [by_index[i] for i in sorted(by_index)]
     return view

@@ -36,6 +36,10 @@ kind of waste or trouble and says what it saw, why it matters and where to look:
     more than ``k`` robust deviations above the median (``k`` times the median
     absolute deviation scaled by 1.4826, at least 10% of the median) and at least
     ``ratio`` times the median.
+``refetched_evidence``
+    (agents with memory) A call repeating an earlier successful one after the
+    context built for its step had masked or dropped that result to fit the budget
+    (``_doctor_memory.py``).
 """
 
 from __future__ import annotations
@@ -44,9 +48,20 @@ import json
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from ..core import Event, EventType
+from ..core import (
+    Event,
+    EventType,
+    FindingPayload,
+    ModelResponsePayload,
+    RetryPayload,
+    RunStartedPayload,
+    ToolErrorPayload,
+    ToolIntentPayload,
+    ToolResultPayload,
+)
+from ._doctor_memory import refetched_evidence
 from ._doctor_waste import call_loops, wasted_steps
 from ._finding import Finding, finding_identity, show_steps
 from ._salience import date_key, dates_written, number_keys, numbers, numbers_written, tokens
@@ -142,26 +157,25 @@ def _extract(events: Sequence[Event]) -> _Run:
     retries: list[Event] = []
     task = ""
     # The validated arguments of each call, by call id (what the tool received).
-    validated = {str(e.payload.get("call_id")): e.payload.get("arguments")
-                 for e in events if e.type == EventType.TOOL_INTENT}
+    validated = {p.call_id: p.arguments for p in (e.data for e in events)
+                 if isinstance(p, ToolIntentPayload)}
     for e in events:
-        kind = e.type
-        if kind == EventType.MODEL_RESPONSE:
+        p = e.data
+        if isinstance(p, ModelResponsePayload):
             responses.append(e)
-            message = e.payload.get("message") or {}
-            for call in message.get("tool_calls") or []:
+            for call in p.message.get("tool_calls") or []:
                 name = str(call.get("name"))
                 call_id = str(call.get("id"))
                 arguments = validated.get(call_id, _parsed(call.get("arguments")))
                 calls.append(_Call(step=e.step, call_id=call_id, tool=name,
                                    signature=f"{name}({_canonical(arguments)})",
                                    arguments=normalise(arguments)))
-        elif kind in (EventType.TOOL_RESULT, EventType.TOOL_ERROR):
+        elif isinstance(p, ToolResultPayload | ToolErrorPayload):
             outcomes.append(e)
-        elif kind == EventType.RETRY:
+        elif isinstance(p, RetryPayload):
             retries.append(e)
-        elif kind == EventType.RUN_STARTED:
-            task = f"{e.payload.get('instructions') or ''}\n{e.payload.get('task') or ''}"
+        elif isinstance(p, RunStartedPayload):
+            task = f"{p.instructions or ''}\n{p.task}"
     run_id = events[0].run_id if events else ""
     return _Run(run_id=run_id, calls=calls, outcomes=outcomes, responses=responses,
                 retries=retries, task_text=task)
@@ -191,7 +205,7 @@ def _repeated_calls(run: _Run) -> list[Finding]:
 
 
 def _output_text(response: Event) -> str:
-    message = response.payload.get("message") or {}
+    message = cast(ModelResponsePayload, response.data).message
     parts = [message.get("content") or ""]
     parts.extend(str(c.get("arguments") or "") for c in message.get("tool_calls") or [])
     return "\n".join(parts)
@@ -226,7 +240,8 @@ def _unused_results(run: _Run, config: DoctorConfig) -> list[Finding]:
         if e.type == EventType.MODEL_RESPONSE:
             known.update(tokens(_output_text(e)))
             continue
-        content = str(e.payload.get("content") or "")
+        outcome = cast(ToolResultPayload | ToolErrorPayload, e.data)
+        content = outcome.content
         words = tokens(content)
         if e.type == EventType.TOOL_RESULT and e.step < last_step:
             salient: list[str] = []
@@ -238,7 +253,7 @@ def _unused_results(run: _Run, config: DoctorConfig) -> list[Finding]:
             if salient and not any(used_later(t, e.step) for t in salient) and not any(
                     last_number.get(key, -1) > e.step
                     for value in numbers(content) for key in number_keys(value)):
-                unused.setdefault(str(e.payload.get("tool")), []).append(e.step)
+                unused.setdefault(outcome.tool, []).append(e.step)
         known.update(words)
     found = []
     for tool, steps in unused.items():
@@ -303,7 +318,8 @@ def _no_progress(run: _Run) -> list[Finding]:
     seen: set[tuple[str, str]] = set()
     by_step: dict[int, list[bool]] = {}
     for e in run.outcomes:
-        key = (str(e.payload.get("tool")), str(e.payload.get("content")))
+        outcome = cast(ToolResultPayload | ToolErrorPayload, e.data)
+        key = (outcome.tool, outcome.content)
         by_step.setdefault(e.step, []).append(key in seen)
         seen.add(key)
     steps = [s for s, repeats in sorted(by_step.items()) if repeats and all(repeats)]
@@ -334,8 +350,9 @@ def _retry_storms(run: _Run, config: DoctorConfig) -> list[Finding]:
     for first, last in clusters:
         storm = retries[first : last + 1]
         steps = _steps(e.step for e in storm)
-        kinds = sorted({str((e.payload.get("error") or {}).get("type")) for e in storm})
-        targets = sorted({str(e.payload.get("target")) for e in storm})
+        data = [cast(RetryPayload, e.data) for e in storm]
+        kinds = sorted({str((d.error or {}).get("type")) for d in data})
+        targets = sorted({d.target for d in data})
         seconds = storm[-1].ts - storm[0].ts
         found.append(Finding(
             kind="retry_storm", steps=steps,
@@ -357,16 +374,16 @@ def _step_measures(events: Sequence[Event]) -> tuple[dict[int, float], dict[int,
     for e in events:
         if e.step <= 0:
             continue
-        if e.type in (EventType.MODEL_RESPONSE, EventType.TOOL_RESULT, EventType.TOOL_ERROR):
+        p = e.data
+        if isinstance(p, ModelResponsePayload | ToolResultPayload | ToolErrorPayload):
             latency[e.step] = latency.get(e.step, 0.0) + (e.duration_ms or 0.0)
-            value = e.payload.get("cost_usd")
-            if e.type == EventType.MODEL_RESPONSE and (
-                    e.payload.get("cost_known") is False or not isinstance(value, int | float)):
+            priced = "cost_usd" in p.model_fields_set and p.cost_usd is not None
+            if isinstance(p, ModelResponsePayload) and (p.cost_known is False or not priced):
                 unknown = True  # an unpriced model: its cost says nothing
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                cost[e.step] = cost.get(e.step, 0.0) + float(value)
-            if e.type == EventType.MODEL_RESPONSE:
-                usage = e.payload.get("usage") or {}
+            if priced:
+                cost[e.step] = cost.get(e.step, 0.0) + float(p.cost_usd or 0)
+            if isinstance(p, ModelResponsePayload):
+                usage = p.usage
                 prompt = int(usage.get("input_tokens") or 0)
                 # What a step adds: its output, and what its answer and results add to
                 # the next prompt (a prompt growing with the run is no outlier; a step
@@ -374,7 +391,7 @@ def _step_measures(events: Sequence[Event]) -> tuple[dict[int, float], dict[int,
                 if last is not None and last[0] in tokens_used:
                     tokens_used[last[0]] += float(max(0, prompt - last[1]))
                 last = (e.step, prompt)
-                if (e.payload.get("message") or {}).get("tool_calls"):
+                if p.message.get("tool_calls"):
                     # Only steps that call tools: a final answer is longer by nature.
                     tokens_used[e.step] = tokens_used.get(e.step, 0.0) + float(
                         int(usage.get("output_tokens") or 0))
@@ -435,6 +452,7 @@ def diagnose(events: Sequence[Event], *, config: DoctorConfig | None = None) -> 
         *wasted_steps(run.run_id, journal, cfg.wasted_min_steps),
         *call_loops(run.run_id, [(c.step, c.call_id, c.tool, c.arguments) for c in run.calls],
                     run.outcomes, cfg.loop_min_calls),
+        *refetched_evidence(run.run_id, journal),
     ]
     latency, cost, priced = _step_measures(journal)
     found += _outliers(run.run_id, latency, cfg, what="latency", unit="ms",
@@ -448,7 +466,8 @@ def finding_payloads(events: Sequence[Event]) -> list[dict[str, Any]]:
     """The Runner's end-of-run hook: :func:`diagnose`, as ``finding`` event payloads,
     leaving out the findings ``events`` already holds (same kind, steps and subject),
     so a run resumed and stopped again does not journal them twice."""
-    known = {finding_identity(e.payload) for e in events if e.type == EventType.FINDING}
+    known = {finding_identity(p.dump()) for p in (e.data for e in events)
+             if isinstance(p, FindingPayload)}
     fresh = []
     for finding in diagnose(events):
         payload = finding.to_payload()

@@ -8,7 +8,12 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ..core import Event, EventType
+from ..core import (
+    Event,
+    ModelResponsePayload,
+    ToolErrorPayload,
+    ToolResultPayload,
+)
 from ._finding import Finding, show_steps
 
 _DIGITS = re.compile(r"\d+")
@@ -37,29 +42,29 @@ def _clip(text: str, width: int = 60) -> str:
 def wasted_steps(run_id: str, events: Sequence[Event], min_steps: int) -> list[Finding]:
     """``wasted_steps``: ``min_steps`` or more consecutive steps whose tool calls all
     ended in errors, followed by a step where one of those tools succeeded."""
-    outcomes: dict[int, list[Event]] = {}
+    outcomes: dict[int, list[ToolResultPayload | ToolErrorPayload]] = {}
     used: dict[int, int] = {}
     for e in events:
-        if e.type in (EventType.TOOL_RESULT, EventType.TOOL_ERROR):
-            outcomes.setdefault(e.step, []).append(e)
-        elif e.type == EventType.MODEL_RESPONSE:
-            usage = e.payload.get("usage") or {}
-            used[e.step] = used.get(e.step, 0) + int(usage.get("input_tokens") or 0) + int(
-                usage.get("output_tokens") or 0)
+        p = e.data
+        if isinstance(p, ToolResultPayload | ToolErrorPayload):
+            outcomes.setdefault(e.step, []).append(p)
+        elif isinstance(p, ModelResponsePayload):
+            used[e.step] = used.get(e.step, 0) + int(p.usage.get("input_tokens") or 0) + int(
+                p.usage.get("output_tokens") or 0)
     found: list[Finding] = []
     streak: list[int] = []
     for step in sorted(outcomes):
         if streak and step != streak[-1] + 1:
             streak = []
-        if all(o.type == EventType.TOOL_ERROR for o in outcomes[step]):
+        if all(isinstance(o, ToolErrorPayload) for o in outcomes[step]):
             streak.append(step)
             continue
-        failed = {str(o.payload.get("tool")) for s in streak for o in outcomes[s]}
-        succeeded = sorted(failed & {str(o.payload.get("tool")) for o in outcomes[step]
-                                     if o.type == EventType.TOOL_RESULT})
+        failed = {o.tool for s in streak for o in outcomes[s]}
+        succeeded = sorted(failed & {o.tool for o in outcomes[step]
+                                     if isinstance(o, ToolResultPayload)})
         if len(streak) >= min_steps and succeeded:
             tokens = sum(used.get(s, 0) for s in streak)
-            errors = sorted({str((o.payload.get("error") or {}).get("type") or "error")
+            errors = sorted({str((getattr(o, "error", None) or {}).get("type") or "error")
                              for s in streak for o in outcomes[s]})
             tool = succeeded[0]
             found.append(Finding(
@@ -91,7 +96,8 @@ def call_loops(run_id: str, calls: Sequence[tuple[int, str, str, Any]],
     """``call_loop``: ``min_calls`` or more consecutive calls ``(step, call_id, tool,
     arguments)`` of one tool whose arguments differ only in one counter-like field and
     whose results say the same thing but for echoing that field.""" 
-    content = {str(e.payload.get("call_id")): e.payload.get("content") for e in outcomes}
+    content = {p.call_id: p.content for p in (e.data for e in outcomes)
+               if isinstance(p, ToolResultPayload | ToolErrorPayload)}
     found: list[Finding] = []
     i = 0
     while i < len(calls):

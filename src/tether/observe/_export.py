@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..core import Event, EventType, Redactor
+from ..core import (
+    Event,
+    Redactor,
+    SubrunStartedPayload,
+)
 from ..store import Store
 from ._load import RunTree, load_run_tree, read_events, root_run_id
 from ._otlp import OtlpSpan, capture_content_default, otlp_spans, span_id_for, trace_id_for
@@ -38,9 +42,8 @@ async def _parent_span(store: Store, tree: RunTree) -> bytes | None:
         return None
     owner = "run"
     for e in await read_events(store, parent):
-        if e.type == EventType.SUBRUN_STARTED and tree.run_id in (
-            e.payload.get("child_run_id"), e.payload.get("run_id")
-        ):
+        data = e.data
+        if isinstance(data, SubrunStartedPayload) and data.child_run_id == tree.run_id:
             if e.span_id and kind_of(e.span_id) in ("model", "tool"):
                 owner = e.span_id
             break

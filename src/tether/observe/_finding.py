@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..core import FindingPayload
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Finding:
@@ -21,11 +23,9 @@ class Finding:
 
     def to_payload(self) -> dict[str, Any]:
         """The payload of the ``finding`` event that records it."""
-        payload: dict[str, Any] = {"kind": self.kind, "steps": list(self.steps),
-                                   "message": self.message, "how_to_look": self.how_to_look}
-        if self.subject:
-            payload["subject"] = self.subject
-        return payload
+        subject = {"subject": self.subject} if self.subject else {}
+        return FindingPayload(kind=self.kind, steps=list(self.steps), message=self.message,
+                              how_to_look=self.how_to_look, **subject).dump()
 
 
 def finding_identity(payload: dict[str, Any]) -> tuple[str, tuple[int, ...], str]:

@@ -23,7 +23,10 @@ from ..core import (
     Event,
     EventType,
     Redactor,
+    RunCompletedPayload,
+    RunStartedPayload,
     RunStatus,
+    SubrunStartedPayload,
     TetherError,
 )
 from ._otlp import (
@@ -366,19 +369,15 @@ class OtelObserver:
     def _on_event(self, e: Event) -> None:
         run = self._run(e)
         root = run.root
-        p = e.payload
+        p = e.data
         root.attrs["steps"] = max(int(root.attrs.get("steps") or 0), e.step)
-        if e.type == EventType.RUN_STARTED:
+        if isinstance(p, RunStartedPayload):
             root.start = e.ts
-            root.attrs.update(agent=p.get("agent"), task=p.get("task"),
-                              instructions=p.get("instructions"), provider=p.get("provider"),
-                              model=p.get("model"), tools=p.get("tools") or [],
-                              parent_run_id=p.get("parent_run_id"),
-                              price_table=p.get("price_table"))
-        elif e.type == EventType.SUBRUN_STARTED:
-            child = p.get("child_run_id") or p.get("run_id")
-            if child:
-                self._started_by[str(child)] = (e.run_id, e.span_id or "run")
+            root.attrs.update(agent=p.agent, task=p.task, instructions=p.instructions,
+                              provider=p.provider, model=p.model, tools=p.tools or [],
+                              parent_run_id=p.parent_run_id, price_table=p.price_table)
+        elif isinstance(p, SubrunStartedPayload):
+            self._started_by[p.child_run_id] = (e.run_id, e.span_id or "run")
         if self.include_content:
             prompt = run.prompts.feed(e)
             if prompt is not None:
@@ -408,10 +407,11 @@ class OtelObserver:
         if e.type in STATUS_AFTER:
             status = STATUS_AFTER[e.type]
             root.status = str(status)
-            if e.type == EventType.RUN_COMPLETED:
-                root.attrs["output"] = p.get("output")
-            elif p.get("error"):
-                root.attrs["error"] = p["error"]
+            error = getattr(p, "error", None) or p.extra("error")
+            if isinstance(p, RunCompletedPayload):
+                root.attrs["output"] = p.output
+            elif error:
+                root.attrs["error"] = error
             if status in TERMINAL_STATUSES:
                 root.end = e.ts
                 self._finish(run, status)

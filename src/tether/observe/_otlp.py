@@ -38,12 +38,20 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
-from ..core import Event, EventType
+from ..core import (
+    Event,
+    EventType,
+    FindingPayload,
+    ModelErrorPayload,
+    ModelRequestPayload,
+    ModelResponsePayload,
+    RetryPayload,
+)
 from . import _openinference as oi
 from ._prompts import HOLDERS, message_dict, resolve
-from ._spans import MODEL_ERROR, Span, kind_of
+from ._spans import Span, kind_of
 
 #: The version of the OpenTelemetry GenAI semantic conventions these spans follow.
 GENAI_SEMCONV_VERSION = "1.38.0"
@@ -195,7 +203,8 @@ def span_event(event: Event) -> OtlpEvent:
 SPAN_EVENTS = frozenset({
     EventType.RETRY, EventType.FALLBACK, EventType.BREAKER, EventType.BUDGET,
     EventType.DECISION, EventType.CONTEXT_BUILT, EventType.MEMORY_WRITE,
-    EventType.MEMORY_RECALL, EventType.SUBRUN_STARTED, EventType.SUBRUN_COMPLETED,
+    EventType.MEMORY_RECALL, EventType.MEMORY_WORKING, EventType.SUBRUN_STARTED,
+    EventType.SUBRUN_COMPLETED,
     EventType.RUN_RESUMED, EventType.RUN_PAUSED,
 })
 
@@ -275,7 +284,8 @@ class PromptTracker:
                     self._held[event.seq] = message
             return None
         new = resolve(event, self._held)
-        prefix = max(0, min(int(event.payload.get("prefix", 0) or 0), self._length))
+        request = cast(ModelRequestPayload, event.data)
+        prefix = max(0, min(request.prefix, self._length))
         self._length = prefix + len(new)
         if self.full:
             self._prompt = self._prompt[:prefix] + new
@@ -377,15 +387,15 @@ def step_span(span: Span, ctx: RunContext) -> OtlpSpan:
 
 def doctor_span(findings: Sequence[Event], ctx: RunContext) -> OtlpSpan:
     """The ``doctor`` span: one span event per ``finding`` event of the run."""
-    kinds = sorted({str(e.payload.get("kind")) for e in findings})
+    data = [cast(FindingPayload, e.data) for e in findings]
+    kinds = sorted({d.kind for d in data})
     events = []
-    for e in findings:
+    for e, d in zip(findings, data, strict=True):
         attributes: dict[str, AttributeValue] = {
-            "tether.finding.kind": str(e.payload.get("kind")),
-            "tether.finding.steps": [int(s) for s in e.payload.get("steps") or []
-                                     if isinstance(s, int)],
-            "tether.finding.message": str(e.payload.get("message") or ""),
-            "tether.finding.how_to_look": str(e.payload.get("how_to_look") or ""),
+            "tether.finding.kind": d.kind,
+            "tether.finding.steps": [int(s) for s in d.steps or [] if isinstance(s, int)],
+            "tether.finding.message": d.message,
+            "tether.finding.how_to_look": str(d.how_to_look or ""),
             "tether.seq": e.seq,
         }
         events.append(OtlpEvent(name="tether.finding", time_ns=_ns(e.ts),
@@ -414,8 +424,10 @@ def chat_span(
         "gen_ai.conversation.id": ctx.run_id,
         "tether.step": span.step,
     }
-    response = next((e for e in span.events if e.type == EventType.MODEL_RESPONSE), None)
-    failure = next((e for e in span.events if e.type == MODEL_ERROR), None)
+    response = next((d for d in (e.data for e in span.events)
+                     if isinstance(d, ModelResponsePayload)), None)
+    failure = next((d for d in (e.data for e in span.events)
+                    if isinstance(d, ModelErrorPayload)), None)
     oi.llm(attrs, model=request_model, provider=provider, input_tokens=span.input_tokens,
            output_tokens=span.output_tokens, answered=response is not None)
     if a.get("offered") is not None:
@@ -434,15 +446,15 @@ def chat_span(
             attrs["gen_ai.response.id"] = str(a["response_id"])
         if a.get("finish_reason"):
             attrs["gen_ai.response.finish_reasons"] = [str(a["finish_reason"])]
-        if isinstance(response.payload.get("cost_usd"), int | float):
+        if "cost_usd" in response.model_fields_set:
             attrs["tether.cost_usd"] = span.cost_usd
     if failure is not None:
         for key in ("error_class", "attempts"):
-            value = failure.payload.get(key)
+            value = getattr(failure, key)
             if isinstance(value, str | int) and not isinstance(value, bool):
                 attrs[f"tether.{key}"] = value
     if include_content:
-        answer = response.payload.get("message") or {} if response is not None else None
+        answer = response.message if response is not None else None
         if prompt is not None:
             chat, system = input_messages(prompt.messages)
             attrs["gen_ai.input.messages"] = chat
@@ -453,17 +465,17 @@ def chat_span(
                 attrs["tether.prompt.omitted_messages"] = prompt.omitted
         if answer is not None:
             attrs["gen_ai.output.messages"] = output_messages(answer, a.get("finish_reason"))
-        if failure is not None and failure.payload.get("output") is not None:
-            attrs["tether.rejected_output"] = str(failure.payload["output"])
+        if failure is not None and failure.output is not None:
+            attrs["tether.rejected_output"] = str(failure.output)
         oi.llm_content(attrs, prompt=prompt.messages if prompt is not None else None,
                        answer=answer)
     code, message = STATUS_UNSET, ""
     if span.status == "error":
         if failure is not None:
-            error = failure.payload.get("error")
+            error = failure.error
         else:
-            retries = [e for e in span.events if e.type == EventType.RETRY]
-            error = retries[-1].payload.get("error") if retries else None
+            retries = [d for d in (e.data for e in span.events) if isinstance(d, RetryPayload)]
+            error = retries[-1].error if retries else None
         attrs["error.type"] = _error_type(error)
         code, message = STATUS_ERROR, str((error or {}).get("message") or "model call failed")
     end = span.end if span.end is not None else span.start

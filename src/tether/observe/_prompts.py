@@ -11,23 +11,29 @@ reference ``{"event": seq}``. The prompt of request ``n`` is therefore
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
-from ..core import Event, EventType
+from ..core import (
+    DecisionPayload,
+    Event,
+    EventType,
+    ModelRequestPayload,
+    ModelResponsePayload,
+    ToolErrorPayload,
+    ToolResultPayload,
+)
 
 
 def message_dict(event: Event) -> dict[str, Any] | None:
     """The conversation message an event adds, in the journal's message shape."""
-    p = event.payload
-    if event.type == EventType.DECISION and isinstance(p.get("message"), dict):
-        note: dict[str, Any] = p["message"]
-        return note
-    if event.type == EventType.MODEL_RESPONSE:
-        message: dict[str, Any] = p.get("message") or {}
-        return message
-    if event.type in (EventType.TOOL_RESULT, EventType.TOOL_ERROR):
-        return {"role": "tool", "content": p.get("content"), "tool_call_id": p.get("call_id"),
-                "name": p.get("tool")}
+    p = event.data
+    if isinstance(p, DecisionPayload):
+        return p.message
+    if isinstance(p, ModelResponsePayload):
+        return p.message
+    if isinstance(p, ToolResultPayload | ToolErrorPayload):
+        return {"role": "tool", "content": p.content, "tool_call_id": p.call_id,
+                "name": p.tool}
     return None
 
 
@@ -44,7 +50,8 @@ def resolve(request: Event, held: Mapping[int, dict[str, Any]]) -> list[dict[str
     """A ``model.request``'s new messages, references replaced by the messages in
     ``held`` (message dicts by event seq)."""
     resolved = []
-    for m in request.payload.get("new") or []:
+    data = request.data
+    for m in data.new if isinstance(data, ModelRequestPayload) else []:
         if _is_ref(m):
             target = held.get(int(m["event"]))
             resolved.append(target if target is not None
@@ -81,7 +88,7 @@ def prompts(events: Sequence[Event]) -> dict[int, list[dict[str, Any]]]:
     for e in events:
         if e.type != EventType.MODEL_REQUEST:
             continue
-        prefix = int(e.payload.get("prefix", 0) or 0)
+        prefix = cast(ModelRequestPayload, e.data).prefix
         current = previous[:prefix] + news[e.seq]
         found[e.seq] = current
         previous = current

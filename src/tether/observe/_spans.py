@@ -18,7 +18,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core import STATUS_AFTER, Event, EventType, RunStatus
+from ..core import (
+    STATUS_AFTER,
+    BreakerPayload,
+    Event,
+    EventType,
+    FallbackPayload,
+    ModelErrorPayload,
+    ModelRequestPayload,
+    ModelResponsePayload,
+    RetryPayload,
+    RunCompletedPayload,
+    RunResumedPayload,
+    RunStartedPayload,
+    RunStatus,
+    SubrunStartedPayload,
+    ToolErrorPayload,
+    ToolIntentPayload,
+    ToolResultPayload,
+)
 from ._cost import tool_cost
 from ._load import RunTree
 
@@ -88,13 +106,13 @@ class Span:
 def _model_level(event: Event) -> bool:
     """Whether a span-less event is about the step's model call (a retry, a fallback
     to another model, a model's circuit breaker)."""
-    p = event.payload
-    if event.type == EventType.RETRY:
-        return p.get("target") == "model"
-    if event.type == EventType.FALLBACK:
-        return "from_model" in p
-    if event.type == EventType.BREAKER:
-        return str(p.get("name", "")).startswith("model:")
+    data = event.data
+    if isinstance(data, RetryPayload):
+        return data.target == "model"
+    if isinstance(data, FallbackPayload):
+        return data.from_model is not None
+    if isinstance(data, BreakerPayload):
+        return data.name.startswith("model:")
     return False
 
 
@@ -146,56 +164,52 @@ def close_call(span: Span, tool_prices: Mapping[str, float] | None) -> None:
     """Fill a model or tool span's times, status and measures from its events."""
     closing: Event | None = None
     for e in span.events:
-        p = e.payload
-        if e.type == EventType.MODEL_REQUEST:
-            span.attrs.setdefault("request_model", p.get("model"))
-            span.attrs.setdefault("provider", p.get("provider"))
+        p = e.data
+        if isinstance(p, ModelRequestPayload):
+            span.attrs.setdefault("request_model", p.model)
+            span.attrs.setdefault("provider", p.provider)
             span.attrs["request_seq"] = e.seq
-            if p.get("tools") is not None:
-                span.attrs["offered"] = p.get("tools")
-            if p.get("constraint") is not None:
-                span.attrs["constraint"] = p.get("constraint")
-        elif e.type == EventType.MODEL_RESPONSE:
+            if p.tools is not None:
+                span.attrs["offered"] = p.tools
+            if p.constraint is not None:
+                span.attrs["constraint"] = p.constraint
+        elif isinstance(p, ModelResponsePayload):
             closing = e
-            usage = p.get("usage") or {}
-            span.input_tokens += int(usage.get("input_tokens", 0) or 0)
-            span.output_tokens += int(usage.get("output_tokens", 0) or 0)
-            cost = p.get("cost_usd")
-            if isinstance(cost, int | float):
-                span.cost_usd += float(cost)
-            span.attrs["response_model"] = p.get("model")
-            span.attrs["response_provider"] = p.get("provider")
-            span.attrs["finish_reason"] = p.get("finish_reason")
-            span.attrs["response_id"] = p.get("response_id")
+            span.input_tokens += int(p.usage.get("input_tokens", 0) or 0)
+            span.output_tokens += int(p.usage.get("output_tokens", 0) or 0)
+            span.cost_usd += float(p.cost_usd or 0)
+            span.attrs["response_model"] = p.model
+            span.attrs["response_provider"] = p.provider
+            span.attrs["finish_reason"] = p.finish_reason
+            span.attrs["response_id"] = p.response_id
             span.attrs["response_seq"] = e.seq
-            message = p.get("message") or {}
-            span.attrs["calls"] = [c.get("name") for c in message.get("tool_calls") or []]
+            span.attrs["calls"] = [c.get("name") for c in p.message.get("tool_calls") or []]
             span.status = "ok"
-        elif e.type == MODEL_ERROR:
+        elif isinstance(p, ModelErrorPayload):
             closing = e
             span.status = "error"
-            span.attrs["error"] = p.get("error") or {}
-            span.attrs["response_model"] = p.get("model")
-            span.attrs["response_provider"] = p.get("provider")
+            span.attrs["error"] = p.error or {}
+            span.attrs["response_model"] = p.model
+            span.attrs["response_provider"] = p.provider
             for key in ("error_class", "attempts", "output"):
-                if p.get(key) is not None:
-                    span.attrs[key] = p[key]
-        elif e.type == EventType.TOOL_INTENT:
-            span.attrs["tool"] = p.get("tool")
-            span.attrs["call_id"] = p.get("call_id")
-            span.attrs["arguments"] = p.get("arguments")
-            span.attrs["idempotency_key"] = p.get("idempotency_key")
-        elif e.type in (EventType.TOOL_RESULT, EventType.TOOL_ERROR):
+                if getattr(p, key) is not None:
+                    span.attrs[key] = getattr(p, key)
+        elif isinstance(p, ToolIntentPayload):
+            span.attrs["tool"] = p.tool
+            span.attrs["call_id"] = p.call_id
+            span.attrs["arguments"] = p.arguments
+            span.attrs["idempotency_key"] = p.idempotency_key
+        elif isinstance(p, ToolResultPayload | ToolErrorPayload):
             closing = e
-            span.attrs["tool"] = p.get("tool")
-            span.attrs["call_id"] = p.get("call_id")
-            span.attrs["result"] = p.get("content")
-            if p.get("ran"):
-                span.attrs["ran"] = p["ran"]
+            span.attrs["tool"] = p.tool
+            span.attrs["call_id"] = p.call_id
+            span.attrs["result"] = p.content
+            if p.ran:
+                span.attrs["ran"] = p.ran
             span.cost_usd += tool_cost(e, tool_prices) or 0.0
-            if e.type == EventType.TOOL_ERROR:
+            if isinstance(p, ToolErrorPayload):
                 span.status = "error"
-                span.attrs["error"] = p.get("error") or {}
+                span.attrs["error"] = p.error or {}
             else:
                 span.status = "ok"
     first = span.events[0].ts if span.events else span.start
@@ -247,20 +261,20 @@ def build_spans(
         if e.type in STATUS_AFTER:
             status = STATUS_AFTER[e.type]
             root.end = e.ts if status in TERMINAL_STATUSES else None
-            if e.type == EventType.RUN_STARTED:
-                p = e.payload
-                root.attrs.update(agent=p.get("agent"), task=p.get("task"),
-                                  instructions=p.get("instructions"),
-                                  provider=p.get("provider"), model=p.get("model"),
-                                  tools=p.get("tools") or [],
-                                  parent_run_id=p.get("parent_run_id"),
-                                  price_table=p.get("price_table"))
-                root.name = f"invoke_agent {p.get('agent')}"
-            elif e.type == EventType.RUN_COMPLETED:
-                root.attrs["output"] = e.payload.get("output")
+            data = e.data
+            if isinstance(data, RunStartedPayload):
+                root.attrs.update(agent=data.agent, task=data.task,
+                                  instructions=data.instructions,
+                                  provider=data.provider, model=data.model,
+                                  tools=data.tools or [],
+                                  parent_run_id=data.parent_run_id,
+                                  price_table=data.price_table)
+                root.name = f"invoke_agent {data.agent}"
+            elif isinstance(data, RunCompletedPayload):
+                root.attrs["output"] = data.output
                 root.attrs.pop("error", None)
-            elif e.type != EventType.RUN_RESUMED:
-                error = e.payload.get("error")
+            elif not isinstance(data, RunResumedPayload):
+                error = getattr(data, "error", None) or data.extra("error")
                 if error:
                     root.attrs["error"] = error
             root.events.append(e)
@@ -307,7 +321,9 @@ def requested_arguments(response: Event) -> dict[str, Any]:
     """The arguments of each call a ``model.response`` asks for, by call id, parsed
     when they are JSON (for calls rejected before an intent: unknown tool, bad JSON)."""
     found: dict[str, Any] = {}
-    for call in (response.payload.get("message") or {}).get("tool_calls") or []:
+    data = response.data
+    message = data.message if isinstance(data, ModelResponsePayload) else {}
+    for call in message.get("tool_calls") or []:
         raw = call.get("arguments") or "{}"
         try:
             found[str(call.get("id"))] = json.loads(raw)
@@ -358,9 +374,8 @@ def _subrun_parent(root: Span, child_id: str) -> Span:
         if span.run_id != root.run_id:
             continue
         for e in span.events:
-            if e.type == EventType.SUBRUN_STARTED and child_id in (
-                e.payload.get("child_run_id"), e.payload.get("run_id")
-            ):
+            data = e.data
+            if isinstance(data, SubrunStartedPayload) and data.child_run_id == child_id:
                 return span
     return root
 

@@ -1,10 +1,12 @@
 """Orchestration: delegation to subagents as journaled child runs, agents as tools,
-nested budgets, parallel fan-out, plans with replanning, and the team doctor."""
+nested budgets, parallel fan-out, plans with replanning, the standard specialists on
+their real tools, the team doctor and the delegation overhead."""
 
 from ._brief import ARTIFACT_CHARS, ArtifactRef, Brief, Status, SubagentResult
 from ._delegate import MAX_DEPTH, MAX_REPEATS, child_run_id, delegate
 from ._doctor import diagnose_team, team_findings, team_reviewer
 from ._fanout import Branch, as_tool, fan_out
+from ._overhead import DelegationOverhead, delegation_overhead, run_delegation_overhead
 from ._plan import (
     Plan,
     PlanResult,
@@ -15,7 +17,7 @@ from ._plan import (
     retry_with_error,
     run_plan,
 )
-from ._specialists import api_caller, coder, formatter, retriever
+from ._specialists import api_caller, coder, formatter, register_documents, retriever
 
 __all__ = [
     "ARTIFACT_CHARS",
@@ -24,6 +26,7 @@ __all__ = [
     "ArtifactRef",
     "Branch",
     "Brief",
+    "DelegationOverhead",
     "Plan",
     "PlanResult",
     "Replanner",
@@ -36,12 +39,15 @@ __all__ = [
     "coder",
     "controller",
     "delegate",
+    "delegation_overhead",
     "diagnose_team",
     "fan_out",
     "formatter",
     "plan_tool",
+    "register_documents",
     "retriever",
     "retry_with_error",
+    "run_delegation_overhead",
     "run_plan",
     "team_findings",
     "team_reviewer",

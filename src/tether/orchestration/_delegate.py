@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from ..core import EventType, RunNotFoundError, RunStatus, TetherError, Usage, UsageError
 from ..runtime import Agent, Budget, RunResult, fold
-from ..tools import ToolContext
+from ..tools import FilteredToolset, FunctionToolset, RunHandle, Tool, ToolContext, Toolset
 from ._brief import ARTIFACT_CHARS, ArtifactRef, Brief, SubagentResult, strip_fences
 
 #: Default limits: how deep sub-runs may nest, and how often one subagent may be given
@@ -64,7 +64,7 @@ _ledgers: weakref.WeakKeyDictionary[Any, _Ledger] = weakref.WeakKeyDictionary()
 _rollups: dict[str, tuple[Usage, float, int]] = {}
 
 
-async def ledger(ex: Any) -> _Ledger:
+async def ledger(ex: RunHandle) -> _Ledger:
     """The delegation ledger of the run ``ex`` (the runtime's Execution) drives."""
     found = _ledgers.get(ex)
     if found is not None:
@@ -84,7 +84,7 @@ async def ledger(ex: Any) -> _Ledger:
     return _ledgers.setdefault(ex, led)
 
 
-def execution_of(ctx: ToolContext) -> Any:
+def execution_of(ctx: ToolContext) -> RunHandle:
     """The runtime's handle on the run a tool call belongs to."""
     if ctx.execution is None:
         raise UsageError(
@@ -94,13 +94,13 @@ def execution_of(ctx: ToolContext) -> Any:
     return ctx.execution
 
 
-def call_span(ex: Any, ctx: ToolContext) -> str | None:
+def call_span(ex: RunHandle, ctx: ToolContext) -> str | None:
     """The span id of the delegating call (``s{step}.t{index}``)."""
     call = ex.state.open_calls.get(ctx.call_id)
     return None if call is None else f"s{call.step}.t{call.index}"
 
 
-def remaining(ex: Any, led: _Ledger, *, ways: int = 1) -> dict[str, float | None]:
+def remaining(ex: RunHandle, led: _Ledger, *, ways: int = 1) -> dict[str, float | None]:
     """What the parent has left of each limit, less its children's use and shares in
     flight, keeping one step for the parent's own answer (``None``: unlimited); with
     ``ways``, at most that fraction of what is left before the shares in flight (so
@@ -190,16 +190,23 @@ def to_result(agent: str, run: RunResult, brief: Brief) -> SubagentResult:
 
 
 def _child_agent(agent: Agent, brief: Brief, budget: Budget) -> Agent:
+    """``agent`` limited to the tools its brief allows (all of them without a list): its
+    own tools are kept by name, and toolsets that list theirs at run time are filtered
+    at every step, so a tool they add later is allowed only if the brief names it."""
     tools = agent.tools
     if brief.tools is not None:
-        allowed = set(brief.tools)
-        unknown = allowed - set(agent.tool_map())
-        if unknown:
+        allowed = frozenset(brief.tools)
+        static = agent.tool_map()
+        dynamic = [t for t in agent.tools if isinstance(t, Toolset)
+                   and not isinstance(t, Tool | FunctionToolset)]
+        unknown = allowed - set(static)
+        if unknown and not dynamic:
             raise UsageError(
                 f"brief allows tools {sorted(unknown)} that subagent {agent.name!r} lacks",
-                hint=f"its tools: {sorted(agent.tool_map())}",
+                hint=f"its tools: {sorted(static)}",
             )
-        tools = [t for t in agent.tool_map().values() if t.name in allowed]
+        tools = [*(t for t in static.values() if t.name in allowed),
+                 *(FilteredToolset(t, lambda _step, d: d.name in allowed) for t in dynamic)]
     return dataclasses.replace(agent, tools=tools, budget=budget)
 
 
@@ -245,6 +252,14 @@ async def _delegate_once(
     _child_agent(agent, brief, agent.budget)  # a brief naming unknown tools: before anything
     led = await ledger(ex)
     child_id = child_run_id(ctx.idempotency_key, branch)
+    if child_id in led.reserved:
+        # The same child, already being driven from this call: a second start (or a
+        # second driver of one run) is never made.
+        raise UsageError(
+            f"subagent {agent.name!r} is already being delegated to from call "
+            f"{ctx.call_id} on branch {branch!r}",
+            hint="give each delegation of one tool call its own branch= name",
+        )
     done = led.completed.get(child_id)
     if done is not None:  # finished before a crash: its recorded result, never a re-run
         return SubagentResult.model_validate(done["result"])
@@ -279,8 +294,18 @@ async def _delegate_once(
         started = {"child_run_id": child_id, "agent": agent.name, "task": brief.task(),
                    "brief_digest": digest, "branch": branch,
                    "budget": dataclasses.asdict(budget)}
-        await ex.commit([ex.event(EventType.SUBRUN_STARTED, ctx.step, started, span=span)])
+        # Known as started (and reserved) before the commit is awaited, so nothing that
+        # runs meanwhile can journal a second start of it. A commit that raises may
+        # still have been written (cancelled while the store wrote it): the child stays
+        # known as started, so a later attempt looks for it rather than starting it.
         led.started[child_id] = started
+        led.reserved[child_id] = budget
+        try:
+            await ex.commit([ex.event(EventType.SUBRUN_STARTED, ctx.step, started,
+                                      span=span)])
+        except BaseException:
+            led.reserved.pop(child_id, None)
+            raise
     budget = Budget(**started["budget"])
     led.reserved[child_id] = budget
     try:

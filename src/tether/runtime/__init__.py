@@ -6,9 +6,10 @@ from ._budget import Budget, parse_budget
 from ._memory import MemoryConfig, list_threads, thread_runs
 from ._policy import BreakerSettings, Policy, RetryPolicy, error_class
 from ._result import RunResult
-from ._runner import Observer, Reviewer, Runner
+from ._runner import Reviewer, Runner
 from ._spec import absolute_spec, load_agent
-from ._state import OpenCall, RunState, fold
+from ._state import FoldHandler, OpenCall, RunState, check_format, fold, register_fold
+from ._stream import Delta, EventStream, Lagged, Observer, StreamItem, Subscription
 
 __all__ = [
     "Agent",
@@ -16,8 +17,12 @@ __all__ = [
     "BreakerBoard",
     "BreakerSettings",
     "Budget",
+    "Delta",
+    "EventStream",
+    "Lagged",
     "MemoryConfig",
     "Observer",
+    "FoldHandler",
     "OpenCall",
     "Policy",
     "RetryPolicy",
@@ -25,10 +30,14 @@ __all__ = [
     "RunResult",
     "RunState",
     "Runner",
+    "StreamItem",
+    "Subscription",
     "Transition",
     "absolute_spec",
     "error_class",
+    "check_format",
     "fold",
+    "register_fold",
     "list_threads",
     "load_agent",
     "parse_budget",

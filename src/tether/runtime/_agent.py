@@ -8,7 +8,7 @@ from typing import Any
 
 from ..core import ConfigurationError
 from ..models import Model, ModelSettings
-from ..tools import Tool, tool
+from ..tools import FunctionToolset, Tool, Toolset, tool
 from ._budget import Budget
 from ._memory import MemoryConfig
 from ._policy import Policy
@@ -26,7 +26,9 @@ class Agent:
             embedded local model.
         fallbacks: Models to move on to, in order, when the model is rate-limited, its
             retries are spent or its circuit breaker is open.
-        tools: Tools, or plain functions (turned into tools with :func:`~tether.tools.tool`).
+        tools: Tools, plain functions (turned into tools with :func:`~tether.tools.tool`)
+            and toolsets (:class:`~tether.tools.Toolset`: asked for their tools at every
+            step, entered for each drive of a run), offered in this order.
         settings: Model settings sent with every request.
         budget: Limits on steps, tokens, cost and time per run.
         policy: Retries, timeouts, repair budget and circuit breakers.
@@ -40,7 +42,7 @@ class Agent:
     instructions: str = ""
     model: Model | str | None = None
     fallbacks: Sequence[Model | str] = ()
-    tools: Sequence[Tool | Callable[..., Any]] = ()
+    tools: Sequence[Tool | Toolset | Callable[..., Any]] = ()
     settings: ModelSettings = field(default_factory=ModelSettings)
     budget: Budget = field(default_factory=Budget)
     policy: Policy = field(default_factory=Policy)
@@ -51,8 +53,16 @@ class Agent:
         self.tool_map()  # refuses two tools of one name now, not at the first run
 
     def tool_map(self) -> dict[str, Tool]:
-        """The agent's tools by name."""
-        tools = [t if isinstance(t, Tool) else tool(t) for t in self.tools]
+        """The agent's own tools by name (those given as tools, functions or in a
+        :class:`~tether.tools.FunctionToolset`; other toolsets list theirs at run time)."""
+        tools: list[Tool] = []
+        for t in self.tools:
+            if isinstance(t, FunctionToolset):
+                tools.extend(t.tools.values())
+            elif isinstance(t, Tool):
+                tools.append(t)
+            elif not isinstance(t, Toolset):
+                tools.append(tool(t))
         named = {t.name: t for t in tools}
         if len(named) != len(tools):
             twice = sorted({t.name for t in tools if sum(u.name == t.name for u in tools) > 1})
@@ -61,3 +71,20 @@ class Agent:
                 hint="give each tool its own name: @tool(name=...)",
             )
         return named
+
+    def toolsets(self) -> list[Toolset]:
+        """The toolsets a run asks for its tools, in order: each run of consecutive
+        tools (and functions) is one :class:`~tether.tools.FunctionToolset`."""
+        sets: list[Toolset] = []
+        plain: list[Tool | Callable[..., Any]] = []
+        for t in self.tools:
+            if isinstance(t, Toolset) and not isinstance(t, Tool):
+                if plain:
+                    sets.append(FunctionToolset(plain))
+                    plain = []
+                sets.append(t)
+            else:
+                plain.append(t)
+        if plain:
+            sets.append(FunctionToolset(plain))
+        return sets

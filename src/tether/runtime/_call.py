@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,13 +28,26 @@ from ..core import (
     Redactor,
     Sealer,
     TetherError,
+    ToolResult,
 )
-from ..models import Model, ModelRequest, PriceTable
+from ..models import Model, ModelRequest, ModelResponse, PriceTable
 from ..store import Lease, Store
+from ..tools import ToolContext, ToolDef
 from ._breaker import BreakerBoard, Transition
 from ._budget import Budget
 from ._policy import Policy
-from ._state import RunState
+from ._state import OpenCall, RunState
+
+
+class Stream(Protocol):
+    """The Runner's live stream as a run uses it (``EventStream`` is one)."""
+
+    @property
+    def subscribed(self) -> bool: ...
+
+    def wants_tokens(self, run_id: str) -> bool: ...
+
+    def delta(self, run_id: str, kind: str, step: int, data: dict[str, Any]) -> None: ...
 
 
 class Host(Protocol):
@@ -57,7 +70,7 @@ class Host(Protocol):
     @property
     def prices(self) -> PriceTable: ...
     @property
-    def observers(self) -> Sequence[Callable[[Sequence[Event]], None]]: ...
+    def stream(self) -> Stream: ...
     @property
     def reviewers(self) -> Sequence[Callable[[Sequence[Event]], list[dict[str, Any]]]]: ...
 
@@ -81,6 +94,31 @@ class Journaling(Protocol):
     async def commit(self, events: list[Event]) -> None: ...
 
 
+class ToolCalls(Protocol):
+    """The run's tools as the tool path sees them (``RunTools`` is one): the tools
+    offered at this step by name, and calls through the toolset that offered each."""
+
+    @property
+    def approved(self) -> Collection[str]: ...
+
+    def __getitem__(self, name: str) -> ToolDef: ...
+
+    def __contains__(self, name: object) -> bool: ...
+
+    async def call(self, name: str, arguments: dict[str, Any], ctx: ToolContext
+                   ) -> ToolResult: ...
+
+    async def reconcile(self, name: str, key: str) -> Any: ...
+
+
+#: One model attempt (the live stream's token deltas go out from here); default
+#: ``model.complete``.
+Attempt = Callable[[Model, ModelRequest], Awaitable[ModelResponse]]
+#: A fresh view of working memory for one attempt of a call (None: no memory).
+WorkingView = Callable[[OpenCall, str], Any]
+#: The ``memory.working`` events to commit with a call's outcome.
+TakeWorking = Callable[[OpenCall, str], list[Event]]
+
 #: A step's ``model.request`` events for a request to a model (an agent with memory
 #: puts its ``memory.recall`` and ``context.built`` first), with extra payload fields.
 RequestEvents = Callable[[ModelRequest, Model, "dict[str, Any] | None"], list[Event]]
@@ -101,6 +139,9 @@ class CallContext:
         interrupted: Done once the run is asked to stop (None: never).
         request_events: Builds a step's ``model.request`` (and what precedes it).
         handle: What tools get as ``ToolContext.execution`` (the driving Execution).
+        attempt: Makes one model attempt (default ``model.complete``).
+        working_view: An agent with memory's working memory for a call's attempt.
+        take_working: An agent with memory's ``memory.working`` events of a call.
     """
 
     journal: Journaling
@@ -113,6 +154,9 @@ class CallContext:
     interrupted: asyncio.Future[None] | None = None
     request_events: RequestEvents | None = None
     handle: Any = None
+    attempt: Attempt | None = None
+    working_view: WorkingView | None = None
+    take_working: TakeWorking | None = None
 
     @property
     def state(self) -> RunState:

@@ -20,7 +20,6 @@ from typing import Any, cast
 
 from ..core import (
     BudgetExceededError,
-    CallInDoubtError,
     Event,
     EventType,
     Message,
@@ -32,7 +31,7 @@ from ..core import (
 )
 from ..models import Model, ModelRequest, ModelResponse
 from ..store import Lease
-from ..tools import Tool
+from ..tools import FunctionToolset, still_running
 from ._agent import Agent
 from ._budget import Budget
 from ._call import CallContext, Host, failure_event, request_payload
@@ -42,7 +41,9 @@ from ._model_call import call_model
 from ._policy import truncation_note
 from ._result import RunResult
 from ._state import OpenCall, RunState
-from ._tool_call import reconcile, run_tool, tool_span
+from ._stream import complete
+from ._tool_call import InDoubt, reconcile, run_tool, tool_span
+from ._toolsets import RunTools, attention
 
 
 def _resolve_model(model: Model | str | None) -> Model:
@@ -81,14 +82,15 @@ class Execution:
         #: flight get ``Policy.tool_stop_grace_s`` to end, then the run is paused.
         self.interrupted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._model_task: asyncio.Task[Any] | None = None
-        self.tools: dict[str, Tool] = agent.tool_map()
         #: Set for an agent with memory: builds each prompt (see ``_memory.py``).
         self.memory: RunMemory | None = None
+        toolsets = agent.toolsets()
         if agent.memory is not None:
             self.memory = RunMemory(self, agent.memory)
             if agent.memory.tools:
-                self.tools.update({t.name: t for t in self.memory.tools()})
-        self.specs = tuple(t.spec for t in self.tools.values())
+                toolsets.append(FunctionToolset(self.memory.tools()))
+        #: The agent's toolsets, entered for a drive (``async with``), listed each step.
+        self.tools = RunTools(self, toolsets)
         specs = (agent.model, *agent.fallbacks)
         self.models: list[Model] = [_resolve_model(m) for m in specs]
         #: Models this execution built from selection strings: it closes them when done.
@@ -123,10 +125,16 @@ class Execution:
                 journal=self.journal, policy=self.agent.policy, budget=self.budget,
                 clock=runner.clock, rng=runner.rng, ids=runner.ids,
                 breakers=runner.breakers, interrupted=self.interrupted,
-                request_events=self.request_events, handle=self,
+                request_events=self.request_events, handle=self, attempt=self._attempt,
+                working_view=None if self.memory is None else self.memory.working_view,
+                take_working=None if self.memory is None else self.memory.take_working,
             )
             self._overrides = dict(overrides)
         return context
+
+    async def _attempt(self, model: Model, request: ModelRequest) -> ModelResponse:
+        """One model attempt; live subscribers of this run's tokens get them as they come."""
+        return await complete(self, model, request)
 
     def interrupt(self) -> None:
         """Stop taking new work: a model call in flight is abandoned (it has no effect),
@@ -235,6 +243,8 @@ class Execution:
                 await self.settle(list(state.open_calls.values()), in_doubt=in_doubt)
                 in_doubt = False
                 continue  # settling may have stopped, failed or interrupted the run
+            if self.memory is not None:  # the step ended: promote its working memory
+                await self.memory.end_step()
             try:
                 self.check_budgets()
             except BudgetExceededError as e:
@@ -249,12 +259,17 @@ class Execution:
     async def step(self) -> None:
         state = self.state
         step = state.step + 1
+        try:  # the tools offered at this step: asked of the toolsets every time
+            specs = await self.tools.offer(step)
+        except TetherError as e:  # a toolset that cannot list its tools, or a clash
+            await self.fail(e, "toolset_failed")
+            return
         messages = tuple(state.messages)
         if self.memory is not None:  # the prompt is built under the budget instead
             messages = (await self.memory.build(step)).messages
         # Built from already-validated parts: skip re-validating every message each step.
         request = ModelRequest.model_construct(
-            messages=messages, tools=self.specs, settings=self.agent.settings, step=step
+            messages=messages, tools=specs, settings=self.agent.settings, step=step
         )
         self._model_task = asyncio.current_task()
         try:
@@ -400,23 +415,12 @@ class Execution:
         doubtful = [c for c in outcomes if c is not None]
         if not doubtful:
             return False
-        names = ", ".join(f"{c.runs} (call {c.call_id}: {why})" for c, why in doubtful)
-        error = CallInDoubtError(
-            f"cannot tell whether {names} took effect",
-            hint="check the outside world, then `tether resolve RUN_ID CALL_ID --result ...` "
-                 "and `tether resume RUN_ID`",
-            run_id=self.state.run_id, step=self.state.step,
-        )
-        await self.commit([self.event(EventType.RUN_NEEDS_ATTENTION, self.state.step, {
-            "error": error.to_dict(),
-            "calls": [{"call_id": c.call_id, "tool": c.runs, "arguments": c.arguments,
-                       "idempotency_key": c.idempotency_key, "why": why}
-                      for c, why in doubtful],
-        })])
+        await self.commit([attention(self, doubtful)])
         return True
 
-    async def settle_one(self, call: OpenCall, in_doubt: bool) -> tuple[OpenCall, str] | None:
-        """Settle one call; a call that stays in doubt is returned with the reason."""
+    async def settle_one(self, call: OpenCall, in_doubt: bool
+                         ) -> tuple[OpenCall, InDoubt] | None:
+        """Settle one call; a call that stays open is returned with the reason."""
         tool = self.tools.get(call.runs)
         if tool is None:
             await self.commit([self.event(EventType.TOOL_ERROR, call.step, {
@@ -426,19 +430,24 @@ class Execution:
                 "content": f"Error: tool {call.runs!r} is not available",
             }, span=tool_span(call))])
             return None
-        if in_doubt and not tool.idempotent:
-            if Tool.still_running(self.state.run_id, call.call_id):
+        held = self.tools.held.get(call.call_id)
+        if held == "result":  # deferred: its result comes from outside, it never reruns
+            return call, InDoubt("it waits for its result from outside the run",
+                                 running=False, awaiting="result")
+        if in_doubt and not tool.idempotent and held is None:
+            if still_running(self.state.run_id, call.call_id):
                 # Given up on by an earlier drive in this process, its thread still runs:
                 # neither its hook nor a second run can tell or do better yet.
-                return call, "its earlier attempt is still running in this process"
-            if tool.reconcile is None:
-                return call, "not idempotent, and no reconcile hook"
+                return call, InDoubt("its earlier attempt is still running in this "
+                                     "process", running=True)
+            if not tool.reconcilable:
+                return call, InDoubt("not idempotent, and no reconcile hook", running=False)
             doubt = await reconcile(self.context(), self.tools, tool, call,
                                     after="the process stopped during the call",
                                     run_again=True)
         else:
             doubt = await run_tool(self.context(), self.tools, call)
-        return None if doubt is None else (call, doubt.why)
+        return None if doubt is None else (call, doubt)
 
 
 def _first(group: BaseExceptionGroup[Any]) -> BaseException:

@@ -79,7 +79,7 @@ class Journal:
                 await self.runner.store.append(stored, lease=self.lease)
             for e in [*numbered, *extra]:
                 self.state.apply(e)
-        if self.runner.observers:
+        if self.runner.stream.subscribed:
             shown = [*stored, *(seal(e) for e in extra)]
             self.runner.notify([visible(e) for e in shown])
 

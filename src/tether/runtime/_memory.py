@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 from ..core import ContextLengthError, Event, EventType, Message, message_of
 from ..store import RunSummary, SQLiteStore, Store
 from ..tools import Tool, ToolContext
-from ._state import fold
+from ._state import OpenCall, fold
+from ._working import StepView
 
 if TYPE_CHECKING:  # tether.memory needs the "memory" extra: imported when first used
     from ..memory import (
@@ -54,6 +56,9 @@ class MemoryConfig:
         large_result_tokens: A tool result above this many tokens is moved to long-term
             memory; the prompt shows a preview and a handle for ``expand``.
         counter: Counts tokens; default :func:`~tether.memory.default_counter`.
+        summary_tokens: With more than 0, turns dropped from the prompt are stood for by
+            an extracted digest of the latest of them (their text, calls and results'
+            starts, with handles) of at most this many tokens; 0 (default): a bare note.
     """
 
     budget: int = 8000
@@ -63,42 +68,28 @@ class MemoryConfig:
     recall_k: int = 5
     large_result_tokens: int = 1000
     counter: TokenCounter | None = None
+    summary_tokens: int = 0
 
 
 #: The smallest budget a context-length error may lower the builder's to.
 MIN_BUDGET = 512
 
 
-def thread_of(events: Sequence[Event]) -> str | None:
-    """The thread a run's journal says it continues (``run.started``), if any."""
-    if events and events[0].type == EventType.RUN_STARTED:
-        thread = events[0].payload.get("thread")
-        return thread if isinstance(thread, str) else None
-    return None
-
-
 async def thread_runs(store: Store, thread: str, *, limit: int = 1000) -> list[list[Any]]:
-    """The runs of ``thread``, oldest first, as ``[run_id, last_seq]``.
-
-    Found from ``run.started`` payloads: every one of the ``limit`` most recent runs
-    is read (the store has no thread column yet).
-    """
-    found: list[tuple[float, str, int]] = []
-    for summary in await store.runs(limit=limit):
-        events = await store.read(summary.run_id)
-        if thread_of(events) == thread:
-            found.append((summary.created_at, summary.run_id, summary.last_seq))
-    return [[run_id, last] for _, run_id, last in sorted(found)]
+    """The ``limit`` most recent runs of ``thread``, oldest first, as
+    ``[run_id, last_seq]`` (the run table's indexed ``thread`` column)."""
+    found = await store.runs(thread=thread, limit=limit)  # newest first
+    return [[s.run_id, s.last_seq] for s in sorted(found, key=lambda s: (s.created_at,
+                                                                          s.run_id))]
 
 
 async def list_threads(store: Store, *, limit: int = 1000) -> dict[str, list[RunSummary]]:
     """Every thread of the ``limit`` most recent runs, with its runs oldest first;
-    threads ordered by their latest run, newest first (read from ``run.started``)."""
+    threads ordered by their latest run, newest first (the run table's ``thread``)."""
     threads: dict[str, list[RunSummary]] = {}
     for summary in await store.runs(limit=limit):  # newest first
-        thread = thread_of(await store.read(summary.run_id))
-        if thread is not None:
-            threads.setdefault(thread, []).insert(0, summary)
+        if summary.thread is not None:
+            threads.setdefault(summary.thread, []).insert(0, summary)
     return threads
 
 
@@ -128,6 +119,8 @@ class RunMemory:
         self._last: tuple[Message, ...] = ()
         #: How many of the run's messages were checked for large results.
         self._offload_checked = 0
+        #: The working-memory view of each call's latest attempt, by call id.
+        self._views: dict[str, tuple[str, StepView]] = {}
 
     # -- scope --------------------------------------------------------------------
 
@@ -160,7 +153,8 @@ class RunMemory:
 
             self._builders[budget] = ContextBuilder(
                 budget=budget, counter=self.counter,
-                large_result_tokens=self.config.large_result_tokens)
+                large_result_tokens=self.config.large_result_tokens,
+                summary_tokens=self.config.summary_tokens)
         return self._builders[budget]
 
     # -- writes -------------------------------------------------------------------
@@ -235,6 +229,74 @@ class RunMemory:
         # messages are only appended (a compaction never runs for a memory agent)
         self._offload_checked = len(state.messages)
 
+    # -- working memory ---------------------------------------------------------------
+
+    def working_view(self, call: OpenCall, tool: str) -> StepView:
+        """A fresh view for one attempt of ``call``; an earlier attempt's view is
+        closed, its entries dropped (only the attempt whose outcome commits counts)."""
+        old = self._views.get(call.call_id)
+        if old is not None:
+            old[1].take(self.ex.event, call.step)
+        view = StepView(self.ex.state.working, call_id=call.call_id, tool=tool)
+        self._views[call.call_id] = (tool, view)
+        return view
+
+    def take_working(self, call: OpenCall, tool: str) -> list[Event]:
+        """The ``memory.working`` event to commit with ``call``'s outcome (none when
+        the tool that ran last put nothing)."""
+        found = self._views.pop(call.call_id, None)
+        if found is None:
+            return []
+        ran, view = found
+        events = view.take(self.ex.event, call.step)
+        return events if ran == tool else []
+
+    async def end_step(self) -> None:
+        """Once every call of the step has its outcome: write the promoted entries to
+        long-term memory and close the step's working memory, in one transaction (a
+        step with nothing promoted is closed with the next ``model.request``)."""
+        from ..memory import Provenance
+
+        ex = self.ex
+        working = ex.state.working
+        if not working.to_close() or not working.promotions:
+            return
+        step = working.step
+        items = []
+        for key, how in working.promotions.items():
+            value = working.entries[key][0]
+            text = value if isinstance(value, str) else json.dumps(
+                value, ensure_ascii=False, sort_keys=True)
+            item = await self.prepare(
+                text, f"working:{step}:{key}", key=how.get("as_key"),
+                metadata={"working_key": key, "step": step, "call_id": how["call_id"]})
+            items.append((key, how, item))
+
+        def within(db: Any, seq: int) -> list[Event]:
+            events: list[Event] = []
+            promoted: list[dict[str, Any]] = []
+            for i, (key, how, item) in enumerate(items):
+                prov = Provenance(run_id=ex.state.run_id, step=step, seq=seq + i)
+                outcome = self.store.write_in(db, dataclasses.replace(item, provenance=prov))
+                promoted.append({"key": key, "handle": outcome.memory.handle})
+                events.append(ex.event(EventType.MEMORY_WRITE, step, {
+                    **outcome.to_payload(), "text": outcome.memory.text,
+                    "promoted": {"step": step, "key": key},
+                    "tool_call_id": how["call_id"]}))
+            return [*events, ex.event(EventType.MEMORY_WORKING, step,
+                                      working.end_payload(promoted))]
+
+        await ex.commit([], within=within)
+
+    def _close_working(self) -> list[Event]:
+        """The event that closes the last step's working memory when nothing of it was
+        promoted (it rides with the next ``model.request``)."""
+        working = self.ex.state.working
+        if not working.to_close() or working.promotions:
+            return []
+        return [self.ex.event(EventType.MEMORY_WORKING, working.step,
+                              working.end_payload([]))]
+
     # -- the prompt -----------------------------------------------------------------
 
     async def _thread_history(self) -> tuple[list[Message], list[str], dict[str, str]]:
@@ -283,6 +345,7 @@ class RunMemory:
         recipe["thread_messages"] = len(thread_msgs)
         payload["recipe"] = recipe
         self.pending = [
+            *self._close_working(),
             ex.event(EventType.MEMORY_RECALL, step, {
                 "query": query, "scope": scope.to_dict(),
                 "hits": [{**h.to_payload(), "text": h.memory.text} for h in hits]}),

@@ -339,12 +339,15 @@ async def _attempt(ctx: CallContext, model: Model, request: ModelRequest) -> Mod
             raise ctx.deadline_error()
         timeout = remaining if timeout is None else min(timeout, remaining)
     try:
+        attempt = ctx.attempt
         if timeout is None:
-            response = await model.complete(request)
+            response = await (model.complete(request) if attempt is None
+                              else attempt(model, request))
         else:
             # asyncio.timeout, not wait_for: no extra task per call on the hot path.
             async with asyncio.timeout(timeout):
-                response = await model.complete(request)
+                response = await (model.complete(request) if attempt is None
+                                  else attempt(model, request))
     except TimeoutError as e:
         if remaining is not None and timeout is not None and timeout >= remaining:
             raise ctx.deadline_error() from e

@@ -14,7 +14,7 @@ The caller does the I/O.
 from __future__ import annotations
 
 import random
-from collections.abc import Collection, Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 
 from ..core import (
@@ -266,7 +266,7 @@ def after_tool_failure(
 
 
 def tool_fallback(
-    error_type: str | None, *, fallback: str | None, available: Collection[str],
+    error_type: str | None, *, fallback: str | None, available: Container[str],
     already_fallen_back: bool,
 ) -> str | None:
     """The tool a failed call falls back to, or None.

@@ -12,11 +12,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..core import (
+    JOURNAL_FORMAT,
     Clock,
     ConfigurationError,
     Event,
     EventType,
     IdSource,
+    QuarantinedError,
     Redactor,
     RunLeasedError,
     RunStatus,
@@ -31,7 +33,7 @@ from ..core import (
 )
 from ..models import DEFAULT_PRICES, Model, PriceTable
 from ..store import Lease, Store, open_store
-from ..tools import Tool
+from ..tools import still_running
 from ._agent import Agent
 from ._breaker import BreakerBoard
 from ._budget import Budget
@@ -41,12 +43,10 @@ from ._lease import owner_alive_here, owner_dead, owner_id
 from ._memory import thread_runs
 from ._result import RunResult
 from ._spec import load_agent
-from ._state import RunState, fold
+from ._state import RunState, check_format, fold
+from ._stream import EventStream, Observer
 from ._tool_call import tool_span
-
-#: Called with each batch of events right after it is committed. An observer that
-#: raises is reported once and never breaks the commit or the run.
-Observer = Callable[[Sequence[Event]], None]
+from ._toolsets import waiting_calls
 
 _log = logging.getLogger("tether")
 
@@ -70,7 +70,11 @@ class Runner:
             breaker probes, journaled waits): injected so tests skip time and replay is
             exact (``tether.testing.FakeClock``). Leases are kept on real time: the
             store's clock, shared with other processes.
-        observers: Called with every committed batch of events (live logs, exporters).
+        observers: Called with the committed events (live logs, exporters), each from a
+            thread of its own fed by :attr:`stream`: a slow or failing observer never
+            holds up a commit or the run.
+        stream: The live stream of committed events and deltas
+            (:class:`~tether.runtime.EventStream`); subscribe with ``stream.subscribe()``.
         redactor: Scrubs every payload before it is committed, so secrets never reach
             the journal or any observer; default :meth:`Redactor.from_env` (known key
             formats, auth headers, passwords in URLs, secret-looking assignments and
@@ -107,6 +111,7 @@ class Runner:
         reviewers: Sequence[Reviewer] = (),
         seal_key: SealKey | None = None,
         lease_ttl_s: float = 30.0,
+        stream: EventStream | None = None,
     ) -> None:
         self.lease_ttl_s = lease_ttl_s
         if store is None or isinstance(store, str | os.PathLike):
@@ -120,6 +125,9 @@ class Runner:
         self.store = store
         self.clock = clock or SystemClock()
         self.observers = list(observers)
+        self.stream = stream if stream is not None else EventStream()
+        for observer in self.observers:
+            self.stream.observe(observer)
         self.redactor = redactor if redactor is not None else Redactor.from_env()
         self.sealer = Sealer(self.redactor, seal_key)
         self.prices = prices
@@ -130,20 +138,11 @@ class Runner:
         self._live: set[Execution] = set()
         #: Leases kept after a drive ended while a call's thread it gave up on still runs.
         self._lingering: set[asyncio.Task[None]] = set()
-        self._failed_observers: set[int] = set()
 
     def notify(self, events: Sequence[Event]) -> None:
-        """Hand committed ``events`` to every observer; one that raises is reported once
-        (on the ``tether`` logger) and skipped, never breaking the commit or the run."""
-        for observer in self.observers:
-            try:
-                observer(events)
-            except Exception as e:
-                if id(observer) not in self._failed_observers:
-                    self._failed_observers.add(id(observer))
-                    _log.error("observer %r failed and is skipped for this batch: %s: %s "
-                               "(the run goes on; its journal is complete)",
-                               observer, type(e).__name__, e)
+        """Publish committed ``events`` (as the journal shows them) on :attr:`stream`:
+        never blocks, never raises (see :class:`~tether.runtime.EventStream`)."""
+        self.stream.publish(events)
 
     def interrupt(self) -> None:
         """Stop every run this Runner drives, cleanly (what Ctrl-C does in the CLI).
@@ -186,6 +185,9 @@ class Runner:
         finally:
             heartbeat.cancel()
             self._live.discard(execution)
+            if not await self.stream.flush():
+                _log.warning("run %s: an observer is still behind after %g s; it goes on "
+                             "in its thread", execution.state.run_id, self.stream.flush_s)
             if _threads_running(execution.journal) and execution.lease is not None:
                 task = asyncio.create_task(self._linger(execution.journal))
                 self._lingering.add(task)
@@ -250,11 +252,20 @@ class Runner:
                 runs of the thread (as they were when this run started) and the
                 thread's memories, within its budget. Recorded in ``run.started``.
         """
-        if thread is not None and (not isinstance(thread, str) or not thread.strip()):
-            raise UsageError(f"a thread is a non-empty name, not {thread!r}",
+        if thread is not None and (not isinstance(thread, str) or not thread.strip()
+                                   or len(thread) > 200):
+            raise UsageError(f"a thread is a non-empty name of at most 200 characters, "
+                             f"not {thread[:60] if isinstance(thread, str) else thread!r}",
                              hint='pass thread="support-ada" (any stable name)')
         execution = Execution(self, agent,
                               RunState(run_id=run_id or new_id("run_", self.ids)))
+        async with execution.tools:  # entered for the drive, exited however it ends
+            return await self._start(execution, agent, task, agent_spec, parent, thread)
+
+    async def _start(
+        self, execution: Execution, agent: Agent, task: str, agent_spec: str | None,
+        parent: Mapping[str, Any] | None, thread: str | None,
+    ) -> RunResult:
         model = execution.models[0]
         threaded: dict[str, Any] = {}
         if thread is not None:
@@ -270,11 +281,12 @@ class Runner:
             "fallbacks": [f"{m.provider}:{m.model_name}" for m in execution.models[1:]],
             "selection": {"model": _selection(agent.model),
                           "fallbacks": [_selection(f) for f in agent.fallbacks]},
-            "tools": [t.spec.model_dump() for t in execution.tools.values()],
+            "tools": [spec.model_dump() for spec in execution.tools.specs],
             "price_table": self.prices.version,
             # The limits the run started with; a resume keeps them (budget events raise them).
             "budget": dataclasses.asdict(agent.budget),
             **(parent or {}),
+            "format": JOURNAL_FORMAT,
         })])
         return await self._drive(execution, in_doubt=False)
 
@@ -301,6 +313,7 @@ class Runner:
         """
         journal = await self.store.read(run_id)
         state = fold(run_id, journal)
+        check_format(state)
         released = release and state.status == RunStatus.QUARANTINED
         if state.status.is_final and not released:
             return result_of(state)
@@ -321,17 +334,13 @@ class Runner:
         execution = Execution(self, agent, state)
         if state.status == RunStatus.RUNNING and state.recoveries >= agent.max_recoveries:
             try:
+                error = QuarantinedError(
+                    f"the run was resumed {state.recoveries} times without making progress",
+                    hint="it crashes the process on recovery: inspect it with `tether show`, "
+                         "fix the cause, then `tether resume RUN_ID --release`",
+                    recoveries=state.recoveries, run_id=run_id, step=state.step)
                 await execution.commit([execution.event(EventType.RUN_QUARANTINED, state.step, {
-                    "error": {
-                        "type": "Quarantined",
-                        "message": f"the run was resumed {state.recoveries} times without "
-                                   "making progress",
-                        "hint": "it crashes the process on recovery: inspect it with "
-                                "`tether show`, fix the cause, then "
-                                "`tether resume RUN_ID --release`",
-                    },
-                    "recoveries": state.recoveries,
-                })])
+                    "error": error.to_dict(), "recoveries": state.recoveries})])
             finally:
                 await self._release(execution.journal)
             return result_of(execution.state)
@@ -355,8 +364,10 @@ class Runner:
             events.append(execution.event(EventType.BUDGET, state.step, {
                 "raised": raised, "reason": "resumed with a raised budget",
             }))
-        await execution.commit(events)
-        return await self._drive(execution, in_doubt=True)
+        execution.tools.held, execution.tools.approved = waiting_calls(journal)
+        async with execution.tools:  # entered again on every resume
+            await execution.commit(events)
+            return await self._drive(execution, in_doubt=True)
 
     async def _sealed(self, state: RunState, error: SealedValueError) -> RunResult:
         """Stop a run whose journal cannot be unsealed, saying why and what to do."""
@@ -391,6 +402,46 @@ class Runner:
         finally:
             await self._release(journal)
 
+    async def approve(self, run_id: str, call_id: str, *, deny: bool = False,
+                      reason: str = "") -> None:
+        """Decide a call that waits for approval (the run is ``needs_attention``):
+        approved, it runs once when the run is resumed; denied, it does not run and the
+        model is told (``reason`` too). Journaled as a ``decision`` (``approval``).
+
+        Raises:
+            UsageError: the run has no call waiting for approval with this id.
+            RunLeasedError: another process drives the run (nothing is written).
+        """
+        journal_events = await self.store.read(run_id)
+        state = fold(run_id, journal_events)
+        held, approved = waiting_calls(journal_events)
+        call = state.open_calls.get(call_id)
+        if call is None or held.get(call_id) != "approval" or call_id in approved:
+            waiting = sorted(c for c, why in held.items()
+                             if why == "approval" and c not in approved)
+            raise UsageError(
+                f"run {run_id} has no call waiting for approval with id {call_id!r}",
+                hint=f"calls waiting: {', '.join(waiting)}" if waiting else
+                     f"none waits; see `tether show {run_id}`")
+        chosen = "deny" if deny else "approve"
+        journal = Journal(self, state)
+        events = [journal.event(EventType.DECISION, state.step, {
+            "decision": "approval", "call_id": call_id, "tool": call.tool,
+            "options": ["approve", "deny"], "chosen": chosen,
+            "reason": reason or ("approved by a human" if not deny else "denied by a human"),
+        }, span=tool_span(call))]
+        if deny:
+            note = f"A human denied this call of {call.tool}" + (f": {reason}" if reason else
+                                                                  ".")
+            events.append(journal.event(EventType.TOOL_ERROR, call.step, {
+                "call_id": call_id, "tool": call.tool, "content": note, "denied": True,
+                "error": {"type": "ApprovalDenied", "message": note},
+            }, span=tool_span(call)))
+        try:  # refused (RunLeasedError) while another process drives the run
+            await journal.commit(events)
+        finally:
+            await self._release(journal)
+
     def run_sync(self, agent: Agent, task: str, **kwargs: Any) -> RunResult:
         """:meth:`run`, for code without an event loop."""
         _no_running_loop("run")
@@ -421,7 +472,7 @@ def _no_running_loop(method: str) -> None:
 def _threads_running(journal: Journal) -> bool:
     """Whether a call of the run, given up on, still runs in a thread of this process."""
     run_id = journal.state.run_id
-    return any(Tool.still_running(run_id, c) for c in journal.state.open_calls)
+    return any(still_running(run_id, c) for c in journal.state.open_calls)
 
 
 def _keep_selection(

@@ -19,20 +19,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..core import (
+    ApprovalRequired,
+    CallDeferred,
     Event,
     EventType,
     ModelRetry,
     ToolError,
+    ToolResult,
     ToolTimeoutError,
     ToolUnavailableError,
 )
-from ..tools import NOT_APPLIED, Tool, ToolContext, serialize_result
-from ._call import CallContext, transition_events
+from ..tools import NOT_APPLIED, ToolContext, ToolDef, as_result, still_running
+from ._call import CallContext, ToolCalls, transition_events
+from ._eager import Awaiting, result_payload, start
 from ._policy import Retry, after_tool_failure, error_class, tool_fallback
 from ._state import OpenCall
 
@@ -54,6 +57,9 @@ class InDoubt:
     why: str
     #: Whether the call's code may still be running (a sync tool's thread).
     running: bool
+    #: Not in doubt but held: it waits for a human's approval (it never ran), or for
+    #: its result from outside (``CallDeferred``).
+    awaiting: Awaiting | None = None
 
 
 class _Unknown(Exception):
@@ -67,7 +73,7 @@ class _NotStarted(Exception):
     """The call was never started (the run's deadline had passed): a definite outcome."""
 
 
-async def run_tool(ctx: CallContext, tools: Mapping[str, Tool], call: OpenCall) -> InDoubt | None:
+async def run_tool(ctx: CallContext, tools: ToolCalls, call: OpenCall) -> InDoubt | None:
     """Run ``call`` (or, after a fallback, the tool it fell back to) and commit its outcome.
 
     Falling back is committed *before* the fallback tool runs, so a crash in between
@@ -79,7 +85,7 @@ async def run_tool(ctx: CallContext, tools: Mapping[str, Tool], call: OpenCall) 
     journal = ctx.journal
     tool = tools[call.runs]
     events: list[Event] = []
-    outcome = await _run_with_retries(ctx, tool, call, events)
+    outcome = await _run_with_retries(ctx, tools, tool, call, events)
     if isinstance(outcome, Event) and outcome.type == EventType.TOOL_ERROR:
         error = outcome.payload.get("error") or {}
         fallback = tool_fallback(error.get("type"), fallback=tool.fallback, available=tools,
@@ -91,13 +97,15 @@ async def run_tool(ctx: CallContext, tools: Mapping[str, Tool], call: OpenCall) 
             }, span=tool_span(call))])
             events = []
             tool = tools[fallback]
-            outcome = await _run_with_retries(ctx, tool, call, events)
+            outcome = await _run_with_retries(ctx, tools, tool, call, events)
     if isinstance(outcome, Event):
-        await journal.commit([*events, outcome])
+        # the call's working-memory entries commit with its outcome
+        working = [] if ctx.take_working is None else ctx.take_working(call, tool.name)
+        await journal.commit([*events, *working, outcome])
         return None
     if events:
         await journal.commit(events)
-    if outcome is None or outcome.running or tool.reconcile is None:
+    if outcome is None or outcome.running or outcome.awaiting or not tool.reconcilable:
         return outcome
     # Stopped, outcome unknown: the hook can tell. If it did not take effect, that is a
     # definite failure the model is told about (running it again is the model's choice).
@@ -105,7 +113,7 @@ async def run_tool(ctx: CallContext, tools: Mapping[str, Tool], call: OpenCall) 
 
 
 async def reconcile(
-    ctx: CallContext, tools: Mapping[str, Tool], tool: Tool, call: OpenCall, *, after: str,
+    ctx: CallContext, tools: ToolCalls, tool: ToolDef, call: OpenCall, *, after: str,
     run_again: bool,
 ) -> InDoubt | None:
     """Ask ``tool``'s reconcile hook whether ``call`` took effect and commit the answer.
@@ -115,7 +123,7 @@ async def reconcile(
     """
     span, journal = tool_span(call), ctx.journal
     try:
-        outcome = await tool.run_reconcile(call.idempotency_key)
+        outcome = await tools.reconcile(tool.name, call.idempotency_key)
     except Exception as e:
         return InDoubt(f"its reconcile hook raised {e!r}", running=False)
     applied = outcome is not NOT_APPLIED
@@ -130,7 +138,7 @@ async def reconcile(
     if applied:
         await journal.commit([decision, journal.event(EventType.TOOL_RESULT, call.step, {
             "call_id": call.call_id, "tool": call.tool,
-            "content": serialize_result(outcome), "reconciled": True,
+            **result_payload(as_result(outcome)), "reconciled": True,
         }, span=span)])
         return None
     if run_again:
@@ -146,7 +154,7 @@ async def reconcile(
 
 
 async def _run_with_retries(
-    ctx: CallContext, tool: Tool, call: OpenCall, events: list[Event]
+    ctx: CallContext, tools: ToolCalls, tool: ToolDef, call: OpenCall, events: list[Event]
 ) -> Event | InDoubt | None:
     breaker = ctx.breakers.get(f"tool:{tool.name}", ctx.policy.breaker)
     clock, journal = ctx.clock, ctx.journal
@@ -173,12 +181,17 @@ async def _run_with_retries(
         started = clock.monotonic()
         unknown: _Unknown | None = None
         try:
-            content = await _invoke(ctx, tool, call, attempt)
+            result = await _invoke(ctx, tools, tool, call, attempt)
         except _NotStarted as e:
             breaker.release()
             return journal.event(EventType.TOOL_ERROR, call.step, {
                 **base, "error": _error_payload(e.__cause__ or e), "not_started": True,
                 "content": f"Error: {tool.name} was not run: {e}"}, span=span)
+        except (ApprovalRequired, CallDeferred) as e:
+            # Held, not failed: nothing ran (approval), or it goes on outside (deferred).
+            breaker.release()
+            return InDoubt(e.message, running=False, awaiting=(
+                "approval" if isinstance(e, ApprovalRequired) else "result"))
         except ModelRetry as e:
             # The tool worked and asks the model to change its request: not a failure.
             events += transition_events(journal, breaker.on_success(), call.step, span=span)
@@ -201,8 +214,9 @@ async def _run_with_retries(
             raise
         else:
             events += transition_events(journal, breaker.on_success(), call.step, span=span)
-            return journal.event(EventType.TOOL_RESULT, call.step, {**base, "content": content},
-                                 span=span, duration_ms=(clock.monotonic() - started) * 1000)
+            return journal.event(EventType.TOOL_RESULT, call.step,
+                                 {**base, **result_payload(result)}, span=span,
+                                 duration_ms=(clock.monotonic() - started) * 1000)
         duration = (clock.monotonic() - started) * 1000
         transition = breaker.on_failure(clock.monotonic(), type(failure).__name__)
         events += transition_events(journal, transition, call.step, span=span)
@@ -229,7 +243,9 @@ async def _run_with_retries(
             span=span, duration_ms=duration)
 
 
-async def _invoke(ctx: CallContext, tool: Tool, call: OpenCall, attempt: int) -> str:
+async def _invoke(
+    ctx: CallContext, tools: ToolCalls, tool: ToolDef, call: OpenCall, attempt: int,
+) -> ToolResult:
     """One attempt, bounded by the tool's timeout and the run's deadline.
 
     Raises:
@@ -240,6 +256,8 @@ async def _invoke(ctx: CallContext, tool: Tool, call: OpenCall, attempt: int) ->
     context = ToolContext(
         run_id=ctx.journal.state.run_id, step=call.step, call_id=call.call_id, tool=tool.name,
         idempotency_key=call.idempotency_key, attempt=attempt, execution=ctx.handle,
+        approved=call.call_id in tools.approved,
+        working=None if ctx.working_view is None else ctx.working_view(call, tool.name),
     )
     arguments = tool.validate_object(call.arguments)
     timeout = tool.timeout_s if tool.timeout_s is not None else ctx.policy.tool_timeout_s
@@ -252,7 +270,7 @@ async def _invoke(ctx: CallContext, tool: Tool, call: OpenCall, attempt: int) ->
     if stop is not None and stop.done():
         raise _Unknown("the run was interrupted before it started", running=False,
                        interrupted=True)
-    future = tool.start(arguments, context)
+    future = start(tools.call(tool.name, arguments, context))
     try:
         if not future.done():
             await asyncio.wait((future,) if stop is None else (future, stop), timeout=timeout,
@@ -279,7 +297,7 @@ async def _invoke(ctx: CallContext, tool: Tool, call: OpenCall, attempt: int) ->
         error = future.exception()
         if error is None:
             return future.result()  # it ended while we waited: its outcome is known
-        if interrupted or isinstance(error, ModelRetry):
+        if interrupted or isinstance(error, ModelRetry | ApprovalRequired | CallDeferred):
             raise error
         raise ToolTimeoutError(
             f"tool {tool.name!r} did not finish within {timeout:g} s and stopped with "
@@ -287,7 +305,8 @@ async def _invoke(ctx: CallContext, tool: Tool, call: OpenCall, attempt: int) ->
             hint="raise the tool's timeout_s if it is slow but healthy",
             tool=tool.name, call_id=call.call_id,
         ) from error
-    running = not future.done()
+    # A sync tool's thread outlives its cancelled call: it is still running.
+    running = not future.done() or still_running(context.run_id, context.call_id)
     raise _Unknown(f"{why} and " + ("is still running" if running else
                                     "was cancelled mid-call"),
                    running=running, interrupted=interrupted)

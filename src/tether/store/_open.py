@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..core import ConfigurationError
 from ._protocol import Store
-from ._sqlite import DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_PATH, SQLiteStore
+from ._sqlite import DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_PATH, SQLiteStore, check_synchronous
 
 
 def open_store(
@@ -31,7 +31,7 @@ def open_store(
             "the Postgres store is not available in this version",
             hint="use a SQLite file path for --db / TETHER_DB",
         )
-    synchronous = os.environ.get("TETHER_SYNCHRONOUS", "FULL").upper()
+    synchronous = check_synchronous(os.environ.get("TETHER_SYNCHRONOUS", "FULL"))
     busy = os.environ.get("TETHER_BUSY_TIMEOUT_MS", str(DEFAULT_BUSY_TIMEOUT_MS))
     try:
         busy_ms = int(busy)
@@ -40,5 +40,5 @@ def open_store(
             f"TETHER_BUSY_TIMEOUT_MS must be a whole number of milliseconds, not {busy!r}",
             hint="unset it (30000) or set e.g. TETHER_BUSY_TIMEOUT_MS=60000",
         ) from None
-    return SQLiteStore(Path(text), synchronous=synchronous,  # type: ignore[arg-type]
+    return SQLiteStore(Path(text), synchronous=synchronous,
                        busy_timeout_ms=busy_ms, readonly=readonly, create=create)

@@ -6,9 +6,9 @@ events and summaries, never in SQL, files or connections.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ..core import Event, RunStatus
 
@@ -30,6 +30,8 @@ class RunSummary:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    #: The thread the run continues (``run.started``), if any.
+    thread: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,6 +70,31 @@ class Lease:
     expires_at: float
 
 
+class Rows(Protocol):
+    """What a statement run in a :class:`Transaction` gives back."""
+
+    def fetchall(self) -> list[Any]:
+        """All the rows the statement returned."""
+        ...
+
+
+class Transaction(Protocol):
+    """A store's open write transaction, as work done inside an append sees it (the
+    unit of work): statements on the store's own tables, committed with the append's
+    events or rolled back with them. SQLite's is its connection; a Postgres store's
+    would be its transaction's cursor."""
+
+    def execute(self, sql: str, bindings: Any = ..., /) -> Rows:
+        """Run one statement (SQL in the store's dialect) with its parameters."""
+        ...
+
+
+#: Work done inside an append's transaction (the unit of work): given the open
+#: :class:`Transaction`, it writes rows of its own (a memory's) and returns further
+#: events of the run to commit with the appended ones: all of it commits, or none.
+Within = Callable[[Transaction], Sequence[Event]]
+
+
 @runtime_checkable
 class Store(Protocol):
     """Durable, append-only storage of runs."""
@@ -90,8 +117,19 @@ class Store(Protocol):
         """
         ...
 
-    async def append(self, events: Sequence[Event], *, lease: Lease | None = None) -> None:
+    async def append(
+        self, events: Sequence[Event], *, lease: Lease | None = None,
+        within: Within | None = None,
+    ) -> None:
         """Commit ``events`` (all of one run, consecutive ``seq``) atomically.
+
+        ``within`` is a unit of work done in the same transaction: called with the open
+        :class:`Transaction` after the lease is checked and before ``events`` are
+        written, it may write rows of its own and returns further events of the run,
+        numbered to follow ``events``, committed with them. If it raises, or the append
+        fails after it, its rows and the events are rolled back together. It may be
+        called again if the transaction is retried, so it must not keep state of its
+        own between calls. With no ``events``, ``lease`` names the run.
 
         The first event's ``seq`` must follow the run's last committed one; otherwise
         another writer got there first and ``ConcurrentWriteError`` is raised with
@@ -142,9 +180,10 @@ class Store(Protocol):
         agent: str | None = None,
         since: float | None = None,
         parent_run_id: str | None = None,
+        thread: str | None = None,
         limit: int = 50,
     ) -> list[RunSummary]:
-        """Runs, newest first, filtered."""
+        """Runs, newest first, filtered (``thread``: the runs continuing that thread)."""
         ...
 
     async def ledger(self, run_id: str) -> list[LedgerEntry]:

@@ -15,7 +15,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -42,14 +42,18 @@ from ..core import (
 from ._blobs import blob_refs, decode, internalize
 from ._connection import Connection
 from ._faults import read_only, translated
-from ._journal import RUN_COLUMNS, insert_events, summary
-from ._migrations import APPLICATION_ID, LEASES_SINCE, MIGRATIONS, SCHEMA_VERSION
-from ._protocol import Lease, LedgerEntry, RunSummary
+from ._journal import RUN_COLUMNS, RUN_COLUMNS_THREAD, insert_events, summary
+from ._migrations import (
+    APPLICATION_ID,
+    CORE_MIGRATIONS,
+    LEASES_SINCE,
+    SCHEMA_VERSION,
+    THREADS_SINCE,
+    apply_migrations,
+)
+from ._protocol import Lease, LedgerEntry, RunSummary, Within
 
 Synchronous = Literal["FULL", "NORMAL"]
-#: Work run inside an append's transaction (see :meth:`SQLiteStore.append`): it gets
-#: the connection and returns further events to commit with the appended ones.
-Within = Callable[[apsw.Connection], Sequence[Event]]
 
 DEFAULT_PATH = Path(".tether") / "tether.db"
 #: How long a write waits for another process's lock before ``StoreLockedError``.
@@ -62,9 +66,25 @@ _LOOKUP = (
     "SELECT run_key, last_seq, "
     "(SELECT owner FROM leases l WHERE l.run_key = runs.run_key), "
     "(SELECT token FROM leases l WHERE l.run_key = runs.run_key), "
-    "(SELECT expires_at FROM leases l WHERE l.run_key = runs.run_key) "
-    "FROM runs WHERE run_id = ?"
+    "(SELECT expires_at FROM leases l WHERE l.run_key = runs.run_key), "
+    f"{RUN_COLUMNS_THREAD} FROM runs WHERE run_id = ?"
 )
+
+
+def check_synchronous(value: object) -> Synchronous:
+    """``value`` as SQLite's ``synchronous`` setting of a Tether file (either case):
+    the one check for the journal, the memory store and ``$TETHER_SYNCHRONOUS``.
+
+    Raises:
+        ConfigurationError: Not ``FULL`` or ``NORMAL``.
+    """
+    mode = value.upper() if isinstance(value, str) else value
+    if mode == "FULL" or mode == "NORMAL":
+        return mode
+    raise ConfigurationError(
+        f"synchronous must be FULL or NORMAL, not {value!r}",
+        hint="set TETHER_SYNCHRONOUS (or synchronous=) to FULL (default) or NORMAL",
+    )
 
 
 def _rows(db: apsw.Connection, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -133,11 +153,7 @@ class SQLiteStore:
         readonly: bool = False,
         create: bool = True,
     ) -> None:
-        if synchronous not in ("FULL", "NORMAL"):
-            raise ConfigurationError(
-                f"synchronous must be FULL or NORMAL, not {synchronous!r}",
-                hint="set TETHER_SYNCHRONOUS (or synchronous=) to FULL (default) or NORMAL",
-            )
+        synchronous = check_synchronous(synchronous)
         if isinstance(busy_timeout_ms, bool) or not isinstance(busy_timeout_ms, int) \
                 or busy_timeout_ms < 0:
             raise ConfigurationError(
@@ -181,6 +197,7 @@ class SQLiteStore:
                 db.close()
                 raise
         self._leases = True
+        self._columns = RUN_COLUMNS_THREAD
         return db
 
     def _open_readonly(self, busy_timeout_ms: int) -> apsw.Connection:
@@ -207,6 +224,8 @@ class SQLiteStore:
                 db.close()
                 raise
         self._leases = version >= LEASES_SINCE
+        # a read-only look at a journal from before the thread column
+        self._columns = RUN_COLUMNS_THREAD if version >= THREADS_SINCE else RUN_COLUMNS
         return db
 
     def _readonly_uris(self) -> list[str]:
@@ -259,21 +278,8 @@ class SQLiteStore:
         return int(version)
 
     def _migrate(self, db: apsw.Connection) -> None:
-        if self._check_version(db) == SCHEMA_VERSION:
-            return
-        # Read the version again inside the write transaction: two processes opening
-        # a new file at once must not both apply the same migration.
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            for number in range(self._check_version(db), SCHEMA_VERSION):
-                db.execute(MIGRATIONS[number])
-                db.execute(f"PRAGMA application_id={APPLICATION_ID}")
-                db.execute(f"PRAGMA user_version={number + 1}")
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+        self._check_version(db)  # a Tether file (or a new one), not a newer one
+        apply_migrations(db, CORE_MIGRATIONS, str(self.path))
 
     # -- writing --------------------------------------------------------------------
 
@@ -338,7 +344,8 @@ class SQLiteStore:
     ) -> Lease | None:
         run_id = run_id or events[0].run_id
         found = _rows(db, _LOOKUP, (run_id,))
-        run_key, last, holder, token, expires = found[0] if found else (None, 0, None, 0, 0.0)
+        run_key, last, holder, token, expires = found[0][:5] if found else (None, 0, None, 0, 0.0)
+        previous = summary(found[0][5:]) if found else None
         now = time.time()  # read holding the write lock: no other commit comes between
         if lease is not None:
             if token != lease.token:
@@ -365,7 +372,7 @@ class SQLiteStore:
                 hint="another process is writing this run; reload it before continuing",
                 run_id=run_id,
             )
-        run_key = insert_events(db, run_key, events)
+        run_key = insert_events(db, run_key, previous, events)
         if take is None:
             return None
         owner, ttl_s = take
@@ -475,7 +482,7 @@ class SQLiteStore:
         return found
 
     def _summary(self, db: apsw.Connection, run_id: str) -> RunSummary:
-        rows = _rows(db, f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
+        rows = _rows(db, f"SELECT {self._columns} FROM runs WHERE run_id = ?", (run_id,))
         if not rows:
             raise RunNotFoundError(
                 f"no run {run_id!r} in {self.path}",
@@ -500,19 +507,23 @@ class SQLiteStore:
         agent: str | None = None,
         since: float | None = None,
         parent_run_id: str | None = None,
+        thread: str | None = None,
         limit: int = 50,
     ) -> list[RunSummary]:
         clauses: list[str] = []
         args: list[Any] = []
+        if thread is not None and self._columns == RUN_COLUMNS:
+            return []  # a journal from before threads were recorded in the run table
         for column, op, value in (("status", "=", status), ("agent", "=", agent),
                                   ("created_at", ">=", since),
-                                  ("parent_run_id", "=", parent_run_id)):
+                                  ("parent_run_id", "=", parent_run_id),
+                                  ("thread", "=", thread)):
             if value is not None:
                 clauses.append(f"{column} {op} ?")
                 args.append(str(value) if isinstance(value, RunStatus) else value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = await self._conn.run(lambda db: _rows(
-            db, f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, "
+            db, f"SELECT {self._columns} FROM runs {where} ORDER BY created_at DESC, "
                 "run_id DESC LIMIT ?", (*args, limit)), write=False)
         return [summary(r) for r in rows]
 

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import os
 import queue
 import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Final, TypeVar, cast, get_type_hints, overload
 
 import docstring_parser
 import pydantic_core
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from ..core import ModelBehaviorError, ToolDefinitionError, ToolError, ToolSpec
+from ..core import ToolDefinitionError, ToolError, ToolResult, ToolSpec
 from ._context import ToolContext
+from ._definition import ToolDef
 
 
 class _NotApplied:
@@ -33,26 +34,38 @@ _THREADS_LOCK = threading.Lock()
 NOT_APPLIED: Final = _NotApplied()
 
 Reconciler = Callable[[str], Any]
-F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R", bound=Reconciler)
 
 
 class _Args(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _strip_titles(schema: Any) -> Any:
-    if isinstance(schema, dict):
-        return {k: _strip_titles(v) for k, v in schema.items() if k != "title"}
-    if isinstance(schema, list):
-        return [_strip_titles(v) for v in schema]
-    return schema
+def as_result(value: Any) -> ToolResult:
+    """A tool's return value as a :class:`~tether.core.ToolResult`: a ``str`` is the text
+    the model sees; any other value is a structured value (JSON-compatible once
+    converted: dataclasses and pydantic models become objects).
+
+    Raises:
+        pydantic_core.PydanticSerializationError: the value cannot be converted to JSON.
+    """
+    if isinstance(value, ToolResult):
+        return value
+    if isinstance(value, str):  # already valid: skip validating (the hot path)
+        return ToolResult.model_construct(content=value)
+    return ToolResult.model_construct(value=pydantic_core.to_jsonable_python(value))
 
 
 def serialize_result(value: Any) -> str:
     """The text a model sees for a tool's return value: strings as they are, else JSON."""
-    if isinstance(value, str):
-        return value
-    return pydantic_core.to_json(value).decode()
+    return as_result(value).text()
+
+
+def still_running(run_id: str, call_id: str) -> bool:
+    """Whether a sync tool's thread for this call, given up on (timed out, its run
+    interrupted), still runs in this process: its outcome is not known yet."""
+    with _THREADS_LOCK:
+        return (run_id, call_id) in _THREADS
 
 
 class _Workers:
@@ -103,9 +116,20 @@ def _after_fork() -> None:
 os.register_at_fork(after_in_child=_after_fork)
 
 
+class _Hook:
+    """A tool's reconcile hook: given when the tool is built, or attached once after
+    (``@my_tool.reconciler``), so the tool itself stays frozen."""
+
+    __slots__ = ("function",)
+
+    def __init__(self, function: Reconciler | None) -> None:
+        self.function = function
+
+
 @dataclass(frozen=True, kw_only=True, eq=False)
 class Tool:
-    """A callable tool. Build one with :func:`tool`."""
+    """A callable tool. Build one with :func:`tool`; offer it through a toolset
+    (``Agent(tools=[...])`` makes one of plain tools)."""
 
     name: str
     description: str
@@ -113,15 +137,28 @@ class Tool:
     args_model: type[BaseModel]
     context_param: str | None
     idempotent: bool
-    reconcile: Reconciler | None
     timeout_s: float | None
     inline: bool = False
     fallback: str | None = None
+    hook: _Hook = field(default_factory=lambda: _Hook(None), repr=False)
+
+    @property
+    def reconcile(self) -> Reconciler | None:
+        """The ``reconcile(idempotency_key)`` hook, if the tool has one."""
+        return self.hook.function
+
+    @cached_property
+    def definition(self) -> ToolDef:
+        """The tool as a toolset offers it to the runtime."""
+        return ToolDef(name=self.name, description=self.description,
+                       args_model=self.args_model, idempotent=self.idempotent,
+                       reconcilable=self.reconcile is not None, timeout_s=self.timeout_s,
+                       fallback=self.fallback)
 
     @property
     def spec(self) -> ToolSpec:
-        schema = _strip_titles(self.args_model.model_json_schema())
-        return ToolSpec(name=self.name, description=self.description, parameters=schema)
+        """What the model is told about the tool."""
+        return self.definition.spec
 
     def validate(self, arguments: str) -> dict[str, Any]:
         """Parse and validate the model's JSON arguments.
@@ -129,41 +166,18 @@ class Tool:
         Raises:
             ModelBehaviorError: with a message precise enough for the model to repair.
         """
-        try:
-            raw = json.loads(arguments or "{}")
-        except json.JSONDecodeError as e:
-            raise ModelBehaviorError(
-                f"arguments for tool {self.name!r} are not valid JSON ({e.msg} at "
-                f"position {e.pos}): {arguments[:200]!r}",
-                output=arguments,
-            ) from e
-        if not isinstance(raw, dict):
-            raise ModelBehaviorError(
-                f"arguments for tool {self.name!r} must be a JSON object, got {arguments[:200]!r}",
-                output=arguments,
-            )
-        return self.validate_object(raw, raw_text=arguments)
+        return self.definition.validate(arguments)
 
     def validate_object(
         self, arguments: dict[str, Any], *, raw_text: str | None = None
     ) -> dict[str, Any]:
         """Validate already-parsed arguments (e.g. from a journaled intent)."""
-        try:
-            model = self.args_model.model_validate(arguments)
-        except ValidationError as e:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '(arguments)'}: {err['msg']}"
-                for err in e.errors()
-            )
-            raise ModelBehaviorError(
-                f"arguments for tool {self.name!r} do not match its schema: {problems}",
-                output=raw_text if raw_text is not None else json.dumps(arguments),
-            ) from e
-        return {name: getattr(model, name) for name in type(model).model_fields}
+        return self.definition.validate_object(arguments, raw_text=raw_text)
 
-    def start(self, arguments: dict[str, Any], context: ToolContext) -> asyncio.Future[str]:
-        """Start the tool with validated ``arguments``; the future resolves to the result
-        as text, or to what the tool raised, **only once the tool's code has stopped**.
+    def start(self, arguments: dict[str, Any], context: ToolContext
+              ) -> asyncio.Future[ToolResult]:
+        """Start the tool with validated ``arguments``; the future resolves to its result,
+        or to what the tool raised, **only once the tool's code has stopped**.
 
         Cancelling the future stops an async tool at its next ``await``; a sync tool runs
         in a thread of its own that cannot be stopped from outside (it can stop itself:
@@ -181,7 +195,7 @@ class Tool:
         loop = asyncio.get_running_loop()
         if inspect.iscoroutinefunction(self.function):
             return loop.create_task(self._finish(self.function(**kwargs), context))
-        future: asyncio.Future[str] = loop.create_future()
+        future: asyncio.Future[ToolResult] = loop.create_future()
         if self.inline:
             try:
                 future.set_result(self._serialize(self.function(**kwargs), context))
@@ -189,11 +203,11 @@ class Tool:
                 future.set_exception(self._exited(e, context))
             return future
 
-        def settle(result: str | None, error: BaseException | None) -> None:
+        def settle(result: ToolResult | None, error: BaseException | None) -> None:
             if future.done():
                 return
             if error is None:
-                future.set_result(cast(str, result))
+                future.set_result(cast(ToolResult, result))
             else:
                 future.set_exception(error)
 
@@ -209,7 +223,8 @@ class Tool:
                         if not _THREADS[key]:
                             del _THREADS[key]
             except BaseException as e:  # handed to the loop, never lost in the thread
-                outcome: tuple[str | None, BaseException | None] = (None, self._exited(e, context))
+                outcome: tuple[ToolResult | None, BaseException | None] = (
+                    None, self._exited(e, context))
             else:
                 outcome = (result, None)
             try:
@@ -222,14 +237,7 @@ class Tool:
         _WORKERS.submit(work)
         return future
 
-    @staticmethod
-    def still_running(run_id: str, call_id: str) -> bool:
-        """Whether a sync tool's thread for this call, given up on (timed out, its run
-        interrupted), still runs in this process: its outcome is not known yet."""
-        with _THREADS_LOCK:
-            return (run_id, call_id) in _THREADS
-
-    async def _finish(self, value: Awaitable[Any], context: ToolContext) -> str:
+    async def _finish(self, value: Awaitable[Any], context: ToolContext) -> ToolResult:
         try:
             return self._serialize(await value, context)
         except SystemExit as e:
@@ -251,9 +259,9 @@ class Tool:
         failure.__cause__ = error
         return failure
 
-    def _serialize(self, value: Any, context: ToolContext) -> str:
+    def _serialize(self, value: Any, context: ToolContext) -> ToolResult:
         try:
-            return serialize_result(value)
+            return as_result(value)
         except pydantic_core.PydanticSerializationError as e:
             raise ToolError(
                 f"tool {self.name!r} returned a {type(value).__name__}, which cannot be "
@@ -264,8 +272,9 @@ class Tool:
             ) from e
 
     async def invoke(self, arguments: dict[str, Any], context: ToolContext) -> str:
-        """Run the tool with validated ``arguments`` to its end; return the result as text."""
-        return await self.start(arguments, context)
+        """Run the tool with validated ``arguments`` to its end; return the text the
+        model would see (handy in tests of a tool)."""
+        return (await self.start(arguments, context)).text()
 
     async def run_reconcile(self, key: str) -> Any:
         """Ask the tool's ``reconcile`` hook whether the call with ``key`` took effect."""
@@ -276,14 +285,26 @@ class Tool:
             value = await value
         return value
 
-    def reconciler(self, function: Reconciler) -> Tool:
-        """Attach a ``reconcile(idempotency_key)`` hook; usable as a decorator.
+    def reconciler(self, function: R) -> R:
+        """Attach a ``reconcile(idempotency_key)`` hook, once; usable as a decorator
+        (the decorated function is returned as it is).
 
         The hook returns :data:`NOT_APPLIED` if the call did not take effect (it is then
         run), or the call's result if it did (which is recorded without running it).
+
+        Raises:
+            ToolDefinitionError: the tool already has a hook, or the runtime has
+                already taken its definition (attach hooks where the tool is defined).
         """
-        object.__setattr__(self, "reconcile", function)
-        return self
+        if self.hook.function is not None:
+            raise ToolDefinitionError(f"tool {self.name!r} already has a reconcile hook",
+                                      hint="give each tool one reconcile hook")
+        if "definition" in self.__dict__:
+            raise ToolDefinitionError(
+                f"tool {self.name!r} was already offered to a run without a reconcile hook",
+                hint="attach the hook right after the tool's definition")
+        self.hook.function = function
+        return function
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the underlying function directly (tests, reuse)."""
@@ -341,7 +362,7 @@ def _build(
         args_model=args_model,
         context_param=context_param,
         idempotent=idempotent,
-        reconcile=reconcile,
+        hook=_Hook(reconcile),
         timeout_s=timeout_s,
         inline=inline,
         fallback=fallback,
