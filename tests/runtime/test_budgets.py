@@ -82,6 +82,7 @@ CHILD = textwrap.dedent("""
     from tether.models import OpenAIModel
     from tether.runtime import Agent, BreakerSettings, Policy, RetryPolicy, Runner
     from tether.store import SQLiteStore
+    from tether.testing import FakeClock
 
     class KillOnSecondRetry(SQLiteStore):
         async def append(self, events, *, lease=None):
@@ -91,11 +92,11 @@ CHILD = textwrap.dedent("""
 
     async def main(db, url, mode):
         model = OpenAIModel("m", api_key="sk-test", base_url=url, provider="openai-compatible")
-        policy = Policy(model_retry=RetryPolicy(max_attempts={"transient": 4},
-                                                base_delay_s=0.01, max_delay_s=0.02),
+        # Real backoff (0.5 s doubling) on a clock that skips it, in both processes.
+        policy = Policy(model_retry=RetryPolicy(max_attempts={"transient": 4}),
                         breaker=BreakerSettings(failure_threshold=100))
         agent = Agent(name="r", model=model, policy=policy)
-        runner = Runner(KillOnSecondRetry(db))
+        runner = Runner(KillOnSecondRetry(db), clock=FakeClock())
         if mode == "run":
             result = await runner.run(agent, "hello", run_id="run_retry")
         else:

@@ -1,5 +1,5 @@
 """The retry, fallback and breaker decisions as pure functions: no Runner, no clock, no
-network. Each test attacks one rule with plain values."""
+network, no store. Each test attacks one rule with plain values."""
 
 from __future__ import annotations
 
@@ -19,12 +19,18 @@ from tether.models import FunctionModel, OpenAIModel, ScriptedModel
 from tether.runtime import Breaker, BreakerSettings, RetryPolicy
 from tether.runtime._model_call import chain_keys, classify, model_key, model_label
 from tether.runtime._policy import (
+    PROBE_POLL_S,
+    AwaitProbe,
     GiveUp,
     MoveOn,
+    Poll,
     Retry,
     after_model_failure,
+    after_tool_failure,
     resume_wait,
+    tool_fallback,
     truncation_note,
+    when_breaker_refuses,
 )
 
 POLICY = RetryPolicy(max_attempts={"rate_limit": 6, "transient": 4, "misbehavior": 3},
@@ -220,3 +226,68 @@ async def test_a_cancellation_of_the_task_itself_propagates() -> None:
     assert await asyncio.create_task(cancelled()) is None
     # a CancelledError a model raises without being cancelled is a fault of the model
     assert isinstance(classify(MODEL, asyncio.CancelledError()), FatalModelError)
+
+
+# --- a tool's failure, and a model's breaker refusing -----------------------------------
+
+TOOL_RETRY = RetryPolicy(max_attempts={"transient": 3}, base_delay_s=0.2)
+REFUSED = ConnectionError("refused")
+
+
+def tool_decision(error: BaseException = REFUSED,
+                  **kwargs: object) -> object:
+    options: dict[str, object] = {"attempt": 1, "retry": TOOL_RETRY, "rng": random.Random(3),
+                                  "idempotent": True, "breaker_open": False,
+                                  "remaining_s": None}
+    options.update(kwargs)
+    return after_tool_failure(error, **options)  # type: ignore[arg-type]
+
+
+def test_only_an_idempotent_tool_is_retried_within_its_attempts() -> None:
+    first = tool_decision()
+    assert isinstance(first, Retry) and 0 <= first.delay_s <= 0.2
+    assert tool_decision(idempotent=False) == GiveUp()
+    assert isinstance(tool_decision(attempt=2), Retry)
+    assert tool_decision(attempt=3) == GiveUp()
+    assert tool_decision(ValueError("a bug")) == GiveUp()  # fatal: never retried
+
+
+def test_a_tool_is_not_retried_through_an_open_breaker_or_past_the_deadline() -> None:
+    assert tool_decision(breaker_open=True) == GiveUp()
+    assert tool_decision(remaining_s=0.0) == GiveUp(deadline=True)
+    slow = RetryPolicy(max_attempts={"transient": 3}, base_delay_s=0.0)
+    assert tool_decision(retry=slow, remaining_s=0.001) == Retry(attempt=1, delay_s=0.0)
+
+
+def test_the_jitter_is_drawn_whatever_is_decided() -> None:
+    """A seeded run draws the same numbers whether a call was retried or not, so the
+    delays after it do not depend on decisions before it."""
+    rng = random.Random(5)
+    tool_decision(idempotent=False, rng=rng)
+    after = tool_decision(rng=rng)
+    rng = random.Random(5)
+    tool_decision(rng=rng)
+    assert tool_decision(rng=rng) == after
+
+
+def test_a_failed_call_falls_back_once_and_never_on_model_retry() -> None:
+    tools = {"live", "cached"}
+    assert tool_fallback("ConnectionError", fallback="cached", available=tools,
+                         already_fallen_back=False) == "cached"
+    assert tool_fallback("ModelRetry", fallback="cached", available=tools,
+                         already_fallen_back=False) is None
+    assert tool_fallback("ConnectionError", fallback="cached", available=tools,
+                         already_fallen_back=True) is None
+    assert tool_fallback("ConnectionError", fallback="gone", available=tools,
+                         already_fallen_back=False) is None
+    assert tool_fallback(None, fallback=None, available=tools,
+                         already_fallen_back=False) is None
+
+
+def test_a_refusing_breaker_moves_on_polls_a_probe_or_waits_for_its_own() -> None:
+    assert when_breaker_refuses(has_fallback=True, half_open=True, retry_in_s=3) == \
+        MoveOn(reason="circuit breaker open")
+    assert when_breaker_refuses(has_fallback=False, half_open=True, retry_in_s=0) == \
+        Poll(delay_s=PROBE_POLL_S)
+    assert when_breaker_refuses(has_fallback=False, half_open=False, retry_in_s=12.5) == \
+        AwaitProbe(minimum_delay_s=12.5)

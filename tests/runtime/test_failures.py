@@ -1,4 +1,8 @@
-"""Failing gracefully, against a real OpenAI-compatible server with injected faults."""
+"""Failing gracefully, against a real OpenAI-compatible server with injected faults.
+
+Every Runner here runs on a FakeClock: backoff, Retry-After, breaker reset timeouts and
+deadlines are realistic (seconds, not milliseconds) and take no time. What still takes
+real time is what is bounded by the event loop: a hung or trickling server's attempt."""
 
 from __future__ import annotations
 
@@ -28,8 +32,15 @@ from tether.runtime import (
     Runner,
     RunResult,
 )
-from tether.store import SQLiteStore
-from tether.testing import FAULTS, Fault, FaultServer, closed_port, counting_responder
+from tether.store import SQLiteStore, Store
+from tether.testing import (
+    FAULTS,
+    FakeClock,
+    Fault,
+    FaultServer,
+    closed_port,
+    counting_responder,
+)
 from tether.tools import tool
 
 STEPS = 3
@@ -42,11 +53,17 @@ def lookup(i: int) -> str:
 
 
 # Timeouts far above a healthy call on a loaded machine: only an injected hang misses them.
+# Backoff and breaker waits are the defaults (0.5 s doubling, 30 s): the clock skips them.
 FAST = Policy(
-    model_retry=RetryPolicy(base_delay_s=0.01, max_delay_s=0.1),
+    model_retry=RetryPolicy(),
     model_timeout_s=3.0,
-    breaker=BreakerSettings(failure_threshold=5, reset_timeout_s=0.3),
+    breaker=BreakerSettings(failure_threshold=5, reset_timeout_s=30),
 )
+
+
+def runner_on(store: Store, clock: FakeClock | None = None, **kwargs: Any) -> Runner:
+    """A Runner whose waits take no time."""
+    return Runner(store, clock=clock or FakeClock(), **kwargs)
 
 
 def model_at(url: str, name: str = "fault-model") -> OpenAIModel:
@@ -67,7 +84,7 @@ def server() -> Iterator[FaultServer]:
 
 async def drive(store: SQLiteStore, agent: Agent, runner: Runner | None = None) -> tuple:  # type: ignore[type-arg]
     try:
-        result = await (runner or Runner(store)).run(agent, "look up three records")
+        result = await (runner or runner_on(store)).run(agent, "look up three records")
     finally:
         for model in (agent.model, *agent.fallbacks):
             if isinstance(model, OpenAIModel):
@@ -80,7 +97,7 @@ def of(events: list, kind: str) -> list:  # type: ignore[type-arg]
 
 
 @pytest.mark.parametrize(("fault", "error_class"), [
-    (Fault(kind="rate_limit", retry_after_s=0.05), "rate_limit"),
+    (Fault(kind="rate_limit", retry_after_s=5), "rate_limit"),
     (Fault(kind="server_error"), "transient"),
     (Fault(kind="unavailable"), "transient"),
     (Fault(kind="reset"), "transient"),
@@ -99,8 +116,8 @@ async def test_retryable_faults_are_retried_and_journaled(
     assert retry.payload["error_class"] == error_class
     assert retry.payload["attempt"] == 1 and retry.payload["target"] == "model"
     if fault.kind == "rate_limit":
-        assert retry.payload["delay_s"] == 0.05  # Retry-After honoured
-        assert retry.payload["error"]["retry_after"] == 0.05
+        assert retry.payload["delay_s"] == 5  # Retry-After honoured
+        assert retry.payload["error"]["retry_after"] == 5
     assert server.faults() == ["ok", fault.kind] + ["ok"] * STEPS
     assert len(of(events, EventType.MODEL_RESPONSE)) == STEPS + 1
 
@@ -191,10 +208,10 @@ async def test_fallback_then_breaker_then_half_open_recovery(
     store: SQLiteStore, server: FaultServer
 ) -> None:
     port = closed_port()
-    board = BreakerBoard()
-    runner = Runner(store, breakers=board)
+    board, clock = BreakerBoard(), FakeClock()
+    runner = runner_on(store, clock, breakers=board)
     policy = Policy(model_retry=FAST.model_retry, model_timeout_s=3.0,
-                    breaker=BreakerSettings(failure_threshold=3, reset_timeout_s=0.3))
+                    breaker=BreakerSettings(failure_threshold=3, reset_timeout_s=30))
     agent = agent_for(f"http://127.0.0.1:{port}/v1", server.base_url, policy=policy)
 
     result, events = await drive(store, agent, runner)
@@ -210,7 +227,7 @@ async def test_fallback_then_breaker_then_half_open_recovery(
 
     # The primary comes back; after the reset timeout a half-open probe brings it back.
     with FaultServer(responder=counting_responder(STEPS), port=port) as primary:
-        await asyncio.sleep(0.35)
+        clock.advance(30)
         result, events = await drive(store, agent, runner)
         assert result.status == RunStatus.COMPLETED
         moves = [(e.payload["from_state"], e.payload["to_state"])
@@ -296,9 +313,9 @@ class Batches:
 
 
 TIGHT = Policy(
-    model_retry=RetryPolicy(base_delay_s=0.01, max_delay_s=0.05),
+    model_retry=RetryPolicy(),
     model_timeout_s=0.4,
-    breaker=BreakerSettings(failure_threshold=50, reset_timeout_s=0.3),
+    breaker=BreakerSettings(failure_threshold=50, reset_timeout_s=30),
 )
 
 
@@ -306,11 +323,11 @@ TIGHT = Policy(
 async def test_whatever_the_server_always_does_the_run_ends_with_a_result(
     store: SQLiteStore, kind: str
 ) -> None:
-    fault = Fault(kind=kind, interval_s=0.05, retry_after_s=0.01)
+    fault = Fault(kind=kind, interval_s=0.05, retry_after_s=10)
     with FaultServer(fault_for=lambda i: fault, responder=counting_responder(STEPS),
                      hang_s=1.0) as server:
         batches = Batches()
-        runner = Runner(store, observers=[batches])
+        runner = runner_on(store, observers=[batches])
         result, events = await asyncio.wait_for(
             drive(store, agent_for(server.base_url, policy=TIGHT), runner), GUARD_S)
     assert isinstance(result, RunResult)
@@ -386,7 +403,7 @@ async def test_wrong_typed_arguments_go_back_to_the_model(
 async def test_a_fallback_serving_the_same_name_keeps_its_own_breaker_and_attempts(
     store: SQLiteStore,
 ) -> None:
-    policy = Policy(model_retry=RetryPolicy(base_delay_s=0.001, max_delay_s=0.01),
+    policy = Policy(model_retry=RetryPolicy(),
                     model_timeout_s=30.0,
                     breaker=BreakerSettings(failure_threshold=3, reset_timeout_s=60))
     with FaultServer(fault_for=lambda i: Fault(kind="unavailable")) as dead, \
@@ -396,7 +413,7 @@ async def test_a_fallback_serving_the_same_name_keeps_its_own_breaker_and_attemp
         agent = Agent(name="same-name", model=model_at(dead.base_url, "qwen"),
                       fallbacks=[model_at(backup.base_url, "qwen")], tools=[lookup],
                       policy=policy)
-        runner = Runner(store)
+        runner = runner_on(store)
         runs = [await drive(store, agent, runner) for _ in range(5)]
     assert all(r.status == RunStatus.COMPLETED for r, _ in runs)
     primary = f"model:openai-compatible:{dead.base_url}:qwen"
@@ -486,7 +503,7 @@ async def test_a_run_that_failed_on_model_error_gets_fresh_retries_when_resumed(
     server.fault_for = None
     server.set_plan(["server_error"] * 6)  # 4 requests so far, then 2 more failures
     try:
-        resumed = await Runner(store).resume(result.run_id, agent)
+        resumed = await runner_on(store).resume(result.run_id, agent)
     finally:
         await agent.model.aclose()  # type: ignore[union-attr]
     assert resumed.status == RunStatus.COMPLETED, resumed.error
@@ -495,25 +512,29 @@ async def test_a_run_that_failed_on_model_error_gets_fresh_retries_when_resumed(
     assert [e.payload["attempt"] for e in of(after, EventType.RETRY)] == [1, 2]
 
 
-class _Cancel:
-    """Cancels the task driving a run as soon as a ``retry`` is committed: to the
-    journal, a crash in the middle of the retry's wait."""
+class _CancelOnRetry(SQLiteStore):
+    """Cancels the task driving a run as soon as a ``retry`` is committed, before it
+    waits: to the journal, a crash in the middle of the retry's wait. (An observer is
+    too late: it runs in a thread of its own, and the FakeClock's wait is instant.)"""
 
-    def __init__(self) -> None:
-        self.task: asyncio.Task[Any] | None = None
+    async def append(self, events: Sequence[Event], **kwargs: Any) -> None:
+        await super().append(events, **kwargs)
+        task = asyncio.current_task()
+        if task is not None and any(e.type == EventType.RETRY for e in events):
+            task.cancel()
 
-    def __call__(self, events: Sequence[Event]) -> None:
-        if self.task is not None and any(e.type == EventType.RETRY for e in events):
-            self.task.cancel()
 
-
-async def _crash_during_a_wait(store: SQLiteStore, server: FaultServer, agent: Agent) -> str:
-    cancel = _Cancel()
+async def _crash_during_a_wait(
+    store: SQLiteStore, server: FaultServer, agent: Agent, clock: FakeClock,
+) -> str:
     run_id = "run_crashed_while_waiting"
-    cancel.task = asyncio.ensure_future(
-        Runner(store, observers=[cancel]).run(agent, "look up", run_id=run_id))
-    with pytest.raises(asyncio.CancelledError):
-        await cancel.task
+    crashing = _CancelOnRetry(store.path)
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.ensure_future(
+                runner_on(crashing, clock).run(agent, "look up", run_id=run_id))
+    finally:
+        await crashing.close()
     (summary,) = [r for r in await store.runs() if r.run_id == run_id]
     assert summary.status == RunStatus.RUNNING
     return run_id
@@ -524,23 +545,31 @@ async def test_a_journaled_retry_after_is_waited_out_after_a_crash(
 ) -> None:
     server.set_plan([Fault(kind="rate_limit", retry_after_s=30)])
     agent = agent_for(server.base_url, policy=Policy(model_retry=RetryPolicy(max_delay_s=60)))
-    run_id = await _crash_during_a_wait(store, server, agent)
+    clock = FakeClock()
+    run_id = await _crash_during_a_wait(store, server, agent, clock)
+    slept = len(clock.sleeps)
     # Resumed with 5 s left before the deadline, it cannot wait 30 s: it fails on the
     # deadline instead of calling early (only the first request reached the server).
-    resumed = await Runner(store).resume(run_id, agent, budget={"max_seconds": 5})
+    resumed = await runner_on(store, clock).resume(run_id, agent, budget={"max_seconds": 5})
     await agent.model.aclose()  # type: ignore[union-attr]
     assert resumed.status == RunStatus.FAILED
     assert type(resumed.error).__name__ == "BudgetExceededError"
     assert len(server.received) == 1
+    assert clock.sleeps[slept:] == []  # the resumed run never waited, not even a part
 
 
 async def test_a_retry_whose_wait_has_passed_goes_ahead_on_resume(
     store: SQLiteStore, server: FaultServer
 ) -> None:
-    server.set_plan([Fault(kind="rate_limit", retry_after_s=0.2)])
+    server.set_plan([Fault(kind="rate_limit", retry_after_s=20)])
     agent = agent_for(server.base_url)
-    run_id = await _crash_during_a_wait(store, server, agent)
-    resumed = await Runner(store).resume(run_id, agent, budget={"max_seconds": 600})
+    clock = FakeClock()
+    run_id = await _crash_during_a_wait(store, server, agent, clock)
+    clock.advance(5)  # the process was down for 5 s of the 20
+    slept = len(clock.sleeps)
+    resumed = await runner_on(store, clock).resume(run_id, agent,
+                                                   budget={"max_seconds": 600})
+    assert clock.sleeps[slept] == pytest.approx(15)  # what was left of the wait
     await agent.model.aclose()  # type: ignore[union-attr]
     assert resumed.status == RunStatus.COMPLETED
     events = await store.read(run_id)
@@ -583,7 +612,7 @@ async def test_whatever_a_model_raises_is_classified_and_the_run_fails_cleanly(
 
     model: Any = NotAModel() if raised is None else FunctionModel(fail)
     agent = Agent(name="exotic", model=model, policy=TIGHT)
-    result = await asyncio.wait_for(Runner(store).run(agent, "hi"), GUARD_S)
+    result = await asyncio.wait_for(runner_on(store).run(agent, "hi"), GUARD_S)
     assert result.status == RunStatus.FAILED
     assert type(result.error).__name__ == expected
     events = await store.read(result.run_id)
@@ -593,7 +622,7 @@ async def test_whatever_a_model_raises_is_classified_and_the_run_fails_cleanly(
 async def test_an_oversized_answer_is_not_the_runs_output(store: SQLiteStore) -> None:
     model = FunctionModel(lambda request: "x" * 5_000)
     policy = Policy(model_retry=FAST.model_retry, max_response_chars=1_000)
-    result = await Runner(store).run(Agent(name="big", model=model, policy=policy), "hi")
+    result = await runner_on(store).run(Agent(name="big", model=model, policy=policy), "hi")
     assert result.status == RunStatus.FAILED and result.output is None
     events = await store.read(result.run_id)
     error = events[-2].payload
@@ -610,7 +639,7 @@ async def test_an_oversized_truncated_answer_is_rejected_not_repaired(store: SQL
 
     policy = Policy(model_retry=FAST.model_retry, max_response_chars=1_000)
     agent = Agent(name="big", model=FunctionModel(runaway), policy=policy)
-    result = await Runner(store).run(agent, "hi")
+    result = await runner_on(store).run(agent, "hi")
     assert result.status == RunStatus.FAILED
     events = await store.read(result.run_id)
     assert not of(events, EventType.MODEL_RESPONSE)  # never in the conversation

@@ -10,10 +10,13 @@ import asyncio
 import threading
 from typing import Any
 
+import pytest
+
 from tether.core import EventType, RunStatus, ToolCall
 from tether.models import FunctionModel, ModelRequest, ScriptedModel
 from tether.runtime import Agent, Policy, Runner
 from tether.store import SQLiteStore
+from tether.testing import FakeClock
 from tether.tools import NOT_APPLIED, ToolContext, tool
 
 FAST = Policy(tool_stop_grace_s=0.2)
@@ -85,13 +88,15 @@ async def test_an_idempotent_tool_in_doubt_is_retried_with_the_same_key(
 
     agent = Agent(name="pay", model=ScriptedModel([ToolCall.of("charge"), "ok"]),
                   tools=[charge], policy=FAST)
-    result = await Runner(store).run(agent, "pay")
+    clock = FakeClock()  # the retry's backoff takes no time; the tool's timeout does
+    result = await Runner(store, clock=clock).run(agent, "pay")
     gate.set()
     events = await store.read(result.run_id)
     assert result.status == RunStatus.COMPLETED
     assert len(keys) == 2 and len(set(keys)) == 1
     (retry,) = [e for e in events if e.type == EventType.RETRY]
     assert retry.payload["outcome"] == "unknown"
+    assert clock.sleeps == [pytest.approx(retry.payload["delay_s"], abs=1e-4)]
 
 
 async def test_an_async_tool_cancelled_mid_call_is_reconciled(store: SQLiteStore) -> None:
@@ -153,29 +158,10 @@ async def test_no_tool_starts_once_the_deadline_has_passed(store: SQLiteStore) -
         ran.append(1)
         return "acted"
 
-    class Late:
-        """A clock that jumps past the deadline once the model has answered."""
-
-        def __init__(self) -> None:
-            self.offset = 0.0
-
-        def now(self) -> float:
-            import time
-
-            return time.time() + self.offset
-
-        def monotonic(self) -> float:
-            import time
-
-            return time.monotonic() + self.offset
-
-        async def sleep(self, seconds: float) -> None:
-            await asyncio.sleep(seconds)
-
-    clock = Late()
+    clock = FakeClock()
 
     def answer(request: ModelRequest) -> Any:
-        clock.offset = 100.0  # the model call "took" 100 s
+        clock.advance(100)  # the model call "took" 100 s
         return ToolCall.of("act")
 
     agent = Agent(name="t", model=FunctionModel(answer), tools=[act],

@@ -19,8 +19,10 @@ from tether.core import (
     ToolCall,
 )
 from tether.models import FunctionModel, ModelRequest, ScriptedModel
-from tether.runtime import Agent, BreakerSettings, Budget, Policy, RetryPolicy, Runner
+from tether.runtime import Agent, BreakerSettings, Budget, Policy, Runner
+from tether.runtime._policy import PROBE_POLL_S
 from tether.store import SQLiteStore
+from tether.testing import FakeClock
 from tether.tools import ToolContext, tool
 
 
@@ -49,18 +51,29 @@ async def test_an_interrupted_probe_does_not_leave_the_breaker_half_open(
 async def test_runs_waiting_on_a_half_open_probe_do_not_spend_their_attempts(
     store: SQLiteStore,
 ) -> None:
+    clock = FakeClock()
+    calls = 0
+
     async def slow(request: ModelRequest) -> str:
-        await asyncio.sleep(0.3)
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # the probe: it answers once both other runs wait on it
+            while clock.sleeps.count(PROBE_POLL_S) < 2:  # noqa: ASYNC110 - no event to await
+                await asyncio.sleep(0)
         return "fine"
 
-    policy = Policy(model_retry=RetryPolicy(base_delay_s=0.01, max_delay_s=0.02),
-                    breaker=BreakerSettings(failure_threshold=1, reset_timeout_s=0.0))
+    policy = Policy(breaker=BreakerSettings(failure_threshold=1, reset_timeout_s=30))
     agent = Agent(name="a", model=FunctionModel(slow), policy=policy)
-    runner = Runner(store)
+    runner = Runner(store, clock=clock)
     breaker = runner.breakers.get("model:scripted:function", policy.breaker)
-    breaker.state, breaker.opened_at = "open", 0.0
-    results = await asyncio.gather(*(runner.run(agent, f"t{i}") for i in range(3)))
+    breaker.state, breaker.opened_at = "open", clock.monotonic() - 30  # a probe is due
+    results = await asyncio.wait_for(
+        asyncio.gather(*(runner.run(agent, f"t{i}") for i in range(3))), 60)
     assert [r.status for r in results] == [RunStatus.COMPLETED] * 3
+    for result in results:
+        events = await store.read(result.run_id)
+        assert not [e for e in events if e.type == EventType.RETRY]  # no attempt spent
+    assert set(clock.sleeps) == {PROBE_POLL_S}  # they polled; no backoff
 
 
 async def test_resuming_cleanly_stopped_runs_never_quarantines_them(store: SQLiteStore) -> None:

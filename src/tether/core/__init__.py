@@ -38,7 +38,7 @@ from ._errors import (
     UsageError,
 )
 from ._events import JOURNAL_FORMAT, STATUS_AFTER, Event, EventType, message_of
-from ._ids import Clock, SystemClock, new_id
+from ._ids import Clock, IdSource, SystemClock, SystemIds, new_id
 from ._messages import Artifact, Message, Role, ToolCall, ToolResult, ToolSpec, Usage
 from ._payloads import (
     PAYLOADS,
@@ -100,6 +100,7 @@ __all__ = [
     "FallbackPayload",
     "FatalModelError",
     "FindingPayload",
+    "IdSource",
     "LeaseLostError",
     "MemoryRecallPayload",
     "MemoryWorkingPayload",
@@ -143,6 +144,7 @@ __all__ = [
     "SubrunCompletedPayload",
     "SubrunStartedPayload",
     "SystemClock",
+    "SystemIds",
     "TetherError",
     "ToolCall",
     "ToolDefinitionError",

@@ -8,12 +8,8 @@ the journal; the model gets a note saying how much was left out.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..core import ContextLengthError, EventType
-
-if TYPE_CHECKING:
-    from ._execution import Execution
+from ._call import Journaling
 
 
 def droppable_range(roles: list[str]) -> tuple[int, int] | None:
@@ -32,16 +28,16 @@ def droppable_range(roles: list[str]) -> tuple[int, int] | None:
     return min(after_task, starts[0]), keep_from
 
 
-async def compact(ex: Execution, step: int, error: ContextLengthError) -> bool:
+async def compact(journal: Journaling, step: int, error: ContextLengthError) -> bool:
     """Commit a compaction of the context; False if there is nothing left to drop."""
-    state = ex.state
+    state = journal.state
     span = droppable_range([m.role for m in state.messages])
     if span is None:
         return False
     start, end = span
     note = (f"[{end - start} earlier messages of this conversation were left out to fit "
             "the model's context window; they are kept in the run's journal.]")
-    await ex.commit([ex.event(EventType.DECISION, step, {
+    await journal.commit([journal.event(EventType.DECISION, step, {
         "decision": "compact",
         "options": ["drop_oldest_turns", "fail"],
         "chosen": "drop_oldest_turns",

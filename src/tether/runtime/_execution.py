@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Sequence
+from typing import Any, cast
 
 from ..core import (
     BudgetExceededError,
-    ConfigurationError,
     Event,
     EventType,
     Message,
@@ -28,24 +27,23 @@ from ..core import (
     RunStatus,
     TetherError,
     ToolCall,
-    UsageError,
     visible,
 )
 from ..models import Model, ModelRequest, ModelResponse
-from ..store import Lease, SQLiteStore
+from ..store import Lease
 from ..tools import FunctionToolset, still_running
 from ._agent import Agent
 from ._budget import Budget
+from ._call import CallContext, Host, failure_event, request_payload
+from ._journal import Journal, Within
 from ._memory import RunMemory
-from ._model_call import call_model, request_payload
+from ._model_call import call_model
 from ._policy import truncation_note
 from ._result import RunResult
 from ._state import OpenCall, RunState
+from ._stream import complete
 from ._tool_call import InDoubt, reconcile, run_tool, tool_span
 from ._toolsets import RunTools, attention
-
-if TYPE_CHECKING:
-    from ._runner import Runner
 
 
 def _resolve_model(model: Model | str | None) -> Model:
@@ -68,93 +66,18 @@ def result_of(state: RunState) -> RunResult:
     )
 
 
-class Journal:
-    """Appends a run's events: numbers them, seals them, commits them, folds them into
-    the state, and hands them to the observers. Everything a run writes goes through
-    :meth:`commit`."""
+class Execution:
+    """Drives one run in this process; all it knows is folded from the journal it
+    holds. Its calls (model, tools, compaction) get a :class:`CallContext`, not it."""
 
-    def __init__(self, runner: Runner, state: RunState) -> None:
+    def __init__(self, runner: Host, agent: Agent, state: RunState) -> None:
         self.runner = runner
-        self.state = state
-        self.lock = asyncio.Lock()
-        #: The run's lease, taken by the first commit; every later commit is fenced by it.
-        self.lease: Lease | None = None
-
-    def event(
-        self, kind: EventType, step: int, payload: dict[str, Any], *,
-        span: str | None = None, duration_ms: float | None = None,
-    ) -> Event:
-        """An event to commit; ``seq`` is assigned by :meth:`commit`."""
-        parent = None if span is None else (f"s{step}" if "." in span else "run")
-        return Event(run_id=self.state.run_id, seq=0, type=kind, step=step,
-                     ts=self.runner.clock.now(), payload=payload, span_id=span,
-                     parent_span_id=parent, duration_ms=duration_ms)
-
-    async def commit(self, events: list[Event], *, within: Within | None = None) -> None:
-        """Append ``events`` in one transaction (redacted, originals sealed), then fold
-        the originals into the state; observers get what the journal shows.
-
-        ``within`` (a SQLite store only) runs inside that transaction with its
-        connection and the ``seq`` that follows ``events``; the events it returns
-        (a ``memory.write`` for the rows it wrote) are numbered, sealed and committed
-        with them.
-
-        The first commit takes the run's lease (``RunLeasedError`` if another live
-        process drives the run); every later one is fenced by it (``LeaseLostError``
-        once another process took the run over: nothing is written)."""
-        seal = self.runner.sealer.seal
-        async with self.lock:
-            first = self.state.seq + 1
-            numbered = _numbered(events, first)
-            stored = [seal(e) for e in numbered]
-            extra: list[Event] = []
-            if within is not None:
-                if self.lease is None:
-                    raise UsageError("a commit with work inside it needs the run's lease",
-                                     hint="commit run.started first")
-
-                def hook(db: Any) -> list[Event]:
-                    extra[:] = _numbered(within(db, first + len(events)),
-                                         first + len(events))
-                    return [seal(e) for e in extra]
-
-                store = self.runner.store
-                if not isinstance(store, SQLiteStore):
-                    raise ConfigurationError(
-                        "memory writes need a SQLite store (they commit with their events)",
-                        hint="run agents with memory on the default SQLiteStore")
-                await store.append(stored, lease=self.lease, within=hook)
-            elif self.lease is None:
-                self.lease = await self.runner.take_lease(stored)
-            else:
-                await self.runner.store.append(stored, lease=self.lease)
-            for e in [*numbered, *extra]:
-                self.state.apply(e)
-        if self.runner.stream.subscribed:
-            shown = [*stored, *(seal(e) for e in extra)]
-            self.runner.notify([visible(e) for e in shown])
-
-
-def _numbered(events: Sequence[Event], first: int) -> list[Event]:
-    return [
-        Event(run_id=e.run_id, seq=first + i, type=e.type, step=e.step, ts=e.ts,
-              payload=e.payload, span_id=e.span_id, parent_span_id=e.parent_span_id,
-              duration_ms=e.duration_ms)
-        for i, e in enumerate(events)
-    ]
-
-
-#: Work inside a commit's transaction: gets the connection and the next free ``seq``,
-#: returns the events to commit with the rows it wrote.
-Within = Callable[[Any, int], list[Event]]
-
-
-class Execution(Journal):
-    """Drives one run in this process; all it knows is folded from the journal."""
-
-    def __init__(self, runner: Runner, agent: Agent, state: RunState) -> None:
-        super().__init__(runner, state)
+        self.journal = Journal(runner, state)
+        #: The run's state, folded from its journal (the journal's, updated in place).
+        self.state: RunState = state
         self.agent = agent
+        self._context: CallContext | None = None
+        self._overrides: dict[str, Any] = {}
         #: Done once the run is asked to stop (Ctrl-C): no new work starts, calls in
         #: flight get ``Policy.tool_stop_grace_s`` to end, then the run is paused.
         self.interrupted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -174,6 +97,45 @@ class Execution(Journal):
         self.owned = [m for m, spec in zip(self.models, specs, strict=True)
                       if not isinstance(spec, Model)]
 
+    # -- the journal it holds ----------------------------------------------------------
+
+    @property
+    def lease(self) -> Lease | None:
+        """The run's lease, once the first commit took it."""
+        return self.journal.lease
+
+    def event(
+        self, kind: EventType, step: int, payload: dict[str, Any], *,
+        span: str | None = None, duration_ms: float | None = None,
+    ) -> Event:
+        """An event of this run (see :meth:`Journal.event`)."""
+        return self.journal.event(kind, step, payload, span=span, duration_ms=duration_ms)
+
+    async def commit(self, events: list[Event], *, within: Within | None = None) -> None:
+        """Commit ``events`` in one transaction (see :meth:`Journal.commit`)."""
+        await self.journal.commit(events, within=within)
+
+    def context(self) -> CallContext:
+        """What this run's calls get to work with: built once, and again only when a
+        ``budget`` event raised the budget (the hot path builds nothing per step)."""
+        context, overrides = self._context, self.state.budget_overrides
+        if context is None or overrides != self._overrides:
+            runner = self.runner
+            context = self._context = CallContext(
+                journal=self.journal, policy=self.agent.policy, budget=self.budget,
+                clock=runner.clock, rng=runner.rng, ids=runner.ids,
+                breakers=runner.breakers, interrupted=self.interrupted,
+                request_events=self.request_events, handle=self, attempt=self._attempt,
+                working_view=None if self.memory is None else self.memory.working_view,
+                take_working=None if self.memory is None else self.memory.take_working,
+            )
+            self._overrides = dict(overrides)
+        return context
+
+    async def _attempt(self, model: Model, request: ModelRequest) -> ModelResponse:
+        """One model attempt; live subscribers of this run's tokens get them as they come."""
+        return await complete(self, model, request)
+
     def interrupt(self) -> None:
         """Stop taking new work: a model call in flight is abandoned (it has no effect),
         tool calls in flight are asked to stop, every outcome that finished is
@@ -183,8 +145,6 @@ class Execution(Journal):
         if self._model_task is not None:
             self._model_task.cancel()
 
-    # -- journal --------------------------------------------------------------------
-
     async def fail(
         self, error: TetherError, reason: str, *, step: int | None = None,
         events: Sequence[Event] = (), **extra: Any,
@@ -192,37 +152,19 @@ class Execution(Journal):
         """Commit ``run.failed`` (after ``events``, in the same transaction) at ``step``:
         the step whose model call failed, else the last completed one."""
         step = self.state.step if step is None else step
-        error.run_id, error.step = self.state.run_id, step
-        await self.commit([*events, self.event(EventType.RUN_FAILED, step, {
-            "reason": reason, "error": error.to_dict(), **extra,
-        })])
+        await self.commit([*events, failure_event(self.journal, error, reason, step, **extra)])
 
     # -- budgets and deadlines --------------------------------------------------------
 
     @property
     def budget(self) -> Budget:
+        """The agent's budget, raised by the run's ``budget`` events."""
         overrides = self.state.budget_overrides
         return self.agent.budget.raised(overrides) if overrides else self.agent.budget
 
     def remaining_s(self) -> float | None:
         """Seconds left before the run's deadline, if it has one."""
-        deadline = self.budget.deadline(self.state.started_at)
-        return None if deadline is None else deadline - self.runner.clock.now()
-
-    def deadline_error(self) -> BudgetExceededError:
-        allowed = self.budget.max_seconds or 0.0
-        return BudgetExceededError(
-            f"the run reached its max_seconds budget of {allowed:g} s",
-            hint="resume it with a raised budget: tether resume RUN_ID --budget max_seconds=...",
-            limit="max_seconds", used=self.runner.clock.now() - self.state.started_at,
-            allowed=allowed,
-        )
-
-    def check_deadline(self, delay: float, error: BaseException) -> None:
-        """Refuse to wait ``delay`` seconds for a retry that would end past the deadline."""
-        remaining = self.remaining_s()
-        if remaining is not None and delay >= remaining:
-            raise self.deadline_error() from error
+        return self.context().remaining_s()
 
     def check_budgets(self) -> None:
         state = self.state
@@ -336,7 +278,8 @@ class Execution(Journal):
         self._model_task = asyncio.current_task()
         try:
             # Retries, fallbacks, compaction; a failed call commits the run's failure.
-            answer = await call_model(self, request)
+            shrink = None if self.memory is None else self.memory.shrink
+            answer = await call_model(self.context(), self.models, request, shrink=shrink)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if self.interrupted.done() and task is not None and task.uncancel() == 0:
@@ -503,10 +446,11 @@ class Execution(Journal):
                                      "process", running=True)
             if not tool.reconcilable:
                 return call, InDoubt("not idempotent, and no reconcile hook", running=False)
-            doubt = await reconcile(self, tool, call, after="the process stopped during "
-                                    "the call", run_again=True)
+            doubt = await reconcile(self.context(), self.tools, tool, call,
+                                    after="the process stopped during the call",
+                                    run_again=True)
         else:
-            doubt = await run_tool(self, call)
+            doubt = await run_tool(self.context(), self.tools, call)
         return None if doubt is None else (call, doubt)
 
 

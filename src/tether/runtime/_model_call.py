@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..core import (
     BudgetExceededError,
@@ -35,13 +35,19 @@ from ..core import (
 )
 from ..models import Model, ModelRequest, ModelResponse
 from ..models._answer import TruncatedResponseError
+from ._call import CallContext, commit_transition, failure_event
 from ._compaction import compact
-from ._policy import GiveUp, MoveOn, after_model_failure, error_class, resume_wait
-from ._stream import complete
-
-if TYPE_CHECKING:
-    from ._execution import Execution
-    from ._state import RunState
+from ._policy import (
+    AwaitProbe,
+    GiveUp,
+    MoveOn,
+    Poll,
+    after_model_failure,
+    error_class,
+    resume_wait,
+    when_breaker_refuses,
+)
+from ._state import RunState
 
 
 def _public_url(url: str) -> str:
@@ -83,19 +89,6 @@ class ChainExhaustedError(TransientModelError):
     """Every model of the chain failed or is unavailable."""
 
 
-def request_payload(state: RunState, request: ModelRequest, model: Model) -> dict[str, Any]:
-    """The ``model.request`` payload: what is new since the previous request."""
-    return {
-        "provider": model.provider,
-        "model": model.model_name,
-        "prefix": state.sent,
-        # Messages that earlier events hold are referenced, not copied.
-        "new": [{"event": origin} if origin else m.model_dump(exclude_defaults=True)
-                for m, origin in zip(request.messages[state.sent:], state.origins[state.sent:],
-                                     strict=True)],
-    }
-
-
 #: Characters of a rejected or failed answer kept in ``model.error``.
 OUTPUT_KEPT = 20_000
 
@@ -114,7 +107,7 @@ class _Trace:
 
 
 def _error_events(
-    ex: Execution, request: ModelRequest, model: Model, key: str, error: TetherError,
+    ctx: CallContext, request: ModelRequest, model: Model, key: str, error: TetherError,
     attempts: dict[str, int],
 ) -> list[Event]:
     """``model.request`` and ``model.error`` for a call (or a rejected answer) that failed."""
@@ -127,30 +120,37 @@ def _error_events(
     if isinstance(output, str) and output:
         payload["output"] = output[:OUTPUT_KEPT]
     span = f"s{request.step}.m"
-    return [*ex.request_events(request, model),
-            ex.event(EventType.MODEL_ERROR, request.step, payload, span=span)]
+    return [*ctx.model_request_events(request, model),
+            ctx.journal.event(EventType.MODEL_ERROR, request.step, payload, span=span)]
+
+
+#: Fits the prompt back into the context window (an agent with memory rebuilds it
+#: under a lower budget); True if it did and the step may ask again.
+Shrink = Callable[[int, ContextLengthError], Awaitable[bool]]
 
 
 async def call_model(
-    ex: Execution, request: ModelRequest
+    ctx: CallContext, chain: Sequence[Model], request: ModelRequest, *,
+    shrink: Shrink | None = None,
 ) -> tuple[Model, ModelResponse, float] | None:
-    """One answer to ``request`` from the first model of the chain that gives one.
+    """One answer to ``request`` from the first model of ``chain`` that gives one.
 
     Returns the model that answered, its response, and the latency of the successful
     attempt in milliseconds; or None when there is no answer this time: the context
-    was compacted (ask again), or the call failed and the run's failure is committed
-    (``model.request``, ``model.error`` and ``run.failed`` in one transaction).
+    was shrunk (``shrink``) or compacted (ask again), or the call failed and the run's
+    failure is committed (``model.request``, ``model.error`` and ``run.failed`` in one
+    transaction).
     """
-    chain = ex.models
     keys = chain_keys(chain)
     trace = _Trace(model=chain[0])
+    state = ctx.journal.state
     try:
-        return await _call_chain(ex, request, keys, trace)
+        return await _call_chain(ctx, chain, request, keys, trace)
     except ContextLengthError as e:
-        if ex.memory is not None:  # rebuild the prompt under a lower budget
-            if await ex.memory.shrink(request.step, e):
+        if shrink is not None:  # rebuild the prompt under a lower budget
+            if await shrink(request.step, e):
                 return None
-        elif not ex.state.compacted and await compact(ex, request.step, e):
+        elif not state.compacted and await compact(ctx.journal, request.step, e):
             return None
         reason = "context_length_exceeded"
         error: TetherError = e
@@ -158,28 +158,29 @@ async def call_model(
         reason, error = "budget_exceeded", e
     except TetherError as e:
         reason, error = "model_error", e
-    key = keys[chain.index(trace.model)]
-    attempts = trace.attempts(ex.state, keys)
-    await ex.fail(error, reason, step=request.step,
-                  events=_error_events(ex, request, trace.model, key, error, attempts),
-                  **({"tried": attempts} if reason == "model_error" and attempts else {}))
+    key = keys[list(chain).index(trace.model)]
+    attempts = trace.attempts(state, keys)
+    events = _error_events(ctx, request, trace.model, key, error, attempts)
+    await ctx.journal.commit([*events, failure_event(
+        ctx.journal, error, reason, request.step,
+        **({"tried": attempts} if reason == "model_error" and attempts else {}))])
     return None
 
 
 async def _call_chain(
-    ex: Execution, request: ModelRequest, keys: list[str], trace: _Trace
+    ctx: CallContext, chain: Sequence[Model], request: ModelRequest, keys: list[str],
+    trace: _Trace,
 ) -> tuple[Model, ModelResponse, float]:
-    chain = ex.models
     last_error: ModelError | None = None
     for index, model in enumerate(chain):
         following = chain[index + 1] if index + 1 < len(chain) else None
         try:
-            return await _call_with_retries(ex, model, keys[index], request, trace,
+            return await _call_with_retries(ctx, model, keys[index], request, trace,
                                             has_fallback=following is not None)
         except _MoveOn as move:
             last_error = move.error
             if following is not None:
-                await ex.commit([ex.event(EventType.FALLBACK, request.step, {
+                await ctx.journal.commit([ctx.journal.event(EventType.FALLBACK, request.step, {
                     "from_model": model_label(model), "to_model": model_label(following),
                     "from_key": keys[index], "to_key": keys[index + 1],
                     "reason": move.reason, "error": move.error.to_dict(),
@@ -195,25 +196,20 @@ class _MoveOn(Exception):  # noqa: N818 - internal control flow, never escapes
         self.reason = reason
 
 
-#: How often a caller refused during another caller's half-open probe looks again.
-PROBE_POLL_S = 0.05
-
-
 async def _call_with_retries(
-    ex: Execution, model: Model, key: str, request: ModelRequest, trace: _Trace,
+    ctx: CallContext, model: Model, key: str, request: ModelRequest, trace: _Trace,
     *, has_fallback: bool,
 ) -> tuple[Model, ModelResponse, float]:
-    breaker = ex.runner.breakers.get(key, ex.agent.policy.breaker)
-    clock = ex.runner.clock
+    breaker = ctx.breakers.get(key, ctx.policy.breaker)
+    clock, journal, step = ctx.clock, ctx.journal, request.step
     # After a crash in the middle of a retry's wait, wait out the rest first.
-    wait = resume_wait(ex.state.model_not_before.get(key), clock.now())
+    wait = resume_wait(journal.state.model_not_before.get(key), clock.now())
     if wait > 0:
-        ex.check_deadline(wait, TransientModelError("waiting out a journaled retry"))
-        await asyncio.sleep(wait)
+        ctx.check_deadline(wait, TransientModelError("waiting out a journaled retry"))
+        await clock.sleep(wait)
     while True:
         allowed, transition = breaker.before_call(clock.monotonic())
-        if transition:
-            await ex.commit([ex.event(EventType.BREAKER, request.step, transition.payload())])
+        await commit_transition(journal, transition, step)
         if not allowed:
             wait = breaker.retry_in(clock.monotonic())
             error = ChainExhaustedError(
@@ -222,56 +218,53 @@ async def _call_with_retries(
                 hint="configure a fallback model, or wait for the provider to recover",
                 provider=model.provider, model=model.model_name,
             )
-            if has_fallback:
-                raise _MoveOn(error, "circuit breaker open")
-            if breaker.state == "half_open":
+            refusal = when_breaker_refuses(has_fallback=has_fallback,
+                                           half_open=breaker.state == "half_open",
+                                           retry_in_s=wait)
+            if isinstance(refusal, MoveOn):
+                raise _MoveOn(error, refusal.reason)
+            if isinstance(refusal, Poll):
                 # Another run is probing: wait for its verdict, which costs no attempt.
-                ex.check_deadline(PROBE_POLL_S, error)
-                await asyncio.sleep(PROBE_POLL_S)
-            else:  # open: wait for the probe like any retry (it counts as an attempt)
-                await _decide(ex, model, key, request, error, trace, has_fallback=False,
-                              minimum=wait)
+                ctx.check_deadline(refusal.delay_s, error)
+                await clock.sleep(refusal.delay_s)
+            elif isinstance(refusal, AwaitProbe):  # like any retry (an attempt)
+                await _decide(ctx, model, key, request, error, trace, has_fallback=False,
+                              minimum=refusal.minimum_delay_s)
             continue
         trace.model = model
         started = clock.monotonic()
         try:
-            response = await _attempt(ex, model, request)
+            response = await _attempt(ctx, model, request)
         except TruncatedResponseError as cut:
             # The model answered, at length: show it its answer and ask for a shorter
             # one (the repair path), rather than sending the same prompt again.
             response = cut.response
         except ContextLengthError:
-            transition = breaker.on_success()  # the provider answered: it is up
-            if transition:
-                await ex.commit([ex.event(EventType.BREAKER, request.step,
-                                          transition.payload())])
+            # The provider answered: it is up.
+            await commit_transition(journal, breaker.on_success(), step)
             raise
         except ModelError as error:
-            transition = breaker.on_failure(clock.monotonic(), type(error).__name__)
-            if transition:
-                await ex.commit([ex.event(EventType.BREAKER, request.step,
-                                          transition.payload())])
-            await _decide(ex, model, key, request, error, trace, has_fallback=has_fallback,
+            await commit_transition(
+                journal, breaker.on_failure(clock.monotonic(), type(error).__name__), step)
+            await _decide(ctx, model, key, request, error, trace, has_fallback=has_fallback,
                           breaker_open=breaker.state == "open")
             continue
         except BaseException:
             breaker.release()  # deadline, cancellation: the probe ended undecided
             raise
-        transition = breaker.on_success()
-        if transition:
-            await ex.commit([ex.event(EventType.BREAKER, request.step, transition.payload())])
+        await commit_transition(journal, breaker.on_success(), step)
         return model, response, (clock.monotonic() - started) * 1000
 
 
 async def _decide(
-    ex: Execution, model: Model, key: str, request: ModelRequest, error: ModelError,
+    ctx: CallContext, model: Model, key: str, request: ModelRequest, error: ModelError,
     trace: _Trace, *, has_fallback: bool, breaker_open: bool = False, minimum: float = 0.0,
 ) -> None:
     """Act on :func:`after_model_failure`: journal a retry and wait, or raise."""
-    attempt = ex.state.model_attempts.get(key, 0) + 1
+    attempt = ctx.journal.state.model_attempts.get(key, 0) + 1
     decision = after_model_failure(
-        error, attempt=attempt, retry=ex.agent.policy.model_retry, rng=ex.runner.rng,
-        has_fallback=has_fallback, breaker_open=breaker_open, remaining_s=ex.remaining_s(),
+        error, attempt=attempt, retry=ctx.policy.model_retry, rng=ctx.rng,
+        has_fallback=has_fallback, breaker_open=breaker_open, remaining_s=ctx.remaining_s(),
         minimum_delay_s=minimum,
     )
     if isinstance(decision, MoveOn):
@@ -280,18 +273,18 @@ async def _decide(
     if isinstance(decision, GiveUp):
         trace.final.add(key)
         if decision.deadline:
-            raise ex.deadline_error() from error
+            raise ctx.deadline_error() from error
         raise error
     events: list[Event] = []
     if isinstance(error, ModelBehaviorError):  # a rejected answer: journal what it was
-        events = _error_events(ex, request, model, key, error, {key: attempt})
-    events.append(ex.event(EventType.RETRY, request.step, {
+        events = _error_events(ctx, request, model, key, error, {key: attempt})
+    events.append(ctx.journal.event(EventType.RETRY, request.step, {
         "target": "model", "model_key": key, "provider": model.provider,
         "model": model.model_name, "attempt": attempt, "error": error.to_dict(),
         "error_class": error_class(error), "delay_s": round(decision.delay_s, 4),
     }))
-    await ex.commit(events)
-    await asyncio.sleep(decision.delay_s)
+    await ctx.journal.commit(events)
+    await ctx.clock.sleep(decision.delay_s)
 
 
 _NEVER_CAUGHT = (KeyboardInterrupt, SystemExit, GeneratorExit)
@@ -333,28 +326,31 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     return found
 
 
-async def _attempt(ex: Execution, model: Model, request: ModelRequest) -> ModelResponse:
+async def _attempt(ctx: CallContext, model: Model, request: ModelRequest) -> ModelResponse:
     """One attempt, bounded as a whole by the model timeout (the policy's or the
     request's, whichever is shorter) and the run's deadline; whatever the model
     raises or returns comes out classified."""
-    policy = ex.agent.policy
+    policy = ctx.policy
     limits = [t for t in (policy.model_timeout_s, request.settings.timeout_s) if t]
     timeout = min(limits) if limits else None
-    remaining = ex.remaining_s()
+    remaining = ctx.remaining_s()
     if remaining is not None:
         if remaining <= 0:
-            raise ex.deadline_error()
+            raise ctx.deadline_error()
         timeout = remaining if timeout is None else min(timeout, remaining)
     try:
+        attempt = ctx.attempt
         if timeout is None:
-            response = await complete(ex, model, request)
+            response = await (model.complete(request) if attempt is None
+                              else attempt(model, request))
         else:
             # asyncio.timeout, not wait_for: no extra task per call on the hot path.
             async with asyncio.timeout(timeout):
-                response = await complete(ex, model, request)
+                response = await (model.complete(request) if attempt is None
+                                  else attempt(model, request))
     except TimeoutError as e:
         if remaining is not None and timeout is not None and timeout >= remaining:
-            raise ex.deadline_error() from e
+            raise ctx.deadline_error() from e
         raise TransientModelError(
             f"{model_label(model)} gave no complete answer within {timeout:g} s",
             hint="raise Policy.model_timeout_s if the model is slow but healthy",

@@ -14,7 +14,7 @@ The caller does the I/O.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 
 from ..core import (
@@ -197,6 +197,90 @@ def after_model_failure(
     if remaining_s is not None and delay >= remaining_s:
         return GiveUp(deadline=True)
     return Retry(attempt=attempt, delay_s=delay)
+
+
+# --- decisions around a model's circuit breaker and a tool's failure (pure) ----------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Poll:
+    """Another caller is probing the half-open breaker: sleep ``delay_s`` and look again
+    (no attempt is spent, nothing is journaled)."""
+
+    delay_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AwaitProbe:
+    """The breaker is open and no model follows: wait for its probe like any retry
+    (an attempt, decided by :func:`after_model_failure` with this minimum delay)."""
+
+    minimum_delay_s: float
+
+
+#: How often a caller refused during another caller's half-open probe looks again.
+PROBE_POLL_S = 0.05
+
+
+def when_breaker_refuses(
+    *, has_fallback: bool, half_open: bool, retry_in_s: float,
+) -> MoveOn | Poll | AwaitProbe:
+    """What to do when a model's breaker refuses a call.
+
+    Args:
+        has_fallback: Whether another model follows in the chain.
+        half_open: Whether the breaker is half-open (another caller's probe is out).
+        retry_in_s: Seconds until the open breaker lets a probe through.
+    """
+    if has_fallback:
+        return MoveOn(reason="circuit breaker open")
+    if half_open:
+        return Poll(delay_s=PROBE_POLL_S)
+    return AwaitProbe(minimum_delay_s=retry_in_s)
+
+
+def after_tool_failure(
+    error: BaseException,
+    *,
+    attempt: int,
+    retry: RetryPolicy,
+    rng: random.Random,
+    idempotent: bool,
+    breaker_open: bool,
+    remaining_s: float | None,
+) -> Retry | GiveUp:
+    """What to do after failed attempt number ``attempt`` (1-based, counted from the
+    journal) of a tool call: retry it after a delay, or report the failure.
+
+    Only an idempotent tool is retried (a second attempt at another call could repeat
+    its effect), within its class's attempts, while its breaker is not open and the
+    wait ends before the run's deadline. The jitter is drawn in every case, so a seeded
+    ``rng`` gives the same delays whatever was decided before.
+    """
+    delay = retry.delay(attempt, error, rng)
+    if not idempotent or attempt >= retry.attempts_for(error) or breaker_open:
+        return GiveUp()
+    if remaining_s is not None and delay >= remaining_s:
+        return GiveUp(deadline=True)
+    return Retry(attempt=attempt, delay_s=delay)
+
+
+def tool_fallback(
+    error_type: str | None, *, fallback: str | None, available: Container[str],
+    already_fallen_back: bool,
+) -> str | None:
+    """The tool a failed call falls back to, or None.
+
+    Args:
+        error_type: The ``type`` of the call's error (``ModelRetry`` is not a failure:
+            the tool worked and asks the model to change its request).
+        fallback: The failed tool's ``fallback``.
+        available: The names of the agent's tools.
+        already_fallen_back: Whether the failed tool is itself a fallback (one hop only).
+    """
+    if already_fallen_back or fallback is None or fallback not in available:
+        return None
+    return None if error_type == "ModelRetry" else fallback
 
 
 def resume_wait(not_before: float | None, now: float) -> float:

@@ -17,6 +17,7 @@ from ..core import (
     ConfigurationError,
     Event,
     EventType,
+    IdSource,
     QuarantinedError,
     Redactor,
     RunLeasedError,
@@ -25,6 +26,7 @@ from ..core import (
     Sealer,
     SealKey,
     SystemClock,
+    SystemIds,
     TetherError,
     UsageError,
     new_id,
@@ -35,7 +37,8 @@ from ..tools import still_running
 from ._agent import Agent
 from ._breaker import BreakerBoard
 from ._budget import Budget
-from ._execution import Execution, Journal, result_of
+from ._execution import Execution, result_of
+from ._journal import Journal
 from ._lease import owner_alive_here, owner_dead, owner_id
 from ._memory import thread_runs
 from ._result import RunResult
@@ -63,7 +66,10 @@ class Runner:
     Args:
         store: Where runs are journaled: a Store, or the path of a SQLite file;
             default :func:`~tether.store.open_store`.
-        clock: Wall and monotonic time (injected so tests and replay are exact).
+        clock: Wall and monotonic time, and every wait of the step loop (retry backoff,
+            breaker probes, journaled waits): injected so tests skip time and replay is
+            exact (``tether.testing.FakeClock``). Leases are kept on real time: the
+            store's clock, shared with other processes.
         observers: Called with the committed events (live logs, exporters), each from a
             thread of its own fed by :attr:`stream`: a slow or failing observer never
             holds up a commit or the run.
@@ -81,6 +87,8 @@ class Runner:
         prices: The price table costs are computed from; its version is recorded.
         breakers: Circuit breakers shared by the runs this Runner drives.
         rng: Source of retry jitter.
+        ids: Source of new run ids; default :class:`~tether.core.SystemIds` on
+            ``clock`` (``tether.testing.SequentialIds`` makes them predictable).
         reviewers: Run on a run's journal whenever it stops (completed, failed, needs
             attention); what they return is committed as ``finding`` events. The CLI
             passes the doctor (:func:`tether.observe.finding_payloads`).
@@ -99,6 +107,7 @@ class Runner:
         prices: PriceTable = DEFAULT_PRICES,
         breakers: BreakerBoard | None = None,
         rng: random.Random | None = None,
+        ids: IdSource | None = None,
         reviewers: Sequence[Reviewer] = (),
         seal_key: SealKey | None = None,
         lease_ttl_s: float = 30.0,
@@ -124,6 +133,7 @@ class Runner:
         self.prices = prices
         self.breakers = breakers or BreakerBoard()
         self.rng = rng or random.Random()
+        self.ids: IdSource = ids or SystemIds(self.clock)
         self.reviewers = list(reviewers)
         self._live: set[Execution] = set()
         #: Leases kept after a drive ended while a call's thread it gave up on still runs.
@@ -178,12 +188,12 @@ class Runner:
             if not await self.stream.flush():
                 _log.warning("run %s: an observer is still behind after %g s; it goes on "
                              "in its thread", execution.state.run_id, self.stream.flush_s)
-            if _threads_running(execution) and execution.lease is not None:
-                task = asyncio.create_task(self._linger(execution))
+            if _threads_running(execution.journal) and execution.lease is not None:
+                task = asyncio.create_task(self._linger(execution.journal))
                 self._lingering.add(task)
                 task.add_done_callback(self._lingering.discard)
             else:
-                await self._release(execution)
+                await self._release(execution.journal)
 
     async def _linger(self, journal: Journal) -> None:
         """Keep the lease of a run that stopped while a call it gave up on still runs in
@@ -203,17 +213,18 @@ class Runner:
         finally:
             await self._release(journal)
 
-    async def _heartbeat(self, journal: Journal) -> None:
+    async def _heartbeat(self, execution: Execution) -> None:
         """Renew the lease while a long model or tool call keeps the run from committing;
-        once it is lost, stop taking new work (the next commit would be refused)."""
+        once it is lost, stop taking new work (the next commit would be refused).
+        On real time, not the injected clock: the lease expires on the store's clock."""
+        journal = execution.journal
         while journal.lease is not None:
             await asyncio.sleep(self.lease_ttl_s / 3)
             try:
                 await self.store.renew(journal.lease)
             except TetherError as e:
                 _log.error("run %s: %s", journal.state.run_id, e.message)
-                if isinstance(journal, Execution):
-                    journal.interrupt()
+                execution.interrupt()
                 return
 
     async def _release(self, journal: Journal) -> None:
@@ -246,7 +257,8 @@ class Runner:
             raise UsageError(f"a thread is a non-empty name of at most 200 characters, "
                              f"not {thread[:60] if isinstance(thread, str) else thread!r}",
                              hint='pass thread="support-ada" (any stable name)')
-        execution = Execution(self, agent, RunState(run_id=run_id or new_id("run_")))
+        execution = Execution(self, agent,
+                              RunState(run_id=run_id or new_id("run_", self.ids)))
         async with execution.tools:  # entered for the drive, exited however it ends
             return await self._start(execution, agent, task, agent_spec, parent, thread)
 
@@ -330,7 +342,7 @@ class Runner:
                 await execution.commit([execution.event(EventType.RUN_QUARANTINED, state.step, {
                     "error": error.to_dict(), "recoveries": state.recoveries})])
             finally:
-                await self._release(execution)
+                await self._release(execution.journal)
             return result_of(execution.state)
         events = [execution.event(EventType.RUN_RESUMED, state.step, {
             "attempt": state.recoveries + 1,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..core import (
     ApprovalRequired,
@@ -34,12 +34,10 @@ from ..core import (
     ToolUnavailableError,
 )
 from ..tools import NOT_APPLIED, ToolContext, ToolDef, as_result, still_running
-from ._policy import error_class
+from ._call import CallContext, ToolCalls, transition_events
+from ._eager import Awaiting, result_payload, start
+from ._policy import Retry, after_tool_failure, error_class, tool_fallback
 from ._state import OpenCall
-from ._toolsets import Awaiting, result_payload, start
-
-if TYPE_CHECKING:
-    from ._execution import Execution
 
 
 def tool_span(call: OpenCall) -> str:
@@ -75,7 +73,7 @@ class _NotStarted(Exception):
     """The call was never started (the run's deadline had passed): a definite outcome."""
 
 
-async def run_tool(ex: Execution, call: OpenCall) -> InDoubt | None:
+async def run_tool(ctx: CallContext, tools: ToolCalls, call: OpenCall) -> InDoubt | None:
     """Run ``call`` (or, after a fallback, the tool it fell back to) and commit its outcome.
 
     Falling back is committed *before* the fallback tool runs, so a crash in between
@@ -84,51 +82,53 @@ async def run_tool(ex: Execution, call: OpenCall) -> InDoubt | None:
     Returns why the call is in doubt, or None once its outcome is committed (or the run
     was interrupted and the call left open for the resume).
     """
-    tool = ex.tools[call.runs]
+    journal = ctx.journal
+    tool = tools[call.runs]
     events: list[Event] = []
-    outcome = await _run_with_retries(ex, tool, call, events)
-    if isinstance(outcome, Event):
+    outcome = await _run_with_retries(ctx, tools, tool, call, events)
+    if isinstance(outcome, Event) and outcome.type == EventType.TOOL_ERROR:
         error = outcome.payload.get("error") or {}
-        fallback = tool.fallback if call.runs == call.tool else None
-        if (outcome.type == EventType.TOOL_ERROR and fallback is not None
-                and fallback in ex.tools and error.get("type") != "ModelRetry"):
-            await ex.commit([*events, ex.event(EventType.FALLBACK, call.step, {
+        fallback = tool_fallback(error.get("type"), fallback=tool.fallback, available=tools,
+                                 already_fallen_back=call.runs != call.tool)
+        if fallback is not None:
+            await journal.commit([*events, journal.event(EventType.FALLBACK, call.step, {
                 "call_id": call.call_id, "from_tool": tool.name, "to_tool": fallback,
                 "reason": error.get("type"), "error": error,
             }, span=tool_span(call))])
             events = []
-            tool = ex.tools[fallback]
-            outcome = await _run_with_retries(ex, tool, call, events)
+            tool = tools[fallback]
+            outcome = await _run_with_retries(ctx, tools, tool, call, events)
     if isinstance(outcome, Event):
         # the call's working-memory entries commit with its outcome
-        working = ex.memory.take_working(call, tool.name) if ex.memory is not None else []
-        await ex.commit([*events, *working, outcome])
+        working = [] if ctx.take_working is None else ctx.take_working(call, tool.name)
+        await journal.commit([*events, *working, outcome])
         return None
     if events:
-        await ex.commit(events)
+        await journal.commit(events)
     if outcome is None or outcome.running or outcome.awaiting or not tool.reconcilable:
         return outcome
     # Stopped, outcome unknown: the hook can tell. If it did not take effect, that is a
     # definite failure the model is told about (running it again is the model's choice).
-    return await reconcile(ex, tool, call, after=outcome.why, run_again=False)
+    return await reconcile(ctx, tools, tool, call, after=outcome.why, run_again=False)
 
 
 async def reconcile(
-    ex: Execution, tool: ToolDef, call: OpenCall, *, after: str, run_again: bool
+    ctx: CallContext, tools: ToolCalls, tool: ToolDef, call: OpenCall, *, after: str,
+    run_again: bool,
 ) -> InDoubt | None:
     """Ask ``tool``'s reconcile hook whether ``call`` took effect and commit the answer.
 
     Applied: its result is recorded. Not applied: the call runs again (``run_again``,
     after a crash) or is recorded as failed. A hook that raises leaves the call in doubt.
     """
-    span = tool_span(call)
+    span, journal = tool_span(call), ctx.journal
     try:
-        outcome = await ex.tools.reconcile(tool.name, call.idempotency_key)
+        outcome = await tools.reconcile(tool.name, call.idempotency_key)
     except Exception as e:
         return InDoubt(f"its reconcile hook raised {e!r}", running=False)
     applied = outcome is not NOT_APPLIED
     otherwise = "run_again" if run_again else "record_failure"
-    decision = ex.event(EventType.DECISION, call.step, {
+    decision = journal.event(EventType.DECISION, call.step, {
         "decision": "reconcile", "call_id": call.call_id, "tool": call.runs,
         "options": ["record_result", otherwise],
         "chosen": "record_result" if applied else otherwise,
@@ -136,17 +136,17 @@ async def reconcile(
                   + ("took effect" if applied else "did not take effect"),
     }, span=span)
     if applied:
-        await ex.commit([decision, ex.event(EventType.TOOL_RESULT, call.step, {
+        await journal.commit([decision, journal.event(EventType.TOOL_RESULT, call.step, {
             "call_id": call.call_id, "tool": call.tool,
             **result_payload(as_result(outcome)), "reconciled": True,
         }, span=span)])
         return None
     if run_again:
-        await ex.commit([decision])
-        return await run_tool(ex, call)
+        await journal.commit([decision])
+        return await run_tool(ctx, tools, call)
     error = ToolTimeoutError(f"tool {tool.name!r} was stopped ({after}) before it took "
                              "effect", tool=tool.name, call_id=call.call_id)
-    await ex.commit([decision, ex.event(EventType.TOOL_ERROR, call.step, {
+    await journal.commit([decision, journal.event(EventType.TOOL_ERROR, call.step, {
         "call_id": call.call_id, "tool": call.tool, "error": error.to_dict(),
         "content": f"Error: {error.message}", "reconciled": True,
     }, span=span)])
@@ -154,18 +154,17 @@ async def reconcile(
 
 
 async def _run_with_retries(
-    ex: Execution, tool: ToolDef, call: OpenCall, events: list[Event]
+    ctx: CallContext, tools: ToolCalls, tool: ToolDef, call: OpenCall, events: list[Event]
 ) -> Event | InDoubt | None:
-    breaker = ex.runner.breakers.get(f"tool:{tool.name}", ex.agent.policy.breaker)
-    clock = ex.runner.clock
+    breaker = ctx.breakers.get(f"tool:{tool.name}", ctx.policy.breaker)
+    clock, journal = ctx.clock, ctx.journal
     span = tool_span(call)
     base = {"call_id": call.call_id, "tool": call.tool}
     if tool.name != call.tool:
         base["ran"] = tool.name
     while True:
         allowed, transition = breaker.before_call(clock.monotonic())
-        if transition:
-            events.append(ex.event(EventType.BREAKER, call.step, transition.payload(), span=span))
+        events += transition_events(journal, transition, call.step, span=span)
         if not allowed:
             wait = breaker.retry_in(clock.monotonic())
             error = ToolUnavailableError(
@@ -176,16 +175,16 @@ async def _run_with_retries(
             content = json.dumps({"error": "unavailable", "tool": tool.name,
                                   "retry_after_s": round(wait, 1),
                                   "message": "do without this tool for now"})
-            return ex.event(EventType.TOOL_ERROR, call.step, {
+            return journal.event(EventType.TOOL_ERROR, call.step, {
                 **base, "error": error.to_dict(), "content": content}, span=span)
-        attempt = ex.state.tool_attempts.get(f"{call.call_id}/{tool.name}", 0) + 1
+        attempt = journal.state.tool_attempts.get(f"{call.call_id}/{tool.name}", 0) + 1
         started = clock.monotonic()
         unknown: _Unknown | None = None
         try:
-            result = await _invoke(ex, tool, call, attempt)
+            result = await _invoke(ctx, tools, tool, call, attempt)
         except _NotStarted as e:
             breaker.release()
-            return ex.event(EventType.TOOL_ERROR, call.step, {
+            return journal.event(EventType.TOOL_ERROR, call.step, {
                 **base, "error": _error_payload(e.__cause__ or e), "not_started": True,
                 "content": f"Error: {tool.name} was not run: {e}"}, span=span)
         except (ApprovalRequired, CallDeferred) as e:
@@ -195,11 +194,8 @@ async def _run_with_retries(
                 "approval" if isinstance(e, ApprovalRequired) else "result"))
         except ModelRetry as e:
             # The tool worked and asks the model to change its request: not a failure.
-            transition = breaker.on_success()
-            if transition:
-                events.append(ex.event(EventType.BREAKER, call.step, transition.payload(),
-                                       span=span))
-            return ex.event(EventType.TOOL_ERROR, call.step, {
+            events += transition_events(journal, breaker.on_success(), call.step, span=span)
+            return journal.event(EventType.TOOL_ERROR, call.step, {
                 **base, "error": {"type": "ModelRetry", "message": e.message},
                 "content": e.message}, span=span,
                 duration_ms=(clock.monotonic() - started) * 1000)
@@ -217,40 +213,39 @@ async def _run_with_retries(
             breaker.release()  # cancelled: the probe (if this was one) ended undecided
             raise
         else:
-            transition = breaker.on_success()
-            if transition:
-                events.append(ex.event(EventType.BREAKER, call.step, transition.payload(),
-                                       span=span))
-            return ex.event(EventType.TOOL_RESULT, call.step, {**base, **result_payload(result)},
-                            span=span, duration_ms=(clock.monotonic() - started) * 1000)
+            events += transition_events(journal, breaker.on_success(), call.step, span=span)
+            return journal.event(EventType.TOOL_RESULT, call.step,
+                                 {**base, **result_payload(result)}, span=span,
+                                 duration_ms=(clock.monotonic() - started) * 1000)
         duration = (clock.monotonic() - started) * 1000
         transition = breaker.on_failure(clock.monotonic(), type(failure).__name__)
-        if transition:
-            events.append(ex.event(EventType.BREAKER, call.step, transition.payload(), span=span))
-        retry = ex.agent.policy.tool_retry
-        delay = retry.delay(attempt, failure, ex.runner.rng)
-        remaining = ex.remaining_s()
-        if (tool.idempotent and attempt < retry.attempts_for(failure)
-                and breaker.state != "open" and (remaining is None or delay < remaining)):
+        events += transition_events(journal, transition, call.step, span=span)
+        decision = after_tool_failure(
+            failure, attempt=attempt, retry=ctx.policy.tool_retry, rng=ctx.rng,
+            idempotent=tool.idempotent, breaker_open=breaker.state == "open",
+            remaining_s=ctx.remaining_s())
+        if isinstance(decision, Retry):
             # An idempotent call in doubt may run again: the same key dedupes it outside.
-            await ex.commit([*events, ex.event(EventType.RETRY, call.step, {
+            await journal.commit([*events, journal.event(EventType.RETRY, call.step, {
                 "target": "tool", "call_id": call.call_id, "tool": tool.name,
                 "attempt": attempt, "error": _error_payload(failure),
-                "error_class": error_class(failure), "delay_s": round(delay, 4),
+                "error_class": error_class(failure), "delay_s": round(decision.delay_s, 4),
                 **({"outcome": "unknown"} if unknown else {}),
             }, span=span)])
             events.clear()
-            await ex.runner.clock.sleep(delay)
+            await clock.sleep(decision.delay_s)
             continue
         if unknown is not None:
             return unknown.doubt
-        return ex.event(EventType.TOOL_ERROR, call.step, {
+        return journal.event(EventType.TOOL_ERROR, call.step, {
             **base, "error": _error_payload(failure), "attempts": attempt,
             "content": f"Error: {tool.name} failed: {type(failure).__name__}: {failure}"},
             span=span, duration_ms=duration)
 
 
-async def _invoke(ex: Execution, tool: ToolDef, call: OpenCall, attempt: int) -> ToolResult:
+async def _invoke(
+    ctx: CallContext, tools: ToolCalls, tool: ToolDef, call: OpenCall, attempt: int,
+) -> ToolResult:
     """One attempt, bounded by the tool's timeout and the run's deadline.
 
     Raises:
@@ -259,36 +254,37 @@ async def _invoke(ex: Execution, tool: ToolDef, call: OpenCall, attempt: int) ->
         Exception: what the tool raised (a definite failure).
     """
     context = ToolContext(
-        run_id=ex.state.run_id, step=call.step, call_id=call.call_id, tool=tool.name,
-        idempotency_key=call.idempotency_key, attempt=attempt, execution=ex,
-        approved=call.call_id in ex.tools.approved,
-        working=None if ex.memory is None else ex.memory.working_view(call, tool.name),
+        run_id=ctx.journal.state.run_id, step=call.step, call_id=call.call_id, tool=tool.name,
+        idempotency_key=call.idempotency_key, attempt=attempt, execution=ctx.handle,
+        approved=call.call_id in tools.approved,
+        working=None if ctx.working_view is None else ctx.working_view(call, tool.name),
     )
     arguments = tool.validate_object(call.arguments)
-    timeout = tool.timeout_s if tool.timeout_s is not None else ex.agent.policy.tool_timeout_s
-    remaining = ex.remaining_s()
+    timeout = tool.timeout_s if tool.timeout_s is not None else ctx.policy.tool_timeout_s
+    remaining = ctx.remaining_s()
     if remaining is not None:
         if remaining <= 0:
-            raise _NotStarted("the run's deadline had passed") from ex.deadline_error()
+            raise _NotStarted("the run's deadline had passed") from ctx.deadline_error()
         timeout = remaining if timeout is None else min(timeout, remaining)
-    if ex.interrupted.done():
+    stop = ctx.interrupted
+    if stop is not None and stop.done():
         raise _Unknown("the run was interrupted before it started", running=False,
                        interrupted=True)
-    future = start(ex.tools.call(tool.name, arguments, context))
+    future = start(tools.call(tool.name, arguments, context))
     try:
         if not future.done():
-            await asyncio.wait((future, ex.interrupted), timeout=timeout,
+            await asyncio.wait((future,) if stop is None else (future, stop), timeout=timeout,
                                return_when=asyncio.FIRST_COMPLETED)
         if future.done():
             if future.cancelled():  # nobody cancelled it: the tool raised CancelledError
                 raise ToolError(f"tool {tool.name!r} raised CancelledError (it was not "
                                 "cancelled)", tool=tool.name, call_id=call.call_id)
             return future.result()
-        interrupted = ex.interrupted.done()
+        interrupted = stop is not None and stop.done()
         why = "the run was interrupted" if interrupted else \
             f"it did not finish within {timeout:g} s"
         context.cancel_event.set()
-        await asyncio.wait((future,), timeout=ex.agent.policy.tool_stop_grace_s)
+        await asyncio.wait((future,), timeout=ctx.policy.tool_stop_grace_s)
         if not future.done() and isinstance(future, asyncio.Task):
             future.cancel()  # an async tool stops at its next await
             await asyncio.wait((future,))
