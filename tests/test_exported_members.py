@@ -208,8 +208,9 @@ def _undocumented(package: str) -> list[str]:
                 missing.append(f"{package}.{name}")
             missing += [qualified for qualified, member in _public_members(value)
                         if not _member_doc(value, member)]
-        elif callable(value) and hasattr(value, "__name__"):
-            function = inspect.unwrap(value)
+        elif inspect.isroutine(function := inspect.unwrap(value)):
+            # A type alias (``Callable[...]``, ``Literal[...]``) cannot carry a docstring:
+            # its ``#:`` comment is read where it is defined.
             if not (function.__doc__ or "").strip():
                 missing.append(f"{package}.{name}")
     return missing

@@ -45,6 +45,7 @@ class ContextPart:
     tokens: int
 
     def to_dict(self) -> dict[str, Any]:
+        """The part as journaled in ``context.built``'s ``parts``."""
         return {"name": self.name, "messages": self.messages, "tokens": self.tokens}
 
 

@@ -85,6 +85,8 @@ class Span:
 
     @property
     def duration_ms(self) -> float | None:
+        """Milliseconds from start to end (never negative, though wall-clock
+        timestamps may step back); None while the span is still open."""
         return None if self.end is None else max(0.0, (self.end - self.start) * 1000)
 
     def walk(self) -> list[Span]:

@@ -143,10 +143,12 @@ class FaultServer:
 
     @property
     def port(self) -> int:
+        """The loopback port the server listens on (chosen when ``port=0``)."""
         return int(self._server.server_address[1])
 
     @property
     def base_url(self) -> str:
+        """The OpenAI-compatible base URL to give a model: ``http://127.0.0.1:PORT/v1``."""
         return f"http://127.0.0.1:{self.port}/v1"
 
     def __enter__(self) -> FaultServer:
@@ -162,6 +164,8 @@ class FaultServer:
         self._plan = [f if isinstance(f, Fault) else Fault(kind=f) for f in plan]
 
     def faults(self) -> list[str]:
+        """The fault kind each request got so far, in arrival order (``"ok"`` for a
+        normal answer): what a test asserts on to know which attempts were made."""
         return [r.fault for r in self.received]
 
     def _next(self, body: dict[str, Any]) -> Fault:
