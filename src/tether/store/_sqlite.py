@@ -299,6 +299,10 @@ class SQLiteStore:
         """See :meth:`Store.append`.
 
         Args:
+            events: Consecutive events of one run, the first following its last
+                committed ``seq`` (else ``ConcurrentWriteError``, nothing written).
+            lease: The run's lease, checked and extended in the same transaction
+                (``LeaseLostError`` if another process took the run over).
             within: Called with the connection inside the append's transaction, after
                 the lease and before ``events`` are written; it may write rows of its
                 own (a memory's) and returns further events of the run, numbered to
