@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 
-from tether.core import EventType, FatalModelError, RunStatus, ToolCall
+from tether.core import EventType, FatalModelError, RunStatus, ToolCall, UsageError
 from tether.models import FunctionModel, ModelRequest, step_of
-from tether.orchestration import SubagentResult, Subtask, controller
+from tether.orchestration import Brief, SubagentResult, Subtask, controller, delegate
 from tether.runtime import Agent, Runner
 from tether.store import SQLiteStore
+from tether.tools import ToolContext, tool
 
 from .team import _task
 
@@ -89,3 +90,28 @@ async def test_a_subtask_named_like_a_replan_branch_never_gets_anothers_result(
     assert results["b"].get("output") != "found gamma", results
     ids = [r.get("child_run_id") for r in results.values()]
     assert len(set(ids)) == len(ids), "two subtasks report one child run's result"
+
+
+async def test_a_branch_named_like_a_repair_is_refused_before_any_child(
+    store: SQLiteStore,
+) -> None:
+    """``branch="x~repair1"`` would be the child id of ``x``'s first repair: refused."""
+    worker = Agent(name="w", model=FunctionModel(lambda request: "done"))
+
+    @tool(idempotent=True)
+    async def hand_off(ctx: ToolContext) -> str:
+        """Delegate on a repair-like branch."""
+        try:
+            await delegate(ctx, worker, Brief(objective="o"), branch="x~repair1")
+        except UsageError as e:
+            return f"refused: {e.hint}"
+        return "started"
+
+    def script(request: ModelRequest) -> str | ToolCall:
+        return ToolCall.of("hand_off") if step_of(request) == 0 else \
+            request.messages[-1].content or ""
+
+    result = await Runner(store).run(Agent(name="p", model=FunctionModel(script),
+                                           tools=[hand_off]), "go", run_id="run_p")
+    assert (result.output or "").startswith("refused: '~repair' marks")
+    assert await store.runs(parent_run_id="run_p") == []

@@ -94,3 +94,18 @@ async def test_a_models_breaker_events_chain_across_calls_and_fallbacks(seed: in
         states[name] = after
     assert states == {k: v for k, v in board.states().items() if k in states}
     assert moves  # the attack did open the breaker
+
+
+def test_a_breaker_lets_its_probe_through_exactly_at_the_reset_time() -> None:
+    """Opened at a time whose sum with the reset timeout rounds down (float spacing
+    doubles past 1024 s), the breaker still half-opens once that much time passed."""
+    from tether.runtime import Breaker, BreakerSettings
+
+    opened = 1000.2769759355689
+    assert (opened + 30) - opened < 30  # the rounding this test is about
+    breaker = Breaker("model:m", BreakerSettings(failure_threshold=1, reset_timeout_s=30))
+    breaker.on_failure(opened, "TransientModelError")
+    assert breaker.state == "open"
+    allowed, transition = breaker.before_call(opened + 30)
+    assert allowed and transition is not None and transition.to_state == "half_open"
+    assert breaker.retry_in(opened + 30) == 0.0

@@ -257,7 +257,15 @@ async def delegate(
     Returns:
         The child's typed result; a delegation that is refused (depth, loop, budget
         spent) returns ``failed`` with an ``error`` saying why, and starts no child.
+
+    Raises:
+        UsageError: ``branch`` names a repair branch (``~repair``), which only
+            ``delegate`` makes: that child would be another call's repair.
     """
+    if "~repair" in branch:
+        raise UsageError(f"branch {branch!r} names a repair branch",
+                         hint="'~repair' marks the repairs delegate makes itself; "
+                              "choose a branch name without it")
     result = await _delegate_once(ctx, agent, brief, branch, max_depth, max_repeats)
     for n in range(1, brief.repairs + 1):
         if result.status != "partial" or result.error is None or \

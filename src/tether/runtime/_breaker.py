@@ -68,7 +68,10 @@ class Breaker:
     def before_call(self, now: float) -> tuple[bool, Transition | None]:
         """Whether a call may go through now, and the transition this caused, if any."""
         if self.state == "open":
-            if now - self.opened_at < self.settings.reset_timeout_s:
+            # ``now < opened_at + reset``, not ``now - opened_at < reset``: the same sum
+            # as retry_in's, so a clock advanced by exactly the reset time lets the probe
+            # through (the difference can round below it).
+            if now < self.opened_at + self.settings.reset_timeout_s:
                 return False, None
             self.probing = True
             return True, self._move("half_open", f"{self.settings.reset_timeout_s} s passed "
