@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import enum
 import functools
 import importlib
 import inspect
+from pathlib import Path
 from typing import Protocol
 
 import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "tether"
 
 EXPORTS: dict[str, list[str]] = {
     "tether": [
@@ -209,11 +213,33 @@ def _undocumented(package: str) -> list[str]:
             missing += [qualified for qualified, member in _public_members(value)
                         if not _member_doc(value, member)]
         elif inspect.isroutine(function := inspect.unwrap(value)):
-            # A type alias (``Callable[...]``, ``Literal[...]``) cannot carry a docstring:
-            # its ``#:`` comment is read where it is defined.
             if not (function.__doc__ or "").strip():
                 missing.append(f"{package}.{name}")
+        elif name not in _commented_names():
+            # A constant or a type alias (``Callable[...]``, ``Literal[...]``) cannot
+            # carry a docstring: a ``#:`` comment above its definition is its doc.
+            missing.append(f"{package}.{name}")
     return missing
+
+
+def _commented(text: str) -> set[str]:
+    """Names a module's source assigns at top level with a ``#:`` comment on the line
+    above (the form Sphinx's autodoc reads as a constant's docstring)."""
+    found = set()
+    lines = text.splitlines()
+    for node in ast.parse(text).body:
+        targets = (node.targets if isinstance(node, ast.Assign)
+                   else [node.target] if isinstance(node, ast.AnnAssign) else [])
+        above = lines[node.lineno - 2].lstrip() if node.lineno > 1 else ""
+        if above.startswith("#:"):
+            found |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return found
+
+
+@functools.cache
+def _commented_names() -> frozenset[str]:
+    """Every name some module of ``src/tether`` defines with a ``#:`` comment."""
+    return frozenset(name for path in SRC.rglob("*.py") for name in _commented(path.read_text()))
 
 
 @pytest.mark.parametrize("package", sorted(EXPORTS))
@@ -253,3 +279,5 @@ def test_the_docstring_check_sees_what_is_missing() -> None:
     assert _member_doc(Bare, "method") == ""
     assert _member_doc(Implements, "call") == "Call it."
     assert _member_doc(Documented, "call") == "Call it."
+    assert _commented("#: Said.\nA = 1\n# not a doc\nB = 2\nC: int = 3\n#: Also.\n"
+                      "D: int = 4\n\n#: Not above E.\n\nE = 5\n") == {"A", "D"}

@@ -8,6 +8,7 @@ from typing import Any, Literal
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field
 
+#: Who a message is from: instructions, the user, the model, or a tool's answer.
 Role = Literal["system", "user", "assistant", "tool"]
 
 

@@ -36,6 +36,7 @@ _FORBIDDEN_HEADERS = {"host", "content-length", "transfer-encoding", "connection
 _TEXT_TYPES = re.compile(r"^(text/|application/(xml|javascript|x-www-form-urlencoded)|"
                          r"[^;]*\+xml)")
 _JSON_TYPES = re.compile(r"^(application/json|[^;]*\+json)")
+#: What replaces an injected credential wherever a response echoes it back to the model.
 REDACTED_CREDENTIAL = "[credential redacted]"
 
 

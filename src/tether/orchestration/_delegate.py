@@ -36,6 +36,7 @@ from ._brief import ARTIFACT_CHARS, ArtifactRef, Brief, SubagentResult, strip_fe
 #: Default limits: how deep sub-runs may nest, and how often one subagent may be given
 #: the same brief by one run before further delegations of it are refused.
 MAX_DEPTH = 3
+#: See :data:`MAX_DEPTH`.
 MAX_REPEATS = 3
 
 _SETTLED = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.NEEDS_ATTENTION,

@@ -53,8 +53,12 @@ from ._migrations import (
 )
 from ._protocol import Lease, LedgerEntry, RunSummary, Within
 
+#: SQLite's ``synchronous`` settings a Tether file may use: ``FULL`` survives power loss,
+#: ``NORMAL`` only process crashes (and commits faster).
 Synchronous = Literal["FULL", "NORMAL"]
 
+#: Where a store is opened when neither ``location`` nor ``$TETHER_DB`` says: relative
+#: to the working directory.
 DEFAULT_PATH = Path(".tether") / "tether.db"
 #: How long a write waits for another process's lock before ``StoreLockedError``.
 DEFAULT_BUSY_TIMEOUT_MS = 30_000

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+#: Every fault kind a :class:`Fault` may name (the module's docstring says what each does).
 FAULTS = ("ok", "rate_limit", "server_error", "unavailable", "reset", "hang", "truncated",
           "malformed_args", "unknown_tool", "empty_choice", "context_length", "unauthorized",
           "not_json", "truncated_json", "html_200", "html_502", "trickle", "huge",
