@@ -193,11 +193,15 @@ def test_a_context_length_error_lowers_the_budget_and_rebuilds(tmp_path: Path) -
 
     db = tmp_path / "tether.db"
     store, mstore = SQLiteStore(db), memory_store(db)
-    window = 700  # the provider's real window, smaller than the agent's budget
+    window = 1100  # the provider's real window, smaller than the agent's budget
     counter = EstimateTokenCounter()
 
+    def size(request: ModelRequest) -> int:  # the window holds the tools' definitions too
+        return (sum(message_tokens(m, counter.count) for m in request.messages)
+                + sum(counter.count(json.dumps(s.model_dump())) for s in request.tools))
+
     def answer(request: ModelRequest) -> Message:
-        if sum(message_tokens(m, counter.count) for m in request.messages) > window:
+        if size(request) > window:
             raise ContextLengthError("prompt too long", provider="scripted", model="x")
         if request.step <= 60:
             return Message.assistant(None, (ToolCall.of("lookup", item=request.step),))

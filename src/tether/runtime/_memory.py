@@ -338,7 +338,7 @@ class RunMemory:
             self._thread = (messages, refs, handles)
         return self._thread
 
-    async def build(self, step: int) -> BuiltContext | None:
+    async def build(self, step: int, tools: Sequence[Any] = ()) -> BuiltContext | None:
         """The prompt for ``step``; its ``memory.recall`` and ``context.built`` events
         wait in :attr:`pending` for the step's ``model.request``. None when the
         instructions and task alone exceed the budget: the run has failed."""
@@ -364,7 +364,7 @@ class RunMemory:
             built = self.builder().build(
                 instructions=ex.agent.instructions, task=state.task,
                 history=[*thread_msgs, *own], refs=refs, memories=hits,
-                handles=handles)
+                handles=handles, tools=tools)
         except ContextBudgetError as e:  # the head alone is over the (lowered) budget
             await ex.fail(e, "context_length_exceeded", step=step)
             return None
