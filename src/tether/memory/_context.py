@@ -36,6 +36,9 @@ from ._tokens import (
 from ._types import Hit, Memory, Namespace
 
 RECIPE_VERSION = 1
+#: Tools whose result is a text the model asked to read whole (memory's ``expand``):
+#: never masked for its size while its turn is recent, only to fit the budget.
+EXPAND_TOOLS = frozenset({"expand"})
 #: Tokens a chat template adds around each declared tool.
 TOOL_OVERHEAD = 4
 
@@ -145,15 +148,23 @@ class ContextBuilder:
         text = message.content or ""
         preview = text[: self.preview_chars].replace("\n", " ")
         more = "…" if len(text) > self.preview_chars else ""
+        if message.role == "tool" and message.name in EXPAND_TOOLS:
+            return (f"[masked again: an expanded text of {len(text)} characters, shown "
+                    f"whole in the prompt after the expand, masked since to fit; preview: "
+                    f"{preview}{more} | expand(handle={handle!r}) shows it whole again]")
         return (f"[masked {message.role} output, {len(text)} characters; preview: "
                 f"{preview}{more} | full text: expand(handle={handle!r})]")
 
     def _masks(self, message: Message, masked: bool) -> bool:
-        """Whether ``message`` shows as a preview: large tool results always; when the
-        turn is masked, tool results and long assistant texts."""
+        """Whether ``message`` shows as a preview: large tool results always, except an
+        ``expand``'s (an explicit request to read a text: whole while its turn is
+        recent and the prompt fits); when the turn is masked, tool results and long
+        assistant texts."""
         if message.role == "tool":
             if masked:
                 return True
+            if message.name in EXPAND_TOOLS:  # asked for whole: shown whole while recent
+                return False
             text = message.content or ""
             # no token has more than 8 characters in practice: skip counting huge texts
             return len(text) > 8 * self.large_result_tokens or \
