@@ -115,7 +115,9 @@ def test_expand_and_forget_refuse_another_threads_handles(tmp_path: Path) -> Non
         if request.step == 1:
             return Message.assistant(None, (ToolCall.of("expand", handle=handle),
                                             ToolCall.of("expand", handle=masked_ref),
-                                            ToolCall.of("forget", handle=handle)))
+                                            ToolCall.of("forget", handle=handle),
+                                            ToolCall.of("expand", handle=masked_ref.replace(
+                                                ":3", ":m3"))))
         return Message.assistant("done")
 
     stolen = runner.run_sync(_agent(mstore, thief), "Steal it.", thread="t2")

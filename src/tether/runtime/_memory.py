@@ -315,8 +315,7 @@ class RunMemory:
                 start = 1 if earlier.messages and earlier.messages[0].role == "system" else 0
                 open_calls: dict[str, ToolCall] = {}  # the last turn's unanswered calls
                 asked = ""
-                for m, origin in zip([*earlier.messages[start:], None],
-                                     [*earlier.origins[start:], None], strict=True):
+                for index, m in enumerate([*earlier.messages[start:], None], start):
                     if (m is None or m.role != "tool") and open_calls:
                         # a run that died (or still runs) with calls in flight: each
                         # call gets a result saying so, so no pair is split in a prompt
@@ -327,7 +326,7 @@ class RunMemory:
                     if m is None:
                         break
                     messages.append(m)
-                    refs.append(f"evt:{run_id}:{origin or 1}")
+                    refs.append(message_ref(run_id, index))
                     if m.role == "assistant":
                         open_calls, asked = {c.id: c for c in m.tool_calls}, refs[-1]
                     open_calls.pop(m.tool_call_id or "", None)
@@ -348,7 +347,7 @@ class RunMemory:
         thread_msgs, thread_refs, handles = await self._thread_history()
         start = 2 if state.messages and state.messages[0].role == "system" else 1
         own = state.messages[start:]
-        own_refs = [f"evt:{state.run_id}:{o}" for o in state.origins[start:]]
+        own_refs = [message_ref(state.run_id, i) for i in range(start, len(state.messages))]
         refs = [*thread_refs, *own_refs]
         handles = dict(handles)  # offloaded results by ref: call ids repeat across runs
         for m, ref in zip(own, own_refs, strict=True):
@@ -418,14 +417,32 @@ class RunMemory:
     # -- tools ------------------------------------------------------------------------
 
     async def resolve(self, handle: str) -> str | None:
-        """The full text of a masked message, by its ``evt:RUN:SEQ`` handle."""
+        """The full text of a masked message, by its handle: ``evt:RUN:mINDEX`` (the
+        run's INDEXth message), or ``evt:RUN:SEQ`` (the event holding it; journals
+        before handles by index)."""
         parts = handle.split(":")
-        if len(parts) != 3 or parts[0] != "evt" or not parts[2].isdigit():
+        if len(parts) != 3 or parts[0] != "evt":
             return None
-        run_id, seq = parts[1], int(parts[2])
-        allowed = {self.ex.state.run_id, *(r for r, _ in self.ex.state.thread_runs)}
+        run_id, where = parts[1], parts[2]
+        state = self.ex.state
+        allowed = {state.run_id: None, **{r: last for r, last in state.thread_runs}}
         if run_id not in allowed:
             return None  # another thread's journal is not this run's to read
+        if where[:1] == "m" and where[1:].isdigit():
+            index = int(where[1:])
+            if run_id == state.run_id:
+                messages = state.messages
+            else:
+                last = allowed[run_id]
+                events = [e for e in await self.ex.runner.store.read(run_id)
+                          if last is None or e.seq <= last]
+                messages = fold(run_id, self.ex.runner.sealer.unseal_all(events)).messages
+            if index >= len(messages) or messages[index].role == "system":
+                return None
+            return messages[index].content or ""
+        if not where.isdigit():
+            return None
+        seq = int(where)
         events = await self.ex.runner.store.read(run_id, after_seq=max(0, seq - 1))
         if not events or events[0].seq != seq:
             return None
@@ -461,6 +478,12 @@ class RunMemory:
     def close(self) -> None:
         if self.owned:
             self.store.close()
+
+
+def message_ref(run_id: str, index: int) -> str:
+    """The handle of a run's ``index``th message (``evt:RUN:mINDEX``): its position in
+    the fold, which events a resume adds (``run.resumed``...) do not move."""
+    return f"evt:{run_id}:m{index}"
 
 
 #: The result a thread's earlier run left for a call it never finished.
