@@ -217,8 +217,16 @@ def test_a_context_length_error_lowers_the_budget_and_rebuilds(tmp_path: Path) -
     assert lowered and lowered == sorted(lowered, reverse=True)
     built = [e.payload for e in events if e.type == EventType.CONTEXT_BUILT]
     assert built[-1]["budget"] == lowered[-1] and built[-1]["tokens"] <= window
+    # each built prompt is journaled before it is sent; a refused one is followed by
+    # the decision to lower the budget and a rebuild, an accepted one by its request
     requests = [e for e in events if e.type == EventType.MODEL_REQUEST]
-    assert len(requests) == len(built)  # a refused prompt is rebuilt, not journaled
+    assert len(requests) + len(lowered) == len(built)
+    following = {e.seq: e for e in events}
+    for e in events:
+        if e.type == EventType.CONTEXT_BUILT:
+            after = following[e.seq + 1]
+            assert after.type == EventType.MODEL_REQUEST or (
+                after.type == EventType.DECISION and after.payload["budget"] < e.payload["budget"])
 
 
 def test_a_secret_told_to_remember_never_reaches_the_file_in_clear(tmp_path: Path) -> None:

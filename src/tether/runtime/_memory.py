@@ -115,6 +115,8 @@ class RunMemory:
         #: ``memory.recall`` and ``context.built`` of the step being asked for: they
         #: commit with its ``model.request``.
         self.pending: list[Event] = []
+        #: The journal was checked for a prompt to replay (a resume: see ``_journaled``).
+        self._replay_checked = False
         #: The messages of the last request journaled by this process (``prefix``).
         self._last: tuple[Message, ...] = ()
         #: How many of the run's messages were checked for large results.
@@ -354,6 +356,9 @@ class RunMemory:
             found = state.offloaded.get(m.tool_call_id or "") if m.role == "tool" else None
             if found is not None:
                 handles[ref] = found
+        journaled = await self._journaled(step)
+        if journaled is not None:  # resumed after this step's request was journaled
+            return self._replay(step, journaled, thread_msgs, own, refs)
         query = _query(state.task, own)
         scope = self.scope
         hits = await self.store.search(query, scope=scope, k=self.config.recall_k)
@@ -381,6 +386,57 @@ class RunMemory:
                 "hits": [{**h.to_payload(), "text": h.memory.text} for h in hits]}),
             ex.event(EventType.CONTEXT_BUILT, step, payload),
         ]
+        await self._commit_pending()
+        return built
+
+    async def _commit_pending(self) -> None:
+        """Commit the step's ``memory.recall`` and ``context.built`` before its prompt
+        is sent: a resume then rebuilds that prompt from them (:meth:`_replay`), never
+        from a search of the store as it is by then."""
+        events, self.pending = self.pending, []
+        await self.ex.commit(events)
+
+    async def _journaled(self, step: int) -> tuple[Event, Event] | None:
+        """The ``memory.recall`` and ``context.built`` of ``step`` when this run's
+        journal already holds them (a resume after its ``model.request`` committed),
+        unsealed; looked for once per execution, at its first build."""
+        if self._replay_checked:
+            return None
+        self._replay_checked = True
+        ex = self.ex
+        events = await ex.runner.store.read(ex.state.run_id)
+        built = next((e for e in reversed(events) if e.type == EventType.CONTEXT_BUILT), None)
+        if built is None or built.step != step:
+            return None
+        recall = next((e for e in events if e.seq == built.seq - 1), None)
+        if recall is None or recall.type != EventType.MEMORY_RECALL:
+            return None
+        budget = ex.state.context_budget or self.config.budget
+        if (built.payload.get("recipe") or {}).get("budget") != budget:
+            return None  # the budget was lowered since (a context-length error)
+        recall, built = ex.runner.sealer.unseal_all([recall, built])
+        return recall, built
+
+    def _replay(self, step: int, journaled: tuple[Event, Event], thread_msgs: list[Message],
+                own: Sequence[Message], refs: list[str]) -> BuiltContext:
+        """The journaled prompt of ``step``, rebuilt from its recipe and the memories
+        recalled with it (never a fresh search: the store may have changed since)."""
+        from ..memory import ContextBuilder, Memory, Namespace
+
+        recall, journaled_built = journaled
+        recipe = dict(journaled_built.payload["recipe"])
+        history = [*thread_msgs, *own][: recipe["history"]]
+        recipe["refs"] = refs[: recipe["history"]]
+        builder = ContextBuilder(
+            budget=int(recipe["budget"]), counter=self.counter,
+            large_result_tokens=int(recipe["large_result_tokens"]),
+            summary_tokens=int(recipe.get("summary_tokens") or 0))
+        memories = {str(h["handle"]): Memory(handle=str(h["handle"]), text=str(h["text"]),
+                                             namespace=Namespace())
+                    for h in recall.payload.get("hits") or ()}
+        built = builder.replay(recipe, instructions=self.ex.agent.instructions,
+                               task=self.ex.state.task, history=history, memories=memories)
+        self.pending = self._close_working()  # rides with the model.request
         return built
 
     def request_payload(self, messages: Sequence[Message], provider: str,
