@@ -75,21 +75,55 @@ class MemoryConfig:
 MIN_BUDGET = 512
 
 
+def thread_key(name: str, *, agent: str, user: str | None = None) -> str:
+    """A thread with its scope, as the run table's ``thread`` column holds it: the same
+    name used by another agent or another user is another thread.
+
+    Args:
+        name: The thread's name (``Runner.run(thread=...)``).
+        agent: The agent's name.
+        user: The memory's user (``MemoryConfig.user``), if any.
+    """
+    return json.dumps([agent, user, name], ensure_ascii=False, separators=(",", ":"))
+
+
+def parse_thread_key(key: str) -> tuple[str | None, str | None, str]:
+    """``(agent, user, name)`` of a :func:`thread_key`; a run written before threads
+    were scoped holds the bare name: ``(None, None, name)``."""
+    if key.startswith("["):
+        try:
+            found = json.loads(key)
+        except ValueError:
+            found = None
+        if (isinstance(found, list) and len(found) == 3 and isinstance(found[2], str)
+                and all(x is None or isinstance(x, str) for x in found[:2])):
+            return found[0], found[1], found[2]
+    return None, None, key
+
+
 async def thread_runs(store: Store, thread: str, *, limit: int = 1000) -> list[list[Any]]:
-    """The ``limit`` most recent runs of ``thread``, oldest first, as
+    """The ``limit`` most recent runs of ``thread`` (a :func:`thread_key`, or the bare
+    name of runs written before threads were scoped), oldest first, as
     ``[run_id, last_seq]`` (the run table's indexed ``thread`` column)."""
     found = await store.runs(thread=thread, limit=limit)  # newest first
     return [[s.run_id, s.last_seq] for s in sorted(found, key=lambda s: (s.created_at,
                                                                           s.run_id))]
 
 
-async def list_threads(store: Store, *, limit: int = 1000) -> dict[str, list[RunSummary]]:
-    """Every thread of the ``limit`` most recent runs, with its runs oldest first;
-    threads ordered by their latest run, newest first (the run table's ``thread``)."""
+async def list_threads(store: Store, *, limit: int = 1000, agent: str | None = None,
+                       user: str | None = None) -> dict[str, list[RunSummary]]:
+    """Every thread of the ``limit`` most recent runs, by :func:`thread_key` (see
+    :func:`parse_thread_key`), with its runs oldest first; threads ordered by their
+    latest run, newest first (the run table's ``thread``). ``agent`` and ``user``
+    keep only the threads of that agent, that user."""
     threads: dict[str, list[RunSummary]] = {}
     for summary in await store.runs(limit=limit):  # newest first
-        if summary.thread is not None:
-            threads.setdefault(summary.thread, []).insert(0, summary)
+        if summary.thread is None:
+            continue
+        owner, whose, _ = parse_thread_key(summary.thread)
+        if (agent is not None and owner != agent) or (user is not None and whose != user):
+            continue
+        threads.setdefault(summary.thread, []).insert(0, summary)
     return threads
 
 
