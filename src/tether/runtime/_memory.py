@@ -149,6 +149,8 @@ class RunMemory:
         #: ``memory.recall`` and ``context.built`` of the step being asked for: they
         #: commit with its ``model.request``.
         self.pending: list[Event] = []
+        #: Tool calls' write outcomes (see ``_call_writes``), loaded when first needed.
+        self._writes: dict[tuple[str, str], WriteOutcome] | None = None
         #: The journal was checked for a prompt to replay (a resume: see ``_journaled``).
         self._replay_checked = False
         #: The messages of the last request journaled by this process (``prefix``).
@@ -196,11 +198,18 @@ class RunMemory:
     # -- writes -------------------------------------------------------------------
 
     async def write(self, step: int, item: PreparedMemory, **extra: Any) -> WriteOutcome:
-        """Write ``item`` and its ``memory.write`` event in one transaction."""
+        """Write ``item`` and its ``memory.write`` event in one transaction. A tool
+        call's write that its call already committed (a rerun after a crash, a retry)
+        writes nothing and reports what the first attempt did."""
         from ..memory import Provenance
 
         ex = self.ex
         box: list[WriteOutcome] = []
+        call_id = extra.get("tool_call_id")
+        if isinstance(call_id, str):
+            earlier = (await self._call_writes()).get((call_id, item.handle))
+            if earlier is not None:
+                return earlier
 
         def within(db: Any, seq: int) -> list[Event]:
             prov = Provenance(run_id=ex.state.run_id, step=step, seq=seq)
@@ -210,7 +219,32 @@ class RunMemory:
             return [ex.event(EventType.MEMORY_WRITE, step, payload)]
 
         await ex.commit([], within=within)
+        if isinstance(call_id, str) and self._writes is not None:
+            self._writes[(call_id, item.handle)] = box[0]
         return box[0]
+
+    async def _call_writes(self) -> dict[tuple[str, str], WriteOutcome]:
+        """The outcomes of this run's tool calls' writes, by (call id, handle): read
+        from the journal once per execution, then kept up to date."""
+        if self._writes is None:
+            from ..memory import Memory, Namespace, WriteOutcome
+
+            ex = self.ex
+            found: dict[tuple[str, str], WriteOutcome] = {}
+            events = [e for e in await ex.runner.store.read(ex.state.run_id)
+                      if e.type == EventType.MEMORY_WRITE
+                      and isinstance(e.payload.get("tool_call_id"), str)
+                      and e.payload.get("action") in ("added", "superseded", "duplicate")]
+            for e in ex.runner.sealer.unseal_all(events):
+                p = e.payload
+                memory = Memory(handle=str(p["handle"]), text=str(p.get("text") or ""),
+                                namespace=Namespace(**(p.get("namespace") or {})),
+                                key=p.get("key"), kind=str(p.get("kind") or "fact"))
+                found[(str(p["tool_call_id"]), memory.handle)] = WriteOutcome(
+                    action=p["action"], memory=memory,
+                    superseded=tuple(p.get("superseded") or ()))
+            self._writes = found
+        return self._writes
 
     async def forget(self, step: int, handle: str, **extra: Any) -> bool:
         """Mark a memory forgotten with its ``memory.write`` event, in one transaction
