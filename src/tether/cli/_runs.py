@@ -27,9 +27,9 @@ from ..runtime import (
     RunResult,
     absolute_spec,
     list_threads,
-    parse_thread_key,
     load_agent,
     parse_budget,
+    parse_thread_key,
 )
 from ..store import RunSummary, Store
 from ._common import (

@@ -19,7 +19,6 @@ batch: a provider's prompt cache keeps hitting between those cut points.
 from __future__ import annotations
 
 import json
-
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
