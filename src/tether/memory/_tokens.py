@@ -13,15 +13,16 @@ from typing import Any, Protocol, runtime_checkable
 from ..core import Message
 
 _WORDS = re.compile(r"[A-Za-z]+")
-_DIGITS = re.compile(r"[0-9]")
 _PUNCT = re.compile(r"[!-/:-@\[-`{-~]+")
 _NUMBERS = re.compile(r"[0-9]+")
-#: Random-looking runs (base64, keys, ids): letters and digits mixed, 12+ characters.
-_MIXED = re.compile(r"(?=[A-Za-z0-9+/=_-]*[0-9])(?=[A-Za-z0-9+/=_-]*[A-Za-z])"
-                    r"[A-Za-z0-9+/=_-]{12,}")
-#: Whitespace other than one space before a word: runs with a tab (or other blank),
-#: and runs of two spaces or more.
-_BLANKS = re.compile(r"[ \t\r\v\f\n]*[\t\r\v\f][ \t\r\v\f\n]*")
+#: Candidate random-looking runs (base64, keys, ids); they count as such when they
+#: mix letters and digits (checked per run: no backtracking on hostile input).
+_RUNS = re.compile(r"[A-Za-z0-9+/=_-]{12,}")
+_A_DIGIT = re.compile(r"[0-9]")
+_A_LETTER = re.compile(r"[A-Za-z]")
+#: Whitespace runs that may hold a tab (or another blank): the blank-holding ones
+#: count one per character other than newlines.
+_BLANKS = re.compile(r"[ \t\r\v\f\n]{2,}|[\t\r\v\f]")
 _SPACES = re.compile(r" {2,}")
 #: Characters a byte-level BPE splits finely: combining marks, Hangul (3 UTF-8 bytes,
 #: 2-3 tokens each), other 3-byte characters (CJK: about 2), 4-byte ones (emoji: ~3).
@@ -89,19 +90,25 @@ class EstimateTokenCounter:
             other = (two + len(_MARKS.findall(text)) + 2 * wide
                      + len(_HANGUL.findall(text)) + 4 * astral)
         if "\t" in text or "\r" in text or "\v" in text or "\f" in text:
-            extra += sum(len(b) - b.count("\n") for b in _BLANKS.findall(text))
+            extra += sum(len(b) - b.count("\n") for b in _BLANKS.findall(text)
+                         if b.strip(" \n"))
         if "  " in text:
             extra += sum(len(b) for b in _SPACES.findall(text)) / 8
-        mixed = _MIXED.findall(text) if len(text) >= 12 else []
-        if mixed:
-            extra += self.mixed_per_char * sum(map(len, mixed))
-            text = _MIXED.sub(" ", text)
+        numbers = _NUMBERS.findall(text)
+        if numbers and len(text) >= 12:  # no digit, no random-looking run
+            mixed = [r for r in _RUNS.findall(text) if _A_DIGIT.search(r)
+                     and _A_LETTER.search(r)]
+            if mixed:
+                extra += self.mixed_per_char * sum(map(len, mixed))
+                found = set(mixed)
+                text = _RUNS.sub(lambda m: " " if m.group() in found else m.group(), text)
+                numbers = _NUMBERS.findall(text)
         words = _WORDS.findall(text)
         letters = sum(map(len, words))
-        punct = sum(map(len, _PUNCT.findall(text)))
-        punct_runs = len(_PUNCT.findall(text))
+        puncts = _PUNCT.findall(text)
+        punct, punct_runs = sum(map(len, puncts)), len(puncts)
         total = (len(words) + max(0.0, letters - 6 * len(words)) / self.letters_per_token
-                 + len(_DIGITS.findall(text)) + len(_NUMBERS.findall(text))
+                 + sum(map(len, numbers)) + len(numbers)
                  + punct_runs + (punct - punct_runs) * 0.75
                  + other + extra + text.count("\n"))
         return math.ceil(total * self.safety)
