@@ -47,7 +47,7 @@ def _run(db: Path, seen: list[list[Message]]) -> str:
     agent = Agent(name="cafe", instructions="Count the cups.", model=FunctionModel(answer),
                   tools=[fetch], budget=Budget(max_steps=5),
                   memory=MemoryConfig(store=memory_store(db), counter=EstimateTokenCounter(),
-                                      large_result_tokens=300, budget=8000))
+                                      large_result_tokens=300, budget=10000))
     result = Runner(SQLiteStore(db)).run_sync(agent, "How many cups were sold?")
     return f"{result.status} {result.error or ''}".strip()
 
