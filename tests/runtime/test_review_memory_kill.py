@@ -108,11 +108,6 @@ def test_random_sigkills_lose_nothing_and_write_nothing_twice(tmp_path: Path) ->
     assert json.dumps(sorted(written)) == json.dumps(sorted(_writes(ref_db)))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "masked turns show evt:RUN:SEQ handles, and a resume appends its own events "
-    "(run.resumed ...), so every turn after the resume point has a different seq than "
-    "in the uninterrupted run: later prompts differ from that run's (and the provider's "
-    "prompt cache misses); the resent prompt itself is identical"))
 def test_prompts_after_a_resume_are_the_uninterrupted_runs(tmp_path: Path) -> None:
     ref_db, ref_prompts = tmp_path / "reference.db", tmp_path / "reference.jsonl"
     done = _start(ref_db, ref_prompts, False)

@@ -267,7 +267,7 @@ class Execution:
             return
         messages = tuple(state.messages)
         if self.memory is not None:  # the prompt is built under the budget instead
-            built = await self.memory.build(step)
+            built = await self.memory.build(step, specs)
             if built is None:  # the run failed: the head alone is over the budget
                 return
             messages = built.messages

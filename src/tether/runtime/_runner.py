@@ -40,7 +40,7 @@ from ._budget import Budget
 from ._execution import Execution, result_of
 from ._journal import Journal
 from ._lease import owner_alive_here, owner_dead, owner_id
-from ._memory import thread_runs
+from ._memory import thread_key, thread_runs
 from ._result import RunResult
 from ._spec import load_agent
 from ._state import RunState, check_format, fold
@@ -269,7 +269,10 @@ class Runner:
         model = execution.models[0]
         threaded: dict[str, Any] = {}
         if thread is not None:
-            threaded = {"thread": thread, "thread_runs": await thread_runs(self.store, thread)}
+            key = thread_key(thread, agent=agent.name,
+                             user=agent.memory.user if agent.memory is not None else None)
+            threaded = {"thread": thread, "thread_key": key,
+                        "thread_runs": await thread_runs(self.store, key)}
         await execution.commit([execution.event(EventType.RUN_STARTED, 0, {
             **threaded,
             "agent": agent.name,
