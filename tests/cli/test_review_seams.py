@@ -71,3 +71,38 @@ def test_a_payload_that_is_not_an_object_is_refused_clearly(project: Path,  # no
     assert out.exit_code != 0, out.output
     assert isinstance(out.exception, SystemExit), repr(out.exception)
     assert "damaged" in out.output, out.output
+
+
+HOSTILE = '''
+from tether.core import ToolCall
+from tether.models import ScriptedModel
+from tether.runtime import Agent
+from tether.tools import tool
+
+@tool
+def fetch(url: str) -> str:
+    """Fetch a page."""
+    return "page \\x1b]0;pwned\\x07 text \\x1b[2J \\x9b31m"
+
+agent = Agent(name="reader", tools=[fetch],
+              model=ScriptedModel([ToolCall.of("fetch", url="\\x1b[8mhidden"),
+                                   "Read \\x1b[2J it."]))
+'''
+
+
+@pytest.mark.parametrize("command", ["show", "trace", "tail"])
+def test_terminal_escapes_in_a_journal_do_not_reach_the_terminal(
+        project: Path, command: str) -> None:  # noqa: F811
+    """Fixed: a tool result or model answer holding ESC sequences (clear screen, set
+    the window title, hide text) was printed raw by `tether show`/`trace`/`tail`;
+    the one-line clips now show control characters as ``\\xNN``."""
+    (project / "reader.py").write_text(HOSTILE)
+    cli = CliRunner()
+    ran = cli.invoke(app, ["run", "reader.py:agent", "read"])
+    run_id = next(w for w in ran.output.split() if w.startswith("run_"))
+    out = cli.invoke(app, [command, run_id])
+    assert out.exit_code == 0, out.output
+    if command != "trace":  # the content is there, escaped
+        assert "\\x1b" in out.output, out.output
+    for char in ("\x1b", "\x07", "\x9b"):
+        assert char not in out.output, (command, out.output)
