@@ -425,6 +425,10 @@ class Execution:
     async def settle_one(self, call: OpenCall, in_doubt: bool
                          ) -> tuple[OpenCall, InDoubt] | None:
         """Settle one call; a call that stays open is returned with the reason."""
+        held = self.tools.held.get(call.call_id)
+        if held == "result":  # deferred: its result comes from outside, it never reruns
+            return call, InDoubt("it waits for its result from outside the run",
+                                 running=False, awaiting="result")
         tool = self.tools.get(call.runs)
         if tool is None:
             await self.commit([self.event(EventType.TOOL_ERROR, call.step, {
@@ -434,10 +438,6 @@ class Execution:
                 "content": f"Error: tool {call.runs!r} is not available",
             }, span=tool_span(call))])
             return None
-        held = self.tools.held.get(call.call_id)
-        if held == "result":  # deferred: its result comes from outside, it never reruns
-            return call, InDoubt("it waits for its result from outside the run",
-                                 running=False, awaiting="result")
         if in_doubt and not tool.idempotent and held is None:
             if still_running(self.state.run_id, call.call_id):
                 # Given up on by an earlier drive in this process, its thread still runs:

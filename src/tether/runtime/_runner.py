@@ -390,6 +390,7 @@ class Runner:
         happen), and :meth:`resume` the run.
         """
         state = fold(run_id, await self.store.read(run_id))
+        check_format(state)  # a newer Tether's journal is read, never written to
         call = state.open_calls.get(call_id)
         if call is None:
             raise UsageError(
@@ -417,6 +418,7 @@ class Runner:
         """
         journal_events = await self.store.read(run_id)
         state = fold(run_id, journal_events)
+        check_format(state)  # a newer Tether's journal is read, never written to
         held, approved = waiting_calls(journal_events)
         call = state.open_calls.get(call_id)
         if call is None or held.get(call_id) != "approval" or call_id in approved:
