@@ -20,7 +20,7 @@ from typing import Any
 import apsw
 import pytest
 
-from tether.core import EventType
+from tether.core import EventType, RunNotFoundError
 from tether.store import SQLiteStore
 
 pytest.importorskip("sqlite_vec")
@@ -43,9 +43,14 @@ def _start(db: Path, prompts: Path, resume: bool) -> subprocess.Popen[str]:
 
 
 def _started(db: Path) -> bool:
+    """Whether the run's ``run.started`` is committed (a kill may land before it, even
+    after the file was created)."""
     if not db.exists():
         return False
-    return bool(asyncio.run(SQLiteStore(db).read(RUN_ID)))
+    try:
+        return bool(asyncio.run(SQLiteStore(db).read(RUN_ID)))
+    except RunNotFoundError:
+        return False
 
 
 def _memories(db: Path) -> list[tuple[Any, ...]]:
