@@ -52,3 +52,52 @@ async def test_a_deferred_call_is_not_closed_when_its_tool_is_no_longer_offered(
     assert (done.status, done.output) == (RunStatus.COMPLETED, "Sent.")
     assert SENT == ["wire 500"]  # once
     await store.close()
+
+
+KILLED_MID_CALL = '''
+import asyncio, os, signal, sys
+from tether.core import ToolCall
+from tether.models import ScriptedModel
+from tether.runtime import Agent, Runner
+from tether.store import SQLiteStore
+from tether.tools import tool
+
+@tool
+def wire(amount: int) -> str:
+    """Send money (not idempotent)."""
+    with open(sys.argv[2], "a") as f:
+        f.write(f"wire {amount}\\n")
+    os.kill(os.getpid(), signal.SIGKILL)
+    return "sent"
+
+agent = Agent(name="pay", tools=[wire], model=ScriptedModel([
+    ToolCall.of("wire", amount=500, call_id="w1"), "Sent."]))
+asyncio.run(Runner(SQLiteStore(sys.argv[1])).run(agent, "pay 500", run_id="run_pay"))
+'''
+
+
+async def test_a_call_cut_short_by_a_kill_stays_in_doubt_when_its_tool_vanished(
+        tmp_path: Path) -> None:
+    """A non-idempotent call whose process was SIGKILLed mid-call may have taken
+    effect; resumed by an agent that no longer offers its tool, it is in doubt (the
+    run needs attention), never a "not available" failure the model works around."""
+    import subprocess
+    import sys
+
+    db, effects = tmp_path / "t.db", tmp_path / "effects"
+    child = subprocess.run([sys.executable, "-c", KILLED_MID_CALL, str(db), str(effects)],
+                           capture_output=True, timeout=120)
+    assert child.returncode == -9 and effects.read_text() == "wire 500\n"
+    store = SQLiteStore(db)
+    again = await Runner(store).resume("run_pay", _agent(False))
+    assert again.status == RunStatus.NEEDS_ATTENTION, again.status
+    events = await store.read("run_pay")
+    assert not [e for e in events if e.type == EventType.TOOL_ERROR]
+    (attention,) = [e for e in events if e.type == EventType.RUN_NEEDS_ATTENTION]
+    assert "may have taken effect" in json.dumps(attention.payload)
+    # A human settles it; the run goes on without doing it again.
+    await Runner(store).resolve("run_pay", "w1", result="sent")
+    done = await Runner(store).resume("run_pay", _agent(False))
+    assert (done.status, done.output) == (RunStatus.COMPLETED, "Sent.")
+    assert effects.read_text() == "wire 500\n"
+    await store.close()

@@ -430,6 +430,12 @@ class Execution:
             return call, InDoubt("it waits for its result from outside the run",
                                  running=False, awaiting="result")
         tool = self.tools.get(call.runs)
+        if tool is None and in_doubt:
+            # Cut short by a crash, it may have taken effect: telling the model it
+            # failed would invite it to do the same thing again another way.
+            return call, InDoubt(f"the agent no longer offers {call.runs!r}, and the "
+                                 "call may have taken effect before the process "
+                                 "stopped", running=False)
         if tool is None:
             await self.commit([self.event(EventType.TOOL_ERROR, call.step, {
                 "call_id": call.call_id, "tool": call.tool,
