@@ -81,12 +81,14 @@ async def test_a_call_cut_short_by_a_kill_stays_in_doubt_when_its_tool_vanished(
     """A non-idempotent call whose process was SIGKILLed mid-call may have taken
     effect; resumed by an agent that no longer offers its tool, it is in doubt (the
     run needs attention), never a "not available" failure the model works around."""
+    import asyncio
     import subprocess
     import sys
 
     db, effects = tmp_path / "t.db", tmp_path / "effects"
-    child = subprocess.run([sys.executable, "-c", KILLED_MID_CALL, str(db), str(effects)],
-                           capture_output=True, timeout=120)
+    child = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", KILLED_MID_CALL, str(db), str(effects)],
+        capture_output=True, timeout=120)
     assert child.returncode == -9 and effects.read_text() == "wire 500\n"
     store = SQLiteStore(db)
     again = await Runner(store).resume("run_pay", _agent(False))
