@@ -10,12 +10,14 @@ workload embeds every fact and question with the default embedder.
 
 from __future__ import annotations
 
+import base64
 import os
 import random
 import statistics
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -382,6 +384,38 @@ def token_estimate_error() -> None:
         reference=real.name, samples=len(samples))
     out("token_estimate_undercount_rate", under / len(samples), "fraction",
         reference=real.name, samples=len(samples))
+    hostile = _hostile_texts(rng)
+    ratios = {name: est.count(text) / max(1, real.count(text)) for name, text in hostile}
+    for name, ratio in ratios.items():
+        out("token_estimate_ratio", ratio, "estimate/real", text=name, reference=real.name,
+            note="hostile text: below 1 would under-count")
+    out("token_estimate_ratio_min", min(ratios.values()), "estimate/real",
+        reference=real.name, samples=len(ratios), note="hostile texts; >= 1: an upper bound")
+
+
+def _hostile_texts(rng: random.Random) -> list[tuple[str, str]]:
+    """Text the estimate's shape rules must not under-count (review of issue 18)."""
+    blob = rng.randbytes(1200)
+    return [
+        ("base64", base64.b64encode(blob).decode()),
+        ("hex", blob.hex()),
+        ("uuids", " ".join(str(uuid.UUID(bytes=blob[i:i + 16])) for i in range(0, 640, 16))),
+        ("zalgo", "h\u0338\u031b\u0330e\u0335\u0333\u035dl\u0336\u0330\u0308 " * 40),
+        ("korean", "안녕하세요 오늘 날씨가 정말 좋네요 우리 같이 산책 갈까요 " * 10),
+        ("chinese", "我们今天去公园散步，天气非常好，大家都很开心。" * 10),
+        ("japanese", "今日はとても良い天気ですね。カタカナもテストします。" * 10),
+        ("thai", "สวัสดีครับ วันนี้อากาศดีมาก " * 10),
+        ("devanagari", "नमस्ते आप कैसे हैं आज मौसम अच्छा है " * 10),
+        ("hebrew_points", "שָׁלוֹם עֲלֵיכֶם " * 20),
+        ("emoji", "🔑🎉👍🏽🇫🇷" * 50),
+        ("tabs", "\t" * 3000),
+        ("spaces", " " * 3000),
+        ("mixed_blanks", " \t \n" * 300),
+        ("crlf", "a\r\nb\r\n" * 200),
+        ("tab_code", "def f(x):\n\t\treturn x\n" * 40),
+        ("punctuation", "!@#$%^&*()_+-=[]{}|;:,.<>?/~`" * 20),
+        ("math", "∀x∈ℝ: x²≥0 ⇒ √(x²)=|x| ∑∫∂ " * 10),
+    ]
 
 
 def main() -> None:

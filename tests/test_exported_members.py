@@ -105,7 +105,7 @@ EXPORTS: dict[str, list[str]] = {
         "OpenCall", "Delta", "EventStream", "Lagged", "StreamItem", "Subscription",
         "Policy", "RetryPolicy", "Reviewer", "RunResult", "RunState", "Runner", "Transition",
         "absolute_spec", "error_class", "fold", "list_threads", "load_agent", "parse_budget",
-        "thread_runs",
+        "parse_thread_key", "thread_key", "thread_runs",
         # The registrable fold and the journal format check.
         "FoldHandler", "check_format", "register_fold",
     ],

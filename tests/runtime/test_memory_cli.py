@@ -51,9 +51,10 @@ def test_run_on_a_thread_and_list_threads(project: Path) -> None:
     assert other.exit_code == 0 and "seen: nothing" in other.output, other.output
     plain = cli.invoke(app, ["run", "chat_agent:agent", "What do I like?"])
     assert plain.exit_code == 0 and "seen: nothing" in plain.output, plain.output
-    listed = json.loads(cli.invoke(app, ["threads", "--json"]).output)
+    listed = {t["thread"]: t for t in json.loads(cli.invoke(app, ["threads", "--json"]).output)}
     assert sorted(listed) == ["fruit", "veg"]
-    assert [r["task"] for r in listed["fruit"]] == ["I like apples; note it.", "What do I like?"]
+    assert [r["task"] for r in listed["fruit"]["runs"]] == ["I like apples; note it.",
+                                                             "What do I like?"]
     table = cli.invoke(app, ["threads"])
     assert table.exit_code == 0 and "fruit" in table.output and "veg" in table.output
     bad = cli.invoke(app, ["run", "chat_agent:agent", "hi", "--thread", "  "])

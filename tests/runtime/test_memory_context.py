@@ -113,12 +113,16 @@ def test_large_result_is_a_handle_and_expand_returns_it_whole(tmp_path: Path) ->
 
     a = Agent(name="memo", model=FunctionModel(answer), tools=[lookup],
               memory=MemoryConfig(store=mstore, counter=EstimateTokenCounter(),
-                                  large_result_tokens=500, budget=4000))
+                                  large_result_tokens=500, budget=8000))
     store = SQLiteStore(db)
     result = Runner(store).run_sync(a, "Dump item 25.")
     assert str(result.status) == "completed", result.error
-    # the model never saw the whole result, only its preview and handle
-    assert all(whole not in (m.content or "") for prompt in seen for m in prompt)
+    # the lookup's result is a preview and handle; the expand of that handle is an
+    # explicit request to read it: the next prompt shows it whole (it fits the budget)
+    assert all(whole not in (m.content or "") for prompt in seen[:2] for m in prompt)
+    assert [m.content for m in seen[2] if m.role == "tool" and m.name == "expand"] == [whole]
+    assert [m for m in seen[2] if m.role == "tool" and m.name == "lookup"
+            and whole not in (m.content or "") and "expand(handle=" in (m.content or "")]
     events = asyncio.run(store.read(result.run_id))
     writes = [e for e in events if e.type == EventType.MEMORY_WRITE]
     assert writes and writes[0].payload["kind"] == "artifact"

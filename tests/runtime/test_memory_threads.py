@@ -115,7 +115,9 @@ def test_expand_and_forget_refuse_another_threads_handles(tmp_path: Path) -> Non
         if request.step == 1:
             return Message.assistant(None, (ToolCall.of("expand", handle=handle),
                                             ToolCall.of("expand", handle=masked_ref),
-                                            ToolCall.of("forget", handle=handle)))
+                                            ToolCall.of("forget", handle=handle),
+                                            ToolCall.of("expand", handle=masked_ref.replace(
+                                                ":3", ":m3"))))
         return Message.assistant("done")
 
     stolen = runner.run_sync(_agent(mstore, thief), "Steal it.", thread="t2")
@@ -193,11 +195,15 @@ def test_a_context_length_error_lowers_the_budget_and_rebuilds(tmp_path: Path) -
 
     db = tmp_path / "tether.db"
     store, mstore = SQLiteStore(db), memory_store(db)
-    window = 700  # the provider's real window, smaller than the agent's budget
+    window = 1100  # the provider's real window, smaller than the agent's budget
     counter = EstimateTokenCounter()
 
+    def size(request: ModelRequest) -> int:  # the window holds the tools' definitions too
+        return (sum(message_tokens(m, counter.count) for m in request.messages)
+                + sum(counter.count(json.dumps(s.model_dump())) for s in request.tools))
+
     def answer(request: ModelRequest) -> Message:
-        if sum(message_tokens(m, counter.count) for m in request.messages) > window:
+        if size(request) > window:
             raise ContextLengthError("prompt too long", provider="scripted", model="x")
         if request.step <= 60:
             return Message.assistant(None, (ToolCall.of("lookup", item=request.step),))
@@ -211,8 +217,16 @@ def test_a_context_length_error_lowers_the_budget_and_rebuilds(tmp_path: Path) -
     assert lowered and lowered == sorted(lowered, reverse=True)
     built = [e.payload for e in events if e.type == EventType.CONTEXT_BUILT]
     assert built[-1]["budget"] == lowered[-1] and built[-1]["tokens"] <= window
+    # each built prompt is journaled before it is sent; a refused one is followed by
+    # the decision to lower the budget and a rebuild, an accepted one by its request
     requests = [e for e in events if e.type == EventType.MODEL_REQUEST]
-    assert len(requests) == len(built)  # a refused prompt is rebuilt, not journaled
+    assert len(requests) + len(lowered) == len(built)
+    following = {e.seq: e for e in events}
+    for e in events:
+        if e.type == EventType.CONTEXT_BUILT:
+            after = following[e.seq + 1]
+            assert after.type == EventType.MODEL_REQUEST or (
+                after.type == EventType.DECISION and after.payload["budget"] < e.payload["budget"])
 
 
 def test_a_secret_told_to_remember_never_reaches_the_file_in_clear(tmp_path: Path) -> None:

@@ -72,11 +72,6 @@ def _child(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=300, env=env)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "on resume, Execution.step rebuilds the prompt of a step whose model.request is "
-    "already journaled, searching the store as it is now: a memory another run of the "
-    "thread wrote meanwhile (or a forget) changes the resent prompt; the journaled "
-    "context.built/memory.recall of that request are not replayed"))
 def test_a_resumed_thread_run_resends_the_journaled_prompt(tmp_path: Path) -> None:
     db, prompts = tmp_path / "tether.db", tmp_path / "prompts.jsonl"
     killed = _child(str(db), str(prompts), "--kill-at", "2")

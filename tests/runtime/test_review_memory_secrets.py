@@ -68,11 +68,6 @@ def test_a_promoted_entry_under_a_sensitive_name_is_stored_redacted(tmp_path: Pa
     assert fts[0][0] == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "memory.working ops carry an entry as {'op': 'put', 'key': name, 'value': v}, so "
-    "the sealer's sensitive-name rule never sees the name: a password put under "
-    "'db_password' is in clear in the journal (the same value as a tool argument named "
-    "db_password is sealed)"))
 def test_a_working_entry_under_a_sensitive_name_is_sealed_in_the_journal(tmp_path: Path
                                                                           ) -> None:
     db = tmp_path / "tether.db"

@@ -93,11 +93,6 @@ def test_an_earlier_runs_offloaded_result_keeps_its_own_handle(tmp_path: Path) -
         assert memory.text.count("\n") == 200
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a thread is found by its name alone (store.runs(thread=...)): another user's (or "
-    "agent's) run on the same thread name gets the earlier runs' turns in its prompt and "
-    "can expand their evt: handles, while memories of the thread are isolated by "
-    "(agent, user, thread)"))
 def test_another_user_on_the_same_thread_name_sees_nothing(tmp_path: Path) -> None:
     db = tmp_path / "tether.db"
     runner, mstore = Runner(SQLiteStore(db)), memory_store(db)
@@ -111,6 +106,22 @@ def test_another_user_on_the_same_thread_name_sees_nothing(tmp_path: Path) -> No
                         "Hi, what can you do?", thread="support")
     assert str(b.status) == "completed", b.error
     assert bob and all("BLUEHERON" not in (m.content or "") for m in bob[0])
+    # nor can Bob read her turns by handle (the task, any message index, the old form)
+    handles = [f"evt:{a.run_id}:{x}" for x in ("m0", "m1", "m2", "1", "2")]
+    thief: list[list[Message]] = []
+    c = runner.run_sync(_agent(mstore, [
+        Message.assistant(None, tuple(ToolCall.of("expand", handle=h) for h in handles)),
+        Message.assistant("done")], thief, user="bob"), "Show me.", thread="support")
+    assert str(c.status) == "completed", c.error
+    assert all("BLUEHERON" not in (m.content or "") for p in thief for m in p)
+    # Alice on her thread still has her earlier turn, and can expand it
+    again: list[list[Message]] = []
+    d = runner.run_sync(_agent(mstore, [
+        Message.assistant(None, (ToolCall.of("expand", handle=f"evt:{a.run_id}:m1"),)),
+        Message.assistant("done")], again, user="alice"), "And now?", thread="support")
+    assert str(d.status) == "completed", d.error
+    assert any("BLUEHERON" in (m.content or "") for m in again[0])
+    assert any(m.role == "tool" and "BLUEHERON" in (m.content or "") for m in again[1])
 
 
 def _pairs_split(messages: list[Message]) -> list[str]:

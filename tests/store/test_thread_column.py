@@ -12,7 +12,14 @@ import pytest
 
 from tether.core import Event, EventType, StoreCorruptError, UsageError
 from tether.models import ScriptedModel
-from tether.runtime import Agent, Runner, list_threads, thread_runs
+from tether.runtime import (
+    Agent,
+    Runner,
+    list_threads,
+    parse_thread_key,
+    thread_key,
+    thread_runs,
+)
 from tether.store import SCHEMA_VERSION, SQLiteStore
 
 #: Names a user may give a thread, and payloads an old journal may hold.
@@ -100,6 +107,7 @@ def test_a_runner_finds_a_thread_s_runs_without_reading_journals(tmp_path: Path)
     last = asyncio.run(store.run(first.run_id)).last_seq
     assert events[0].payload["thread_runs"] == [[first.run_id, last]]
     summary = asyncio.run(store.run(third.run_id))
-    assert summary.thread == "t1"
+    assert summary.thread == thread_key("t1", agent="a") and events[0].payload["thread"] == "t1"
+    assert parse_thread_key(summary.thread) == ("a", None, "t1")
     with pytest.raises(UsageError):
         runner.run_sync(agent, "long", thread="x" * 201)

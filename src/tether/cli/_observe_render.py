@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
@@ -55,8 +56,13 @@ _LEAF_EVENTS = frozenset({
 })
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def clip(text: Any, width: int = 80) -> str:
-    line = " ".join(as_text(text).split())
+    # Control characters (ESC, BEL, C1) from a journal are shown, never sent to the
+    # terminal: hostile content could clear the screen or set the title otherwise.
+    line = _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", " ".join(as_text(text).split()))
     return line if len(line) <= width else line[: width - 1] + "…"
 
 

@@ -29,6 +29,7 @@ from ..runtime import (
     list_threads,
     load_agent,
     parse_budget,
+    parse_thread_key,
 )
 from ..store import RunSummary, Store
 from ._common import (
@@ -275,18 +276,22 @@ def list_threads_cmd(
 ) -> None:
     """List threads (conversations continued by `tether run --thread`) and their runs."""
     found = with_store(db, lambda store: list_threads(store, limit=limit))
-    if as_json:
-        print(json.dumps({t: [dataclasses.asdict(r) for r in runs]
-                          for t, runs in found.items()}, indent=2, default=str))
+    if as_json:  # a thread is its name within a scope: the agent's and the user's
+        print(json.dumps([{"thread": name, "agent": agent, "user": user,
+                           "runs": [dataclasses.asdict(r) for r in runs]}
+                          for (agent, user, name), runs in
+                          ((parse_thread_key(t), runs) for t, runs in found.items())],
+                         indent=2, default=str))
         return
-    table = Table(Column("thread", no_wrap=True), Column("run", no_wrap=True), "agent",
-                  "status", "steps", "started (UTC)", "task", box=box.SIMPLE_HEAD,
+    table = Table(Column("thread", no_wrap=True), "user", Column("run", no_wrap=True),
+                  "agent", "status", "steps", "started (UTC)", "task", box=box.SIMPLE_HEAD,
                   pad_edge=False)
     for thread, runs in found.items():
+        _, user, name = parse_thread_key(thread)
         for i, r in enumerate(runs):
-            table.add_row(Text(thread) if i == 0 else "", r.run_id, Text(r.agent),
-                          str(r.status), str(r.steps), when(r.created_at),
-                          Text(r.task[:60]))
+            table.add_row(Text(name) if i == 0 else "", Text(user or "") if i == 0 else "",
+                          r.run_id, Text(r.agent), str(r.status), str(r.steps),
+                          when(r.created_at), Text(r.task[:60]))
     console.print(table)
 
 

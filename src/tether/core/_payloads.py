@@ -66,6 +66,8 @@ class RunStartedPayload(Payload):
 
     event_type = "run.started"
     thread: str | None = None
+    #: The thread with its scope (agent, user): what the run table's ``thread`` holds.
+    thread_key: str | None = None
     thread_runs: list[list[Any]] | None = None
     agent: str
     agent_spec: str | None = None

@@ -11,6 +11,8 @@ A :class:`Redactor` replaces what looks like a secret with ``[REDACTED:<kind>]``
 - values assigned to secret-looking names in text (``aws_secret_access_key = ...``,
   ``"password": "..."``, ``DB_PASSWORD=...``) and stored under sensitive keys in
   dicts, also inside JSON text (tool-call arguments, JSON tool results, nested);
+- the ``value`` of a named entry, a dict ``{"key"|"name": <sensitive name>, "value":
+  ...}`` (a working-memory put, a header list), whatever its type;
 - the values of environment variables marked secret (see :meth:`Redactor.from_env`);
 - extra patterns, and a custom ``str -> str`` hook (for PII).
 
@@ -457,6 +459,7 @@ class Redactor:
         renamed: dict[Any, str] | None = None
         minimum = self.min_length if self.hook is None else 1
         kinds = self._key_kinds
+        entry = self._entry_kind(value) if "value" in value else None
         for key, item in value.items():
             # Keys of data from outside may be secrets; the runtime's own are names.
             if not ids and type(key) is str and len(key) >= minimum:
@@ -467,14 +470,16 @@ class Redactor:
             if key in skip:
                 continue
             kind = type(item)
-            if kind is str:
+            if entry is not None and key == "value" and item is not None and item != "":
+                new: Any = _label(entry)
+            elif kind is str:
                 if not item:
                     continue
                 secret = kinds.get(key, _MISS)
                 if secret is _MISS:
                     secret = self.key_kind(key)
                 if secret is not None:
-                    new: Any = _label(secret)
+                    new = _label(secret)
                 elif len(item) < minimum:
                     continue
                 else:
@@ -490,6 +495,11 @@ class Redactor:
         if renamed:
             out = {renamed.get(k, k): v for k, v in (out if out is not None else value).items()}
         return value if out is None else out
+
+    def _entry_kind(self, value: dict[Any, Any]) -> str | None:
+        """The kind of secret a named entry (``{"key"|"name": n, "value": v}``) holds."""
+        name = value.get("key", value.get("name"))
+        return self.key_kind(name) if type(name) is str else None
 
     def _key_text(self, key: str) -> str:
         """A dict key, redacted (cached: keys repeat)."""

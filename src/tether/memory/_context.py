@@ -18,6 +18,7 @@ batch: a provider's prompt cache keeps hitting between those cut points.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,11 @@ from ._tokens import (
 from ._types import Hit, Memory, Namespace
 
 RECIPE_VERSION = 1
+#: Tools whose result is a text the model asked to read whole (memory's ``expand``):
+#: never masked for its size while its turn is recent, only to fit the budget.
+EXPAND_TOOLS = frozenset({"expand"})
+#: Tokens a chat template adds around each declared tool.
+TOOL_OVERHEAD = 4
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -142,15 +148,23 @@ class ContextBuilder:
         text = message.content or ""
         preview = text[: self.preview_chars].replace("\n", " ")
         more = "…" if len(text) > self.preview_chars else ""
+        if message.role == "tool" and message.name in EXPAND_TOOLS:
+            return (f"[masked again: an expanded text of {len(text)} characters, shown "
+                    f"whole in the prompt after the expand, masked since to fit; preview: "
+                    f"{preview}{more} | expand(handle={handle!r}) shows it whole again]")
         return (f"[masked {message.role} output, {len(text)} characters; preview: "
                 f"{preview}{more} | full text: expand(handle={handle!r})]")
 
     def _masks(self, message: Message, masked: bool) -> bool:
-        """Whether ``message`` shows as a preview: large tool results always; when the
-        turn is masked, tool results and long assistant texts."""
+        """Whether ``message`` shows as a preview: large tool results always, except an
+        ``expand``'s (an explicit request to read a text: whole while its turn is
+        recent and the prompt fits); when the turn is masked, tool results and long
+        assistant texts."""
         if message.role == "tool":
             if masked:
                 return True
+            if message.name in EXPAND_TOOLS:  # asked for whole: shown whole while recent
+                return False
             text = message.content or ""
             # no token has more than 8 characters in practice: skip counting huge texts
             return len(text) > 8 * self.large_result_tokens or \
@@ -318,6 +332,16 @@ class ContextBuilder:
                              + results.get(c.id, "no result"))
         return f"- turn {turn + 1}: " + ("; ".join(parts) or "(empty)")
 
+    def tools_tokens(self, tools: Sequence[Any]) -> int:
+        """Tokens of the tool definitions a prompt declares: each as the JSON of its
+        name, description and parameter schema, plus a few for the template."""
+        total = 0
+        for spec in tools:
+            data = spec.model_dump() if hasattr(spec, "model_dump") else dict(spec)
+            # escaped non-ASCII: never fewer tokens than the raw characters
+            total += self.counter.count(json.dumps(data)) + TOOL_OVERHEAD
+        return total
+
     def _system(self, instructions: str, pinned: Sequence[str]) -> Message:
         text = instructions
         if pinned:
@@ -353,6 +377,7 @@ class ContextBuilder:
         pinned: Sequence[str] = (),
         memories: Sequence[Memory | Hit] = (),
         handles: Mapping[str, str] | None = None,
+        tools: Sequence[Any] = (),
     ) -> BuiltContext:
         """Build the prompt for the next model call.
 
@@ -368,9 +393,13 @@ class ContextBuilder:
             handles: Memory handles of tool results stored in long-term memory, by
                 the message's ref or by tool call id (see :func:`offload_large_results`);
                 key them by ref when the history spans runs, whose call ids may repeat.
+            tools: The tool definitions the prompt declares (``ToolSpec`` objects or
+                their dicts), counted against the budget as the provider receives them
+                (JSON of name, description and parameter schema).
 
         Raises:
-            ContextBudgetError: the instructions, pinned facts and task alone do not fit.
+            ContextBudgetError: the instructions, pinned facts, tool definitions and
+                task alone do not fit.
         """
         refs = list(refs) if refs is not None else self._default_refs(len(history))
         if len(refs) != len(history):
@@ -379,11 +408,15 @@ class ContextBuilder:
         handles = dict(handles or {})
         mems = [m.memory if isinstance(m, Hit) else m for m in memories]
         head = [self._system(instructions, pinned), Message.user(task)]
-        fixed = sum(self._tokens(m) for m in head)
+        tools_tokens = self.tools_tokens(tools)
+        fixed = sum(self._tokens(m) for m in head) + tools_tokens
         if fixed > self.budget:
             raise ContextBudgetError(
-                f"instructions, pinned facts and task take {fixed} tokens; the budget is "
-                f"{self.budget}", hint="raise the budget, or shorten the instructions")
+                f"instructions, pinned facts, task and tool definitions take {fixed} "
+                f"tokens ({tools_tokens} of them the {len(tools)} tools' definitions); "
+                f"the budget is {self.budget}",
+                hint="raise the budget, offer fewer tools per step, or shorten the "
+                     "instructions and the tools' descriptions")
         bounds, full, mask = self._prefix_sums(history, refs, handles)
         n = len(bounds)
 
@@ -434,6 +467,8 @@ class ContextBuilder:
         }
         if self.summary_tokens:  # absent when off: recipes journaled before stay alike
             recipe["summary_tokens"] = self.summary_tokens
+        if tools_tokens:  # absent without tools, likewise
+            recipe["tools_tokens"] = tools_tokens
         return self._assemble(instructions, task, history, pinned, kept_mems, recipe, bounds)
 
     def replay(
@@ -477,6 +512,9 @@ class ContextBuilder:
         described = tuple(ContextPart(name=name, messages=len(ms),
                                       tokens=sum(self._tokens(m) for m in ms))
                           for name, ms in parts)
+        if recipe.get("tools_tokens"):  # declared beside the messages, counted too
+            described += (ContextPart(name="tools", messages=0,
+                                      tokens=int(recipe["tools_tokens"])),)
         return BuiltContext(messages=messages, parts=described,
                             tokens=sum(p.tokens for p in described), budget=self.budget,
                             recipe=recipe)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ..core import (
@@ -40,8 +41,13 @@ def as_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _clip(text: Any, width: int = 80) -> str:
-    line = " ".join(as_text(text).split())
+    # Control characters (ESC, BEL, C1) from a journal are shown, never sent to the
+    # terminal: hostile content could clear the screen or set the title otherwise.
+    line = _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", " ".join(as_text(text).split()))
     return line if len(line) <= width else line[: width - 1] + "…"
 
 

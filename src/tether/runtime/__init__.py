@@ -3,7 +3,7 @@
 from ._agent import Agent
 from ._breaker import Breaker, BreakerBoard, Transition
 from ._budget import Budget, parse_budget
-from ._memory import MemoryConfig, list_threads, thread_runs
+from ._memory import MemoryConfig, list_threads, parse_thread_key, thread_key, thread_runs
 from ._policy import BreakerSettings, Policy, RetryPolicy, error_class
 from ._result import RunResult
 from ._runner import Reviewer, Runner
@@ -41,5 +41,7 @@ __all__ = [
     "list_threads",
     "load_agent",
     "parse_budget",
+    "parse_thread_key",
+    "thread_key",
     "thread_runs",
 ]

@@ -267,7 +267,7 @@ class Execution:
             return
         messages = tuple(state.messages)
         if self.memory is not None:  # the prompt is built under the budget instead
-            built = await self.memory.build(step)
+            built = await self.memory.build(step, specs)
             if built is None:  # the run failed: the head alone is over the budget
                 return
             messages = built.messages
@@ -425,7 +425,17 @@ class Execution:
     async def settle_one(self, call: OpenCall, in_doubt: bool
                          ) -> tuple[OpenCall, InDoubt] | None:
         """Settle one call; a call that stays open is returned with the reason."""
+        held = self.tools.held.get(call.call_id)
+        if held == "result":  # deferred: its result comes from outside, it never reruns
+            return call, InDoubt("it waits for its result from outside the run",
+                                 running=False, awaiting="result")
         tool = self.tools.get(call.runs)
+        if tool is None and in_doubt:
+            # Cut short by a crash, it may have taken effect: telling the model it
+            # failed would invite it to do the same thing again another way.
+            return call, InDoubt(f"the agent no longer offers {call.runs!r}, and the "
+                                 "call may have taken effect before the process "
+                                 "stopped", running=False)
         if tool is None:
             await self.commit([self.event(EventType.TOOL_ERROR, call.step, {
                 "call_id": call.call_id, "tool": call.tool,
@@ -434,10 +444,6 @@ class Execution:
                 "content": f"Error: tool {call.runs!r} is not available",
             }, span=tool_span(call))])
             return None
-        held = self.tools.held.get(call.call_id)
-        if held == "result":  # deferred: its result comes from outside, it never reruns
-            return call, InDoubt("it waits for its result from outside the run",
-                                 running=False, awaiting="result")
         if in_doubt and not tool.idempotent and held is None:
             if still_running(self.state.run_id, call.call_id):
                 # Given up on by an earlier drive in this process, its thread still runs:

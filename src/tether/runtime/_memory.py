@@ -75,21 +75,55 @@ class MemoryConfig:
 MIN_BUDGET = 512
 
 
+def thread_key(name: str, *, agent: str, user: str | None = None) -> str:
+    """A thread with its scope, as the run table's ``thread`` column holds it: the same
+    name used by another agent or another user is another thread.
+
+    Args:
+        name: The thread's name (``Runner.run(thread=...)``).
+        agent: The agent's name.
+        user: The memory's user (``MemoryConfig.user``), if any.
+    """
+    return json.dumps([agent, user, name], ensure_ascii=False, separators=(",", ":"))
+
+
+def parse_thread_key(key: str) -> tuple[str | None, str | None, str]:
+    """``(agent, user, name)`` of a :func:`thread_key`; a run written before threads
+    were scoped holds the bare name: ``(None, None, name)``."""
+    if key.startswith("["):
+        try:
+            found = json.loads(key)
+        except ValueError:
+            found = None
+        if (isinstance(found, list) and len(found) == 3 and isinstance(found[2], str)
+                and all(x is None or isinstance(x, str) for x in found[:2])):
+            return found[0], found[1], found[2]
+    return None, None, key
+
+
 async def thread_runs(store: Store, thread: str, *, limit: int = 1000) -> list[list[Any]]:
-    """The ``limit`` most recent runs of ``thread``, oldest first, as
+    """The ``limit`` most recent runs of ``thread`` (a :func:`thread_key`, or the bare
+    name of runs written before threads were scoped), oldest first, as
     ``[run_id, last_seq]`` (the run table's indexed ``thread`` column)."""
     found = await store.runs(thread=thread, limit=limit)  # newest first
     return [[s.run_id, s.last_seq] for s in sorted(found, key=lambda s: (s.created_at,
                                                                           s.run_id))]
 
 
-async def list_threads(store: Store, *, limit: int = 1000) -> dict[str, list[RunSummary]]:
-    """Every thread of the ``limit`` most recent runs, with its runs oldest first;
-    threads ordered by their latest run, newest first (the run table's ``thread``)."""
+async def list_threads(store: Store, *, limit: int = 1000, agent: str | None = None,
+                       user: str | None = None) -> dict[str, list[RunSummary]]:
+    """Every thread of the ``limit`` most recent runs, by :func:`thread_key` (see
+    :func:`parse_thread_key`), with its runs oldest first; threads ordered by their
+    latest run, newest first (the run table's ``thread``). ``agent`` and ``user``
+    keep only the threads of that agent, that user."""
     threads: dict[str, list[RunSummary]] = {}
     for summary in await store.runs(limit=limit):  # newest first
-        if summary.thread is not None:
-            threads.setdefault(summary.thread, []).insert(0, summary)
+        if summary.thread is None:
+            continue
+        owner, whose, _ = parse_thread_key(summary.thread)
+        if (agent is not None and owner != agent) or (user is not None and whose != user):
+            continue
+        threads.setdefault(summary.thread, []).insert(0, summary)
     return threads
 
 
@@ -115,6 +149,10 @@ class RunMemory:
         #: ``memory.recall`` and ``context.built`` of the step being asked for: they
         #: commit with its ``model.request``.
         self.pending: list[Event] = []
+        #: Tool calls' write outcomes (see ``_call_writes``), loaded when first needed.
+        self._writes: dict[tuple[str, str], WriteOutcome] | None = None
+        #: The journal was checked for a prompt to replay (a resume: see ``_journaled``).
+        self._replay_checked = False
         #: The messages of the last request journaled by this process (``prefix``).
         self._last: tuple[Message, ...] = ()
         #: How many of the run's messages were checked for large results.
@@ -160,11 +198,18 @@ class RunMemory:
     # -- writes -------------------------------------------------------------------
 
     async def write(self, step: int, item: PreparedMemory, **extra: Any) -> WriteOutcome:
-        """Write ``item`` and its ``memory.write`` event in one transaction."""
+        """Write ``item`` and its ``memory.write`` event in one transaction. A tool
+        call's write that its call already committed (a rerun after a crash, a retry)
+        writes nothing and reports what the first attempt did."""
         from ..memory import Provenance
 
         ex = self.ex
         box: list[WriteOutcome] = []
+        call_id = extra.get("tool_call_id")
+        if isinstance(call_id, str):
+            earlier = (await self._call_writes()).get((call_id, item.handle))
+            if earlier is not None:
+                return earlier
 
         def within(db: Any, seq: int) -> list[Event]:
             prov = Provenance(run_id=ex.state.run_id, step=step, seq=seq)
@@ -174,7 +219,32 @@ class RunMemory:
             return [ex.event(EventType.MEMORY_WRITE, step, payload)]
 
         await ex.commit([], within=within)
+        if isinstance(call_id, str) and self._writes is not None:
+            self._writes[(call_id, item.handle)] = box[0]
         return box[0]
+
+    async def _call_writes(self) -> dict[tuple[str, str], WriteOutcome]:
+        """The outcomes of this run's tool calls' writes, by (call id, handle): read
+        from the journal once per execution, then kept up to date."""
+        if self._writes is None:
+            from ..memory import Memory, Namespace, WriteOutcome
+
+            ex = self.ex
+            found: dict[tuple[str, str], WriteOutcome] = {}
+            events = [e for e in await ex.runner.store.read(ex.state.run_id)
+                      if e.type == EventType.MEMORY_WRITE
+                      and isinstance(e.payload.get("tool_call_id"), str)
+                      and e.payload.get("action") in ("added", "superseded", "duplicate")]
+            for e in ex.runner.sealer.unseal_all(events):
+                p = e.payload
+                memory = Memory(handle=str(p["handle"]), text=str(p.get("text") or ""),
+                                namespace=Namespace(**(p.get("namespace") or {})),
+                                key=p.get("key"), kind=str(p.get("kind") or "fact"))
+                found[(str(p["tool_call_id"]), memory.handle)] = WriteOutcome(
+                    action=p["action"], memory=memory,
+                    superseded=tuple(p.get("superseded") or ()))
+            self._writes = found
+        return self._writes
 
     async def forget(self, step: int, handle: str, **extra: Any) -> bool:
         """Mark a memory forgotten with its ``memory.write`` event, in one transaction
@@ -315,8 +385,7 @@ class RunMemory:
                 start = 1 if earlier.messages and earlier.messages[0].role == "system" else 0
                 open_calls: dict[str, ToolCall] = {}  # the last turn's unanswered calls
                 asked = ""
-                for m, origin in zip([*earlier.messages[start:], None],
-                                     [*earlier.origins[start:], None], strict=True):
+                for index, m in enumerate([*earlier.messages[start:], None], start):
                     if (m is None or m.role != "tool") and open_calls:
                         # a run that died (or still runs) with calls in flight: each
                         # call gets a result saying so, so no pair is split in a prompt
@@ -327,7 +396,7 @@ class RunMemory:
                     if m is None:
                         break
                     messages.append(m)
-                    refs.append(f"evt:{run_id}:{origin or 1}")
+                    refs.append(message_ref(run_id, index))
                     if m.role == "assistant":
                         open_calls, asked = {c.id: c for c in m.tool_calls}, refs[-1]
                     open_calls.pop(m.tool_call_id or "", None)
@@ -338,7 +407,7 @@ class RunMemory:
             self._thread = (messages, refs, handles)
         return self._thread
 
-    async def build(self, step: int) -> BuiltContext | None:
+    async def build(self, step: int, tools: Sequence[Any] = ()) -> BuiltContext | None:
         """The prompt for ``step``; its ``memory.recall`` and ``context.built`` events
         wait in :attr:`pending` for the step's ``model.request``. None when the
         instructions and task alone exceed the budget: the run has failed."""
@@ -348,13 +417,16 @@ class RunMemory:
         thread_msgs, thread_refs, handles = await self._thread_history()
         start = 2 if state.messages and state.messages[0].role == "system" else 1
         own = state.messages[start:]
-        own_refs = [f"evt:{state.run_id}:{o}" for o in state.origins[start:]]
+        own_refs = [message_ref(state.run_id, i) for i in range(start, len(state.messages))]
         refs = [*thread_refs, *own_refs]
         handles = dict(handles)  # offloaded results by ref: call ids repeat across runs
         for m, ref in zip(own, own_refs, strict=True):
             found = state.offloaded.get(m.tool_call_id or "") if m.role == "tool" else None
             if found is not None:
                 handles[ref] = found
+        journaled = await self._journaled(step)
+        if journaled is not None:  # resumed after this step's request was journaled
+            return self._replay(step, journaled, thread_msgs, own, refs)
         query = _query(state.task, own)
         scope = self.scope
         hits = await self.store.search(query, scope=scope, k=self.config.recall_k)
@@ -364,7 +436,7 @@ class RunMemory:
             built = self.builder().build(
                 instructions=ex.agent.instructions, task=state.task,
                 history=[*thread_msgs, *own], refs=refs, memories=hits,
-                handles=handles)
+                handles=handles, tools=tools)
         except ContextBudgetError as e:  # the head alone is over the (lowered) budget
             await ex.fail(e, "context_length_exceeded", step=step)
             return None
@@ -382,6 +454,57 @@ class RunMemory:
                 "hits": [{**h.to_payload(), "text": h.memory.text} for h in hits]}),
             ex.event(EventType.CONTEXT_BUILT, step, payload),
         ]
+        await self._commit_pending()
+        return built
+
+    async def _commit_pending(self) -> None:
+        """Commit the step's ``memory.recall`` and ``context.built`` before its prompt
+        is sent: a resume then rebuilds that prompt from them (:meth:`_replay`), never
+        from a search of the store as it is by then."""
+        events, self.pending = self.pending, []
+        await self.ex.commit(events)
+
+    async def _journaled(self, step: int) -> tuple[Event, Event] | None:
+        """The ``memory.recall`` and ``context.built`` of ``step`` when this run's
+        journal already holds them (a resume after its ``model.request`` committed),
+        unsealed; looked for once per execution, at its first build."""
+        if self._replay_checked:
+            return None
+        self._replay_checked = True
+        ex = self.ex
+        events = await ex.runner.store.read(ex.state.run_id)
+        built = next((e for e in reversed(events) if e.type == EventType.CONTEXT_BUILT), None)
+        if built is None or built.step != step:
+            return None
+        recall = next((e for e in events if e.seq == built.seq - 1), None)
+        if recall is None or recall.type != EventType.MEMORY_RECALL:
+            return None
+        budget = ex.state.context_budget or self.config.budget
+        if (built.payload.get("recipe") or {}).get("budget") != budget:
+            return None  # the budget was lowered since (a context-length error)
+        recall, built = ex.runner.sealer.unseal_all([recall, built])
+        return recall, built
+
+    def _replay(self, step: int, journaled: tuple[Event, Event], thread_msgs: list[Message],
+                own: Sequence[Message], refs: list[str]) -> BuiltContext:
+        """The journaled prompt of ``step``, rebuilt from its recipe and the memories
+        recalled with it (never a fresh search: the store may have changed since)."""
+        from ..memory import ContextBuilder, Memory, Namespace
+
+        recall, journaled_built = journaled
+        recipe = dict(journaled_built.payload["recipe"])
+        history = [*thread_msgs, *own][: recipe["history"]]
+        recipe["refs"] = refs[: recipe["history"]]
+        builder = ContextBuilder(
+            budget=int(recipe["budget"]), counter=self.counter,
+            large_result_tokens=int(recipe["large_result_tokens"]),
+            summary_tokens=int(recipe.get("summary_tokens") or 0))
+        memories = {str(h["handle"]): Memory(handle=str(h["handle"]), text=str(h["text"]),
+                                             namespace=Namespace())
+                    for h in recall.payload.get("hits") or ()}
+        built = builder.replay(recipe, instructions=self.ex.agent.instructions,
+                               task=self.ex.state.task, history=history, memories=memories)
+        self.pending = self._close_working()  # rides with the model.request
         return built
 
     def request_payload(self, messages: Sequence[Message], provider: str,
@@ -418,14 +541,32 @@ class RunMemory:
     # -- tools ------------------------------------------------------------------------
 
     async def resolve(self, handle: str) -> str | None:
-        """The full text of a masked message, by its ``evt:RUN:SEQ`` handle."""
+        """The full text of a masked message, by its handle: ``evt:RUN:mINDEX`` (the
+        run's INDEXth message), or ``evt:RUN:SEQ`` (the event holding it; journals
+        before handles by index)."""
         parts = handle.split(":")
-        if len(parts) != 3 or parts[0] != "evt" or not parts[2].isdigit():
+        if len(parts) != 3 or parts[0] != "evt":
             return None
-        run_id, seq = parts[1], int(parts[2])
-        allowed = {self.ex.state.run_id, *(r for r, _ in self.ex.state.thread_runs)}
+        run_id, where = parts[1], parts[2]
+        state = self.ex.state
+        allowed = {state.run_id: None, **{r: last for r, last in state.thread_runs}}
         if run_id not in allowed:
             return None  # another thread's journal is not this run's to read
+        if where[:1] == "m" and where[1:].isdigit():
+            index = int(where[1:])
+            if run_id == state.run_id:
+                messages = state.messages
+            else:
+                last = allowed[run_id]
+                events = [e for e in await self.ex.runner.store.read(run_id)
+                          if last is None or e.seq <= last]
+                messages = fold(run_id, self.ex.runner.sealer.unseal_all(events)).messages
+            if index >= len(messages) or messages[index].role == "system":
+                return None
+            return messages[index].content or ""
+        if not where.isdigit():
+            return None
+        seq = int(where)
         events = await self.ex.runner.store.read(run_id, after_seq=max(0, seq - 1))
         if not events or events[0].seq != seq:
             return None
@@ -461,6 +602,12 @@ class RunMemory:
     def close(self) -> None:
         if self.owned:
             self.store.close()
+
+
+def message_ref(run_id: str, index: int) -> str:
+    """The handle of a run's ``index``th message (``evt:RUN:mINDEX``): its position in
+    the fold, which events a resume adds (``run.resumed``...) do not move."""
+    return f"evt:{run_id}:m{index}"
 
 
 #: The result a thread's earlier run left for a call it never finished.

@@ -40,7 +40,7 @@ from ._budget import Budget
 from ._execution import Execution, result_of
 from ._journal import Journal
 from ._lease import owner_alive_here, owner_dead, owner_id
-from ._memory import thread_runs
+from ._memory import thread_key, thread_runs
 from ._result import RunResult
 from ._spec import load_agent
 from ._state import RunState, check_format, fold
@@ -274,7 +274,10 @@ class Runner:
         model = execution.models[0]
         threaded: dict[str, Any] = {}
         if thread is not None:
-            threaded = {"thread": thread, "thread_runs": await thread_runs(self.store, thread)}
+            key = thread_key(thread, agent=agent.name,
+                             user=agent.memory.user if agent.memory is not None else None)
+            threaded = {"thread": thread, "thread_key": key,
+                        "thread_runs": await thread_runs(self.store, key)}
         await execution.commit([execution.event(EventType.RUN_STARTED, 0, {
             **threaded,
             "agent": agent.name,
@@ -393,6 +396,7 @@ class Runner:
         happen), and :meth:`resume` the run.
         """
         state = fold(run_id, await self.store.read(run_id))
+        check_format(state)  # a newer Tether's journal is read, never written to
         call = state.open_calls.get(call_id)
         if call is None:
             raise UsageError(
@@ -420,6 +424,7 @@ class Runner:
         """
         journal_events = await self.store.read(run_id)
         state = fold(run_id, journal_events)
+        check_format(state)  # a newer Tether's journal is read, never written to
         held, approved = waiting_calls(journal_events)
         call = state.open_calls.get(call_id)
         if call is None or held.get(call_id) != "approval" or call_id in approved:

@@ -72,6 +72,14 @@ class RunTools:
         if stack is not None:
             await stack.__aexit__(kind, error, tb)
 
+    def _then(self) -> str:
+        """What to do once a toolset that failed is fixed: nothing is journaled yet
+        for a new run (run it again), a run that exists is resumed."""
+        fix = "check the toolset's server or connection, then "
+        if self.ex.state.seq == 0:
+            return fix + "run the agent again (nothing was journaled: no run to resume)"
+        return fix + f"`tether resume {self.ex.state.run_id}`"
+
     # -- the tools of a step ----------------------------------------------------------
 
     async def offer(self, step: int) -> tuple[ToolSpec, ...]:
@@ -92,8 +100,7 @@ class RunTools:
             except Exception as e:
                 raise ToolError(f"toolset {toolset!r} failed to list its tools at step "
                                 f"{step}: {type(e).__name__}: {e}",
-                                hint="check the toolset's server or connection, then "
-                                     "`tether resume RUN_ID`") from e
+                                hint=self._then()) from e
             for d in listed:
                 if d.name in defs:
                     raise ToolDefinitionError(

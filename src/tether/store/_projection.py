@@ -86,7 +86,8 @@ def _new_row(first: Event) -> RunSummary:
     return RunSummary(run_id=first.run_id, agent=p.agent, status=RunStatus.RUNNING,
                       task=p.task or "", created_at=first.ts, updated_at=first.ts, steps=0,
                       last_seq=0, parent_run_id=p.parent_run_id,
-                      thread=p.thread if isinstance(p.thread, str) else None)
+                      thread=(p.thread_key if isinstance(p.thread_key, str)
+                              else p.thread if isinstance(p.thread, str) else None))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -496,6 +496,13 @@ class SQLiteStore:
         if not rows and after_seq == 0:
             self._summary(db, run_id)  # raises RunNotFoundError
         payloads = [json.loads(r[7]) for r in rows]
+        for r, payload in zip(rows, payloads, strict=True):
+            if not isinstance(payload, dict):  # every reader walks payloads as objects
+                raise StoreCorruptError(
+                    f"event {r[0]} ({r[1]}) of run {run_id} has a payload that is not "
+                    f"a JSON object ({type(payload).__name__})",
+                    hint="the journal was damaged or written by an incompatible tool; "
+                         "see docs/journal.md for the payload of each event")
         refs: set[str] = set()
         for payload in payloads:
             blob_refs(payload, refs)
