@@ -18,6 +18,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from _common import emit, write_results  # noqa: E402
 
 from tether.core import Message, ToolCall  # noqa: E402
 from tether.memory import (  # noqa: E402
+    BuiltContext,
     ContextBuilder,
     EstimateTokenCounter,
     MiniLMEmbedder,
@@ -83,12 +86,15 @@ def _value(rng: random.Random, attr: str) -> str:
     }[attr]()
 
 
-def long_horizon(embedder: MiniLMEmbedder, tmp: Path) -> None:
-    rng = random.Random(42)
-    names = _names(rng, 50)
-    subjects = [(n, a) for n in names for a in ATTRS]  # 500 distinct subjects
-    rng.shuffle(subjects)
-    # schedule: each subject first appears at a random step; 30% restated, 25% updated
+Subject = tuple[str, str]  # (project, attribute)
+
+
+def _schedule(
+    rng: random.Random, subjects: list[Subject],
+) -> tuple[dict[int, list[tuple[str, str, str]]], dict[Subject, tuple[str, int]]]:
+    """Which facts each step's log page states, and each subject's value in force at the
+    end with the step that wrote it: each subject first appears at a random step; 30%
+    are restated later, 25% updated."""
     events: dict[int, list[tuple[str, str, str]]] = {}
     current: dict[tuple[str, str], tuple[str, int]] = {}
     for subject in subjects:
@@ -108,6 +114,25 @@ def long_horizon(embedder: MiniLMEmbedder, tmp: Path) -> None:
     for step in sorted(events):  # the value in force at the end: the last one written
         for n, a, v in events[step]:
             current[(n, a)] = (v, step)
+    return events, current
+
+
+def _shared_prefix(previous: tuple[Message, ...], messages: tuple[Message, ...]) -> int:
+    """How many leading messages of ``messages`` repeat ``previous``."""
+    shared = 0
+    for a_msg, b_msg in zip(previous, messages, strict=False):
+        if a_msg != b_msg:
+            break
+        shared += 1
+    return shared
+
+
+def long_horizon(embedder: MiniLMEmbedder, tmp: Path) -> None:
+    rng = random.Random(42)
+    names = _names(rng, 50)
+    subjects = [(n, a) for n in names for a in ATTRS]  # 500 distinct subjects
+    rng.shuffle(subjects)
+    events, current = _schedule(rng, subjects)
 
     store = SQLiteMemoryStore(tmp / "long.db", embedder=embedder)
     ns = Namespace(agent="analyst", user="ops", thread="t1", run="r1")
@@ -148,12 +173,7 @@ def long_horizon(embedder: MiniLMEmbedder, tmp: Path) -> None:
         naive.append(naive_tokens + message_tokens(Message.user(task), counter.count))
         body_msgs = built.messages[:-1] if hits else built.messages
         if previous:
-            shared = 0
-            for a_msg, b_msg in zip(previous, built.messages, strict=False):
-                if a_msg != b_msg:
-                    break
-                shared += 1
-            reuse.append(shared / len(previous))
+            reuse.append(_shared_prefix(previous, built.messages) / len(previous))
         previous = body_msgs
         if (step + 1) % 100 == 0:
             window = slice(step - 99, step + 1)
@@ -173,7 +193,18 @@ def long_horizon(embedder: MiniLMEmbedder, tmp: Path) -> None:
         stored_current=store.count(ns), distinct_current_facts=len(current),
         stored_with_history=store.count(ns, history=True))
 
-    # 200 questions: evidence early, in the middle, or recent
+    _evidence_recall(rng, subjects, current, embedder, store, ns, partial(
+        builder.build, instructions=instructions, task=task), history)
+    store.close()
+
+
+def _evidence_recall(
+    rng: random.Random, subjects: list[Subject], current: dict[Subject, tuple[str, int]],
+    embedder: MiniLMEmbedder, store: SQLiteMemoryStore, ns: Namespace,
+    build: Callable[..., BuiltContext], history: list[Message],
+) -> None:
+    """200 questions whose evidence came early, in the middle or recently: the share
+    whose current value is in the prompt built to answer them."""
     depth_of = {s: ("early" if step < STEPS / 3 else "middle" if step < 2 * STEPS / 3
                     else "recent") for s, (_, step) in current.items()}
     by_depth: dict[str, list[tuple[str, str]]] = {"early": [], "middle": [], "recent": []}
@@ -186,8 +217,7 @@ def long_horizon(embedder: MiniLMEmbedder, tmp: Path) -> None:
     for (n, a), qv in zip(questions, qvectors, strict=True):
         question = f"What is the {a} of project {n}?"
         hits = store.search_sync(question, scope=ns, k=5, vector=qv)
-        built = builder.build(instructions=instructions, task=task,
-                              history=[*history, Message.user(question)], memories=hits)
+        built = build(history=[*history, Message.user(question)], memories=hits)
         value = current[(n, a)][0]
         needle = f"The {a} of project {n} is {value}."
         found[depth_of[(n, a)]].append(any(needle in (m.content or "")
@@ -198,7 +228,6 @@ def long_horizon(embedder: MiniLMEmbedder, tmp: Path) -> None:
             questions=len(values))
     out("evidence_recall", sum(everything) / len(everything), "fraction", depth="all",
         questions=len(everything))
-    store.close()
 
 
 # -- scale -----------------------------------------------------------------------------

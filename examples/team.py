@@ -1,4 +1,4 @@
-"""A team: a lead agent and the four standard specialists, each delegated to as a child
+r"""A team: a lead agent and the four standard specialists, each delegated to as a child
 run, each specialist on its real tools.
 
 - ``retriever``: ``recall`` over a SQLite memory file holding the notes registered
@@ -17,7 +17,7 @@ call after the task, the tool the task's words name most, then only an answer; s
 lead hands the task to one specialist, which calls its tool, and both answer. A larger
 model may delegate several times::
 
-    tether run examples/team.py:team \\
+    tether run examples/team.py:team \
         "Search the notes for the launch day, then compute 6 times 7 with Python."
     tether trace RUN_ID      # the lead, and a child run per specialist under its call
 

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import enum
+import functools
 import importlib
 import inspect
+from pathlib import Path
+from typing import Protocol
 
 import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "tether"
 
 EXPORTS: dict[str, list[str]] = {
     "tether": [
@@ -141,3 +149,135 @@ def test_no_public_name_outside_all(package: str) -> None:
              if not name.startswith("_") and name not in module.__all__
              and name != "annotations" and not inspect.ismodule(getattr(module, name))]
     assert stray == [], f"{package} shows {stray} outside __all__: export or rename them"
+
+
+# --- docstrings on every public name ------------------------------------------------------
+# ruff's D1xx rules count a name in a private module (``_x.py``) as private, and every
+# public name here is defined in one and re-exported: they would check nothing, so this
+# test walks what the packages export instead.
+
+
+def _own_class_doc(cls: type) -> str:
+    """The docstring a class wrote itself: not inherited, not the ``Name(a, b)`` signature
+    ``dataclasses`` and ``NamedTuple`` generate when it wrote none."""
+    doc = vars(cls).get("__doc__") or ""
+    if doc.startswith(f"{cls.__name__}("):
+        return ""
+    return doc.strip()
+
+
+def _member_function(attr: object) -> object | None:
+    """The function behind a class attribute a caller can use: a method, a static or class
+    method, a property; ``None`` for data (fields, enum members, constants)."""
+    if isinstance(attr, staticmethod | classmethod):
+        return attr.__func__
+    if isinstance(attr, property):
+        return attr.fget
+    if isinstance(attr, functools.cached_property):
+        return attr.func
+    return attr if inspect.isfunction(attr) else None
+
+
+def _public_members(cls: type) -> list[tuple[str, str]]:
+    """``(qualified name, name)`` of each public method and property a caller reaches on
+    ``cls``: those defined on it and on its bases inside Tether (a private base's methods
+    are as public as the class's own)."""
+    members = []
+    for klass in cls.__mro__:
+        if not klass.__module__.startswith("tether."):
+            continue
+        for name, attr in vars(klass).items():
+            if not name.startswith("_") and _member_function(attr) is not None:
+                members.append((f"{klass.__module__}.{klass.__qualname__}.{name}", name))
+    return members
+
+
+def _member_doc(cls: type, name: str) -> str:
+    """The docstring of ``cls.name``, its own or, for a method implementing one of a base
+    the class declares (a protocol, an ABC), the first found along the MRO."""
+    for klass in cls.__mro__:
+        function = _member_function(vars(klass).get(name))
+        if function is not None and (getattr(function, "__doc__", None) or "").strip():
+            return str(function.__doc__).strip()
+    return ""
+
+
+def _undocumented(package: str) -> list[str]:
+    module = importlib.import_module(package)
+    missing = []
+    for name in module.__all__:
+        value = getattr(module, name)
+        if inspect.isclass(value):
+            if not _own_class_doc(value):
+                missing.append(f"{package}.{name}")
+            missing += [qualified for qualified, member in _public_members(value)
+                        if not _member_doc(value, member)]
+        elif inspect.isroutine(function := inspect.unwrap(value)):
+            if not (function.__doc__ or "").strip():
+                missing.append(f"{package}.{name}")
+        elif name not in _commented_names():
+            # A constant or a type alias (``Callable[...]``, ``Literal[...]``) cannot
+            # carry a docstring: a ``#:`` comment above its definition is its doc.
+            missing.append(f"{package}.{name}")
+    return missing
+
+
+def _commented(text: str) -> set[str]:
+    """Names a module's source assigns at top level with a ``#:`` comment on the line
+    above (the form Sphinx's autodoc reads as a constant's docstring)."""
+    found = set()
+    lines = text.splitlines()
+    for node in ast.parse(text).body:
+        targets = (node.targets if isinstance(node, ast.Assign)
+                   else [node.target] if isinstance(node, ast.AnnAssign) else [])
+        above = lines[node.lineno - 2].lstrip() if node.lineno > 1 else ""
+        if above.startswith("#:"):
+            found |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return found
+
+
+@functools.cache
+def _commented_names() -> frozenset[str]:
+    """Every name some module of ``src/tether`` defines with a ``#:`` comment."""
+    return frozenset(name for path in SRC.rglob("*.py") for name in _commented(path.read_text()))
+
+
+@pytest.mark.parametrize("package", sorted(EXPORTS))
+def test_every_public_name_has_a_docstring(package: str) -> None:
+    missing = sorted(set(_undocumented(package)))
+    assert missing == [], f"{len(missing)} public names without a docstring: {missing}"
+
+
+def test_the_docstring_check_sees_what_is_missing() -> None:
+    """The check above would pass on a package that exports nothing it can read: here it
+    must catch a dataclass with only its generated signature, an enum without its own
+    docstring, a method without one, and accept a method inheriting its protocol's."""
+
+    class Documented(Protocol):
+        def call(self) -> None:
+            """Call it."""
+
+    @dataclasses.dataclass
+    class Bare:
+        field: int = 0
+
+        def method(self) -> None:
+            pass
+
+    class Colour(enum.Enum):
+        RED = "red"
+
+    class Implements(Documented):
+        """Implements ``Documented``."""
+
+        def call(self) -> None:
+            pass
+
+    Bare.__module__ = Colour.__module__ = Implements.__module__ = "tether.fake"
+    assert _own_class_doc(Bare) == "" and _own_class_doc(Colour) == ""
+    assert [name for _, name in _public_members(Bare)] == ["method"]
+    assert _member_doc(Bare, "method") == ""
+    assert _member_doc(Implements, "call") == "Call it."
+    assert _member_doc(Documented, "call") == "Call it."
+    assert _commented("#: Said.\nA = 1\n# not a doc\nB = 2\nC: int = 3\n#: Also.\n"
+                      "D: int = 4\n\n#: Not above E.\n\nE = 5\n") == {"A", "D"}

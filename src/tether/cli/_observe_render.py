@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -80,69 +80,87 @@ def usd(value: float) -> str:
 
 
 def _head(span: Span, cost: RunCost | None) -> Text:
-    line = Text()
     if span.kind == "run":
-        line.append(span.name, "bold")
-        line.append(f"  {span.run_id}  ", "dim")
-        line.append(span.status, _STATUS_STYLE.get(span.status, ""))
-        line.append(f"  {span.attrs.get('steps', 0)} steps  {ms(span.duration_ms)}  "
-                    f"{span.input_tokens}→{span.output_tokens} tok  {usd(span.cost_usd)} own")
-        if cost is not None and cost.children:
-            line.append(f" · {usd(cost.rolled_up_usd)} rolled up over {cost.subruns} sub-runs "
-                        f"({cost.rolled_up_input_tokens}→{cost.rolled_up_output_tokens} tok)",
-                        "cyan")
-        error = span.attrs.get("error")
-        if error:
-            line.append(f"  {as_text(error.get('type'))}: {clip(error.get('message', ''), 80)}",
-                        "red")
-        return line
+        return _run_head(span, cost)
+    line = Text()
     mark = _MARK.get(span.status, "")
     line.append(f"{mark} " if mark else "", _STATUS_STYLE.get(span.status, ""))
-    if span.kind == "step":
-        line.append(span.name, "bold")
-        line.append(f"  {ms(span.duration_ms)}")
-        if span.input_tokens or span.output_tokens:
-            line.append(f"  {span.input_tokens}→{span.output_tokens} tok")
-        line.append(f"  {usd(span.cost_usd)}", "dim")
-    elif span.kind == "model":
-        line.append(span.name, "blue")
-        line.append(f"  {ms(span.duration_ms)}  {span.input_tokens}→{span.output_tokens} tok"
-                    f"  {usd(span.cost_usd)}")
-        calls = span.attrs.get("calls") or []
-        error = span.attrs.get("error")
-        if span.status == "error" and error:
-            attempts = span.attrs.get("attempts")
-            line.append(f"  {as_text(error.get('type'))}: {clip(error.get('message', ''), 60)}"
-                        + (f" (after {attempts} attempt(s))" if attempts else ""), "red")
-        elif calls:
-            line.append(f"  → calls {', '.join(as_text(c) for c in calls)}", "dim")
-        elif span.status == "ok":
-            line.append("  → answers", "dim")
-        if span.attrs.get("offered") is not None or span.attrs.get("constraint") is not None:
-            names = [t.get("name") if isinstance(t, dict) else t
-                     for t in span.attrs.get("offered") or []]
-            if span.attrs.get("offered") is not None:
-                line.append(f"  offered: {clip(', '.join(as_text(n) for n in names), 60)}",
-                            "dim")
-            if span.attrs.get("constraint") is not None:
-                line.append(f"  constrained: {clip(span.attrs['constraint'], 60)}", "dim")
-    elif span.kind == "tool":
-        arguments = json.dumps(span.attrs.get("arguments"), ensure_ascii=False)
-        line.append(f"execute_tool {as_text(span.attrs.get('tool'))}", "magenta")
-        line.append(f"({clip(arguments, 60)})  {ms(span.duration_ms)}")
-        if span.cost_usd:
-            line.append(f"  {usd(span.cost_usd)}")
-        error = span.attrs.get("error")
-        if span.status == "error" and error:
-            line.append(f"  {as_text(error.get('type'))}: {clip(error.get('message', ''), 60)}",
-                        "red")
-        elif span.status == "in_doubt":
-            line.append("  in doubt: intent without outcome", "magenta")
-        elif span.attrs.get("result") is not None:
-            line.append(f"  → {clip(span.attrs['result'], 60)}", "dim")
-    else:
+    describe = _HEADS.get(span.kind)
+    if describe is None:
         line.append(span.name)
+    else:
+        describe(line, span)
     return line
+
+
+def _run_head(span: Span, cost: RunCost | None) -> Text:
+    line = Text()
+    line.append(span.name, "bold")
+    line.append(f"  {span.run_id}  ", "dim")
+    line.append(span.status, _STATUS_STYLE.get(span.status, ""))
+    line.append(f"  {span.attrs.get('steps', 0)} steps  {ms(span.duration_ms)}  "
+                f"{span.input_tokens}→{span.output_tokens} tok  {usd(span.cost_usd)} own")
+    if cost is not None and cost.children:
+        line.append(f" · {usd(cost.rolled_up_usd)} rolled up over {cost.subruns} sub-runs "
+                    f"({cost.rolled_up_input_tokens}→{cost.rolled_up_output_tokens} tok)",
+                    "cyan")
+    error = span.attrs.get("error")
+    if error:
+        line.append(f"  {as_text(error.get('type'))}: {clip(error.get('message', ''), 80)}",
+                    "red")
+    return line
+
+
+def _step_head(line: Text, span: Span) -> None:
+    line.append(span.name, "bold")
+    line.append(f"  {ms(span.duration_ms)}")
+    if span.input_tokens or span.output_tokens:
+        line.append(f"  {span.input_tokens}→{span.output_tokens} tok")
+    line.append(f"  {usd(span.cost_usd)}", "dim")
+
+
+def _model_head(line: Text, span: Span) -> None:
+    line.append(span.name, "blue")
+    line.append(f"  {ms(span.duration_ms)}  {span.input_tokens}→{span.output_tokens} tok"
+                f"  {usd(span.cost_usd)}")
+    calls = span.attrs.get("calls") or []
+    error = span.attrs.get("error")
+    if span.status == "error" and error:
+        attempts = span.attrs.get("attempts")
+        line.append(f"  {as_text(error.get('type'))}: {clip(error.get('message', ''), 60)}"
+                    + (f" (after {attempts} attempt(s))" if attempts else ""), "red")
+    elif calls:
+        line.append(f"  → calls {', '.join(as_text(c) for c in calls)}", "dim")
+    elif span.status == "ok":
+        line.append("  → answers", "dim")
+    if span.attrs.get("offered") is not None:
+        names = [t.get("name") if isinstance(t, dict) else t
+                 for t in span.attrs.get("offered") or []]
+        line.append(f"  offered: {clip(', '.join(as_text(n) for n in names), 60)}", "dim")
+    if span.attrs.get("constraint") is not None:
+        line.append(f"  constrained: {clip(span.attrs['constraint'], 60)}", "dim")
+
+
+def _tool_head(line: Text, span: Span) -> None:
+    arguments = json.dumps(span.attrs.get("arguments"), ensure_ascii=False)
+    line.append(f"execute_tool {as_text(span.attrs.get('tool'))}", "magenta")
+    line.append(f"({clip(arguments, 60)})  {ms(span.duration_ms)}")
+    if span.cost_usd:
+        line.append(f"  {usd(span.cost_usd)}")
+    error = span.attrs.get("error")
+    if span.status == "error" and error:
+        line.append(f"  {as_text(error.get('type'))}: {clip(error.get('message', ''), 60)}",
+                    "red")
+    elif span.status == "in_doubt":
+        line.append("  in doubt: intent without outcome", "magenta")
+    elif span.attrs.get("result") is not None:
+        line.append(f"  → {clip(span.attrs['result'], 60)}", "dim")
+
+
+#: How a step, model or tool span's line goes on after its status mark.
+_HEADS: dict[str, Callable[[Text, Span], None]] = {
+    "step": _step_head, "model": _model_head, "tool": _tool_head,
+}
 
 
 def _message_lines(message: dict[str, Any]) -> list[Text]:

@@ -95,6 +95,7 @@ def _drive(
     return with_store(db, main, write=True)
 
 
+#: The ``tether`` command line (Typer); :func:`main` runs it.
 app = typer.Typer()
 
 

@@ -105,6 +105,8 @@ class Event:
         return data
 
     def to_dict(self) -> dict[str, Any]:
+        """The event as a JSON-compatible dict (``tether export``'s JSONL line): every
+        field, the payload as stored; ``type`` is the :class:`EventType`'s value."""
         return {
             "run_id": self.run_id,
             "seq": self.seq,

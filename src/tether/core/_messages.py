@@ -8,6 +8,7 @@ from typing import Any, Literal
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field
 
+#: Who a message is from: instructions, the user, the model, or a tool's answer.
 Role = Literal["system", "user", "assistant", "tool"]
 
 
@@ -43,18 +44,24 @@ class Message(_Frozen):
 
     @classmethod
     def system(cls, content: str) -> Message:
+        """A system message: instructions the model follows for the whole conversation."""
         return cls(role="system", content=content)
 
     @classmethod
     def user(cls, content: str) -> Message:
+        """A user message: the task, or what a person said."""
         return cls(role="user", content=content)
 
     @classmethod
     def assistant(cls, content: str | None, tool_calls: tuple[ToolCall, ...] = ()) -> Message:
+        """A model's message: its text (None when it only calls tools) and the tool
+        calls it asked for, in the order they are answered."""
         return cls(role="assistant", content=content, tool_calls=tool_calls)
 
     @classmethod
     def tool(cls, call: ToolCall, content: str) -> Message:
+        """The answer to one tool call: ``content`` is what the model reads (the
+        result, serialised, or the error), tied to ``call`` by its id and name."""
         return cls(role="tool", content=content, tool_call_id=call.id, name=call.name)
 
 
@@ -80,6 +87,8 @@ class Usage(_Frozen):
 
     @property
     def total_tokens(self) -> int:
+        """Input plus output tokens. Cache and reasoning tokens are already counted in
+        those by providers that report them, so they are not added again."""
         return self.input_tokens + self.output_tokens
 
 

@@ -461,6 +461,7 @@ def payload_of(event: Event, model: type[P] = Payload) -> P:  # type: ignore[ass
     """The event's typed payload (parsed once per event and kept).
 
     Args:
+        event: A journal event of any type.
         model: The model the caller expects; a payload of another type is a
             ``TypeError`` (a reader asked the wrong event).
     """

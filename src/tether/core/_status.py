@@ -18,4 +18,7 @@ class RunStatus(StrEnum):
 
     @property
     def is_final(self) -> bool:
+        """Whether a resume leaves the run as it is: ``completed``, and ``quarantined``
+        (until resumed with ``release``). ``failed`` and ``needs_attention`` are
+        terminal for a run in progress but not final: a resume may continue them."""
         return self in (RunStatus.COMPLETED, RunStatus.QUARANTINED)

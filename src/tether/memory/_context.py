@@ -51,6 +51,7 @@ class ContextPart:
     tokens: int
 
     def to_dict(self) -> dict[str, Any]:
+        """The part as journaled in ``context.built``'s ``parts``."""
         return {"name": self.name, "messages": self.messages, "tokens": self.tokens}
 
 
@@ -349,6 +350,23 @@ class ContextBuilder:
 
     # -- building -------------------------------------------------------------------
 
+    def _memories_that_fit(self, memories: Sequence[Memory]) -> list[Memory]:
+        """As many of ``memories`` as fit their share (``memory_tokens``), in the order
+        given, each handle once."""
+        kept: list[Memory] = []
+        seen: set[str] = set()
+        empty = self._memory_message([Memory(handle="", text="", namespace=Namespace())])
+        used = self._tokens(empty) if empty is not None else 0
+        for m in memories:
+            if m.handle in seen:
+                continue
+            line = self.counter.count(f"- [{m.handle}] {m.text}") + 1
+            if used + line <= self.memory_tokens:
+                kept.append(m)
+                seen.add(m.handle)
+                used += line
+        return kept
+
     def build(
         self,
         *,
@@ -402,19 +420,7 @@ class ContextBuilder:
         bounds, full, mask = self._prefix_sums(history, refs, handles)
         n = len(bounds)
 
-        # memories: as many as fit their share, in the order given
-        kept_mems: list[Memory] = []
-        seen: set[str] = set()
-        empty = self._memory_message([Memory(handle="", text="", namespace=Namespace())])
-        used = self._tokens(empty) if empty is not None else 0
-        for m in mems:
-            if m.handle in seen:
-                continue
-            line = self.counter.count(f"- [{m.handle}] {m.text}") + 1
-            if used + line <= self.memory_tokens:
-                kept_mems.append(m)
-                seen.add(m.handle)
-                used += line
+        kept_mems = self._memories_that_fit(mems)
 
         batch = self.batch_turns
         mask_cut = (max(0, n - self.keep_recent_turns) // batch) * batch

@@ -40,10 +40,14 @@ class Embedder(Protocol):
     """
 
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The model's identity, recorded with every vector: a store built with one
+        embedder refuses another's (``EmbedderMismatchError``), so change it whenever
+        the vectors would change (another model, dimension or pooling)."""
 
     @property
-    def dim(self) -> int: ...
+    def dim(self) -> int:
+        """How many float32 values each vector has."""
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         """Return an array of shape ``(len(texts), dim)``, one unit vector per text."""
@@ -131,6 +135,14 @@ class MiniLMEmbedder:
         return len(tokenizer.encode(text, add_special_tokens=False).ids)
 
     def embed(self, texts: Sequence[str]) -> Vectors:
+        """One unit vector per text, shape ``(len(texts), 384)``; a text longer than
+        ``max_tokens`` WordPiece tokens is embedded from its start. The model is loaded
+        (and its file verified) on the first call, which is CPU-bound and blocking.
+
+        Raises:
+            ConfigurationError: The ``memory`` extra is not installed, or the model
+                file is missing or not the pinned one.
+        """
         session, tokenizer = self._load()
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -170,6 +182,11 @@ class OpenAIEmbedder:
         base_url: Defaults to ``$OPENAI_BASE_URL`` or the OpenAI API.
         timeout_s: Per request.
         batch_size: Texts per request.
+        send_dimensions: Ask the API for ``dim`` values (the ``text-embedding-3``
+            models can shorten their vectors); leave off for servers without it.
+
+    Raises:
+        ConfigurationError: No API key.
     """
 
     def __init__(
@@ -197,16 +214,27 @@ class OpenAIEmbedder:
 
     @property
     def name(self) -> str:
+        """``openai:MODEL:DIM``: the model and dimension, so a store refuses vectors
+        of another model or length."""
         return f"openai:{self.model}:{self._dim}"
 
     @property
     def dim(self) -> int:
+        """The vectors' dimension, as configured (each response is checked against it)."""
         return self._dim
 
     def close(self) -> None:
+        """Close the HTTP connection pool; the embedder cannot be used afterwards."""
         self._client.close()
 
     def embed(self, texts: Sequence[str]) -> Vectors:
+        """One unit vector per text, shape ``(len(texts), dim)``, in ``batch_size``
+        requests (blocking: call it off the event loop).
+
+        Raises:
+            EmbeddingError: A request failed (``retryable`` for a network error, HTTP
+                429 or 5xx), or the response is malformed or of another dimension.
+        """
         rows: list[list[float]] = []
         for start in range(0, len(texts), self.batch_size):
             rows.extend(self._request(list(texts[start:start + self.batch_size])))

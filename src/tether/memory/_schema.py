@@ -20,6 +20,7 @@ from ..store import MigrationSet, apply_migrations
 from ..store import applied_version as store_applied_version
 from ._errors import VectorExtensionError
 
+#: The name of the memory tables' migration set, as the store records its version.
 MIGRATION_SET = "memory"
 
 MIGRATIONS: tuple[str, ...] = (

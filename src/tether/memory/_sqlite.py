@@ -155,6 +155,7 @@ class SQLiteMemoryStore:
         return self._db
 
     def close(self) -> None:
+        """Close the store's connection; the store cannot be used afterwards."""
         self._db.close()
 
     # -- writing --------------------------------------------------------------------

@@ -21,7 +21,7 @@ STOPWORDS = frozenset(
 
 
 def valid_text(text: str) -> str:
-    """``text`` as valid Unicode: surrogate pairs joined, lone surrogates (which
+    r"""``text`` as valid Unicode: surrogate pairs joined, lone surrogates (which
     ``json.loads`` makes from ``"\\ud800"``) replaced by U+FFFD; SQLite stores UTF-8."""
     try:
         text.encode("utf-8")

@@ -42,7 +42,9 @@ class TokenCounter(Protocol):
     """Counts the tokens of a text for one model family."""
 
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """Which counter this is, journaled with each built context (``counter``), so a
+        reader knows whether a count was exact or estimated."""
 
     def count(self, text: str) -> int:
         """Tokens of ``text``."""
@@ -78,6 +80,8 @@ class EstimateTokenCounter:
         self.safety = safety
 
     def count(self, text: str) -> int:
+        """Estimated tokens of ``text``, rounded up (0 for an empty text); lone
+        surrogates are counted, never raised on."""
         if not text:
             return 0
         extra = 0.0
@@ -131,6 +135,8 @@ class LlamaTokenCounter:
         self.name = f"llama:{os.path.basename(path)}"
 
     def count(self, text: str) -> int:
+        """The model tokenizer's count for ``text``, without a BOS token and with
+        special-token text counted as plain text (0 for an empty text)."""
         data = text.encode("utf-8", "surrogatepass")
         return len(self._llama.tokenize(data, add_bos=False, special=False)) if data else 0
 

@@ -50,8 +50,9 @@ def memory_tools(
             thread, so an agent recalls what it learnt for this user in other runs.
         resolve: Resolves handles that are not memory handles (masked turns).
         k: Most memories ``recall`` returns.
-        write, on_recall, forget: How the runtime journals writes, recalls and forgets
-            (defaults: straight to ``store``).
+        write: How the runtime journals a ``remember`` (default: straight to ``store``).
+        on_recall: Told what each ``recall`` found, e.g. to journal it (default: nobody).
+        forget: How the runtime journals a ``forget`` (default: straight to ``store``).
     """
     seen = scope or Namespace(agent=namespace.agent, user=namespace.user)
 
@@ -74,6 +75,7 @@ def memory_tools(
             text: The fact, as one self-contained sentence.
             key: What the fact is about (e.g. "user.timezone"); a newer fact with the
                 same key supersedes the old one.
+            ctx: The call's context (not shown to the model).
         """
         outcome = await writer(text, key, ctx)
         extra = f"; it supersedes {', '.join(outcome.superseded)}" if outcome.superseded else ""
@@ -85,6 +87,7 @@ def memory_tools(
 
         Args:
             query: What to look for, in words.
+            ctx: The call's context (not shown to the model).
         """
         hits = await store.search(query, scope=seen, k=k)
         if on_recall is not None:
@@ -115,6 +118,7 @@ def memory_tools(
 
         Args:
             handle: The memory's handle.
+            ctx: The call's context (not shown to the model).
         """
         memory = await store.get(handle)
         if memory is None or not seen.sees(memory.namespace):

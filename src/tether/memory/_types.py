@@ -35,9 +35,13 @@ class Namespace:
                                                           strict=True))
 
     def values(self) -> tuple[str | None, str | None, str | None, str | None]:
+        """``(agent, user, thread, run)``, in the order of the store's columns; None
+        for a field left unset."""
         return (self.agent, self.user, self.thread, self.run)
 
     def to_dict(self) -> dict[str, str]:
+        """The fields that are set, by name (an unset field is left out, not None): the
+        shape journaled as a recall's ``scope``."""
         return {k: v for k, v in zip(NAMESPACE_FIELDS, self.values(), strict=True) if v}
 
 
@@ -72,6 +76,9 @@ class Memory:
 
     @property
     def current(self) -> bool:
+        """Whether no later memory replaced this one and it was not forgotten
+        (``superseded_by`` is None): searches see only current memories unless asked
+        for ``history``."""
         return self.superseded_by is None
 
 

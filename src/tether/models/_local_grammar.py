@@ -203,60 +203,77 @@ def max_output_bytes(grammar: str) -> float:
         r"^([a-zA-Z0-9_-]+)\s*::=(.*?)(?=^[a-zA-Z0-9_-]+\s*::=|\Z)", grammar, re.M | re.S
     ):
         rules[match.group(1)] = match.group(2)
-    memo: dict[str, float] = {}
-    visiting: set[str] = set()
+    return _Bound(rules).rule("root")
 
-    def rule(name: str) -> float:
-        if name in memo:
-            return memo[name]
-        if name in visiting or name not in rules:
+
+class _Bound:
+    """The most bytes each rule of a grammar can produce, by recursive descent over its
+    tokens; a rule reached again while being measured (recursion) is unbounded."""
+
+    def __init__(self, rules: dict[str, str]) -> None:
+        self.rules = rules
+        self.memo: dict[str, float] = {}
+        self.visiting: set[str] = set()
+
+    def rule(self, name: str) -> float:
+        if name in self.memo:
+            return self.memo[name]
+        if name in self.visiting or name not in self.rules:
             return _INFINITE
-        visiting.add(name)
-        tokens = [m for m in _TOKEN.finditer(rules[name])]
-        value, _ = alternatives(tokens, 0)
-        visiting.discard(name)
-        memo[name] = value
+        self.visiting.add(name)
+        tokens = [m for m in _TOKEN.finditer(self.rules[name])]
+        value, _ = self.alternatives(tokens, 0)
+        self.visiting.discard(name)
+        self.memo[name] = value
         return value
 
-    def alternatives(tokens: list[re.Match[str]], i: int) -> tuple[float, int]:
-        best, i = sequence(tokens, i)
+    def alternatives(self, tokens: list[re.Match[str]], i: int) -> tuple[float, int]:
+        best, i = self.sequence(tokens, i)
         while i < len(tokens) and tokens[i].group("op") == "|":
-            value, i = sequence(tokens, i + 1)
+            value, i = self.sequence(tokens, i + 1)
             best = max(best, value)
         return best, i
 
-    def sequence(tokens: list[re.Match[str]], i: int) -> tuple[float, int]:
+    def sequence(self, tokens: list[re.Match[str]], i: int) -> tuple[float, int]:
         total = 0.0
         while i < len(tokens):
-            token = tokens[i]
-            op = token.group("op")
-            if op in ("|", ")"):
+            if tokens[i].group("op") in ("|", ")"):
                 break
-            if op == "(":
-                value, i = alternatives(tokens, i + 1)
-                i += 1  # the closing parenthesis
-            elif token.group("literal"):
-                value, i = _literal_bytes(token.group("literal")), i + 1
-            elif token.group("cls"):
-                value, i = _class_bytes(token.group("cls")), i + 1
-            elif token.group("name"):
-                value, i = rule(token.group("name")), i + 1
-            elif op == ".":
-                value, i = 4, i + 1
-            else:
-                raise ValueError(f"unexpected {token.group(0)!r} in grammar")
-            if i < len(tokens):
-                suffix = tokens[i]
-                if suffix.group("op") in ("*", "+"):
-                    value, i = (_INFINITE if value else 0.0), i + 1
-                elif suffix.group("op") == "?":
-                    i += 1
-                elif suffix.group("brace"):
-                    bounds = suffix.group("brace")[1:-1].split(",")
-                    upper = bounds[-1].strip()
-                    value = value * int(upper) if upper else (_INFINITE if value else 0.0)
-                    i += 1
+            value, i = self.atom(tokens, i)
+            value, i = _repeated(value, tokens, i)
             total += value
         return total, i
 
-    return rule("root")
+    def atom(self, tokens: list[re.Match[str]], i: int) -> tuple[float, int]:
+        """The bound of the group, literal, class, rule or ``.`` at ``i``, and the index
+        after it."""
+        token = tokens[i]
+        op = token.group("op")
+        if op == "(":
+            value, i = self.alternatives(tokens, i + 1)
+            return value, i + 1  # the closing parenthesis
+        if token.group("literal"):
+            return _literal_bytes(token.group("literal")), i + 1
+        if token.group("cls"):
+            return _class_bytes(token.group("cls")), i + 1
+        if token.group("name"):
+            return self.rule(token.group("name")), i + 1
+        if op == ".":
+            return 4, i + 1
+        raise ValueError(f"unexpected {token.group(0)!r} in grammar")
+
+
+def _repeated(value: float, tokens: list[re.Match[str]], i: int) -> tuple[float, int]:
+    """``value`` under the repeat suffix at ``i`` (``*``, ``+``, ``?``, ``{m,n}``), if
+    there is one, and the index after it."""
+    if i >= len(tokens):
+        return value, i
+    suffix = tokens[i]
+    if suffix.group("op") in ("*", "+"):
+        return (_INFINITE if value else 0.0), i + 1
+    if suffix.group("op") == "?":
+        return value, i + 1
+    if suffix.group("brace"):
+        upper = suffix.group("brace")[1:-1].split(",")[-1].strip()
+        return (value * int(upper) if upper else (_INFINITE if value else 0.0)), i + 1
+    return value, i

@@ -106,6 +106,13 @@ class ScriptedModel:
         self.calls = 0
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
+        """The scripted answer for the request's step (:func:`step_of`): a retry or a
+        resumed run gets the same answer again. A script item that is an exception is
+        raised instead; usage is estimated from the text (about 4 characters a token).
+
+        Raises:
+            ScriptExhaustedError: The script has no item for this step.
+        """
         step = step_of(request)
         self.calls += 1
         if step >= len(self._script):
@@ -134,6 +141,9 @@ class FunctionModel:
         self.calls = 0
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
+        """The function's answer to ``request`` (awaited if it returns an awaitable),
+        turned into a response as a :class:`ScriptedModel` script item is; an
+        exception it returns or raises propagates as the model's failure."""
         self.calls += 1
         item = self._function(request)
         if inspect.isawaitable(item):

@@ -62,6 +62,8 @@ class CheckedURL:
 
     @property
     def url(self) -> str:
+        """The normalised URL to request: the port left out when it is the scheme's
+        default, an IPv6 host in brackets, no user info."""
         host = f"[{self.ip}]" if isinstance(self.ip, ipaddress.IPv6Address) else self.host
         default = _SCHEMES[self.scheme] == self.port
         return f"{self.scheme}://{host}{'' if default else f':{self.port}'}{self.target}"

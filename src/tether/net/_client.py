@@ -36,6 +36,7 @@ _FORBIDDEN_HEADERS = {"host", "content-length", "transfer-encoding", "connection
 _TEXT_TYPES = re.compile(r"^(text/|application/(xml|javascript|x-www-form-urlencoded)|"
                          r"[^;]*\+xml)")
 _JSON_TYPES = re.compile(r"^(application/json|[^;]*\+json)")
+#: What replaces an injected credential wherever a response echoes it back to the model.
 REDACTED_CREDENTIAL = "[credential redacted]"
 
 
@@ -66,6 +67,8 @@ class HttpResult:
     notes: tuple[str, ...] = ()
 
     def payload(self) -> dict[str, Any]:
+        """What the model reads (the tool's result): status, final URL, content type,
+        size, the one body field that is set, and the redirects and notes when any."""
         data: dict[str, Any] = {"status": self.status, "url": self.url,
                                 "content_type": self.content_type, "size": self.size}
         for key in ("json", "text", "body_ref", "stored_at"):
@@ -126,6 +129,7 @@ class GuardedHttp:
         await self.aclose()
 
     async def aclose(self) -> None:
+        """Close the client's connection pool; it cannot send afterwards."""
         await self._client.aclose()
 
     # --- checks (no I/O but the resolver) -----------------------------------------

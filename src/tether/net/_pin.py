@@ -46,6 +46,12 @@ class PinningBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[typing.Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
+        """Connect to the address the current request was checked and pinned to,
+        whatever ``host`` resolves to now (no second lookup to rebind).
+
+        Raises:
+            URLRefusedError: No pin for ``host:port`` (a connection nobody checked).
+        """
         pin = current_pin.get()
         if pin is None or pin.host != host or pin.port != port:
             raise URLRefusedError(
@@ -60,9 +66,11 @@ class PinningBackend(httpcore.AsyncNetworkBackend):
         self, path: str, timeout: float | None = None,  # noqa: ASYNC109
         socket_options: Iterable[typing.Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
+        """Always refused (``URLRefusedError``): no request reaches a unix socket."""
         raise URLRefusedError("unix sockets are not reachable", reason="unix_socket")
 
     async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` on the event loop (httpcore's backend interface)."""
         await self._inner.sleep(seconds)
 
 

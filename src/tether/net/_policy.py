@@ -78,6 +78,7 @@ class HttpPolicy:
 
     @property
     def networks(self) -> tuple[IPNetwork, ...]:
+        """``allowed_networks``, parsed (host bits ignored, as ``10.0.0.1/8``)."""
         return self._networks
 
     def host_allowed(self, host: str) -> bool:
@@ -91,6 +92,8 @@ class HttpPolicy:
         return self.allowed_hosts is not None and str(ip) in self.allowed_hosts
 
     def credential_for(self, host: str) -> Credential | None:
+        """The first credential whose host pattern matches ``host`` (normalised by
+        ``parse_url``), to inject into a request to it; None: send none."""
         for credential in self.credentials:
             if host_matches(host, _normal_pattern(credential.host)):
                 return credential

@@ -38,6 +38,7 @@ def http_tool(client: GuardedHttp, *, name: str = "http_request",
             headers: Extra request headers (credentials are added automatically).
             body: A raw request body.
             json_body: A JSON request body (instead of ``body``).
+            ctx: The call's context (not shown to the model).
         """
         result = await client.request(method, url, headers=headers, body=body,
                                       json_body=json_body, idempotency_key=ctx.idempotency_key)

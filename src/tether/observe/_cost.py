@@ -41,9 +41,11 @@ class StepCost:
 
     @property
     def total_usd(self) -> float:
+        """Model plus tool spending of the step, in US dollars (unpriced calls as 0)."""
         return self.model_usd + self.tool_usd
 
     def to_dict(self) -> dict[str, Any]:
+        """The step's figures as JSON (``tether cost --json``), ``total_usd`` included."""
         return {
             "step": self.step, "model_usd": self.model_usd, "tool_usd": self.tool_usd,
             "total_usd": self.total_usd, "input_tokens": self.input_tokens,
@@ -66,10 +68,13 @@ class RunCost:
 
     @property
     def model_usd(self) -> float:
+        """What this run's own model calls cost, in US dollars (sub-runs excluded;
+        unpriced calls as 0, counted in :attr:`unpriced_calls`)."""
         return sum(s.model_usd for s in self.steps)
 
     @property
     def tool_usd(self) -> float:
+        """What this run's own tool calls cost, in US dollars (sub-runs excluded)."""
         return sum(s.tool_usd for s in self.steps)
 
     @property
@@ -79,14 +84,18 @@ class RunCost:
 
     @property
     def input_tokens(self) -> int:
+        """Input tokens of this run's own model calls (sub-runs excluded)."""
         return sum(s.input_tokens for s in self.steps)
 
     @property
     def output_tokens(self) -> int:
+        """Output tokens of this run's own model calls (sub-runs excluded)."""
         return sum(s.output_tokens for s in self.steps)
 
     @property
     def unpriced_calls(self) -> int:
+        """This run's model responses with no known price: its dollar figures are a
+        lower bound whenever this is not 0."""
         return sum(s.unpriced_calls for s in self.steps)
 
     # -- rolled up over sub-runs --------------------------------------------------
@@ -103,14 +112,18 @@ class RunCost:
 
     @property
     def rolled_up_input_tokens(self) -> int:
+        """Input tokens of this run and every sub-run, recursively."""
         return self.input_tokens + sum(c.rolled_up_input_tokens for c in self.children)
 
     @property
     def rolled_up_output_tokens(self) -> int:
+        """Output tokens of this run and every sub-run, recursively."""
         return self.output_tokens + sum(c.rolled_up_output_tokens for c in self.children)
 
     @property
     def rolled_up_unpriced_calls(self) -> int:
+        """Unpriced model responses of this run and every sub-run: the rolled-up
+        dollar figures are a lower bound whenever this is not 0."""
         return self.unpriced_calls + sum(c.rolled_up_unpriced_calls for c in self.children)
 
     def to_dict(self) -> dict[str, Any]:

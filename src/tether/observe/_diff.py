@@ -62,6 +62,8 @@ class StepView:
     latency_ms: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
+        """The step as JSON (``tether diff --json``): answer, calls, results and
+        measures; the prompt is left out (it is compared, not shown)."""
         return {
             "step": self.step, "answer": self.answer,
             "calls": [{"tool": t, "arguments": a} for t, a in self.calls],
@@ -82,6 +84,8 @@ class RunView:
     output: str | None = None
 
     def totals(self) -> dict[str, Any]:
+        """The run's status, step count and summed tokens, cost (US dollars) and model
+        latency (milliseconds): the header of a diff."""
         views = self.steps.values()
         return {
             "run_id": self.run_id, "status": self.status, "steps": len(self.steps),
@@ -155,6 +159,8 @@ class Divergence:
     b: Any
 
     def to_dict(self) -> dict[str, Any]:
+        """The divergence as JSON: ``what`` differed (a setup key, ``steps``,
+        ``prompt``, ``response``, ``results`` or ``outcome``) and each run's side."""
         return {"step": self.step, "what": self.what, "a": self.a, "b": self.b}
 
 
@@ -168,6 +174,8 @@ class StepDiff:
     differs: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
+        """The step's diff as JSON: which aspects differ and each run's step (None
+        where that run has no such step)."""
         return {"step": self.step, "differs": list(self.differs),
                 "a": None if self.a is None else self.a.to_dict(),
                 "b": None if self.b is None else self.b.to_dict()}
@@ -184,9 +192,13 @@ class RunDiff:
 
     @property
     def identical(self) -> bool:
+        """No divergence in setup, behaviour or outcome. Tokens, cost and latency may
+        still differ: they are reported per step but do not count as divergence."""
         return self.first_divergence is None
 
     def to_dict(self) -> dict[str, Any]:
+        """The whole comparison as JSON (``tether diff --json``): both runs' totals,
+        whether they are identical, the first divergence and every step's diff."""
         return {
             "a": self.a.totals(), "b": self.b.totals(), "identical": self.identical,
             "first_divergence": None if self.first_divergence is None

@@ -211,6 +211,18 @@ def _output_text(response: Event) -> str:
     return "\n".join(parts)
 
 
+def _salient(words: Sequence[str], known: set[str], limit: int) -> list[str]:
+    """The first ``limit`` distinct tokens of ``words`` the run had not seen before: what
+    a tool result brought that is new."""
+    salient: list[str] = []
+    for token in words:
+        if token not in known and token not in salient:
+            salient.append(token)
+            if len(salient) >= limit:
+                break
+    return salient
+
+
 def _unused_results(run: _Run, config: DoctorConfig) -> list[Finding]:
     if not run.outcomes:
         return []
@@ -244,12 +256,7 @@ def _unused_results(run: _Run, config: DoctorConfig) -> list[Finding]:
         content = outcome.content
         words = tokens(content)
         if e.type == EventType.TOOL_RESULT and e.step < last_step:
-            salient: list[str] = []
-            for token in words:
-                if token not in known and token not in salient:
-                    salient.append(token)
-                    if len(salient) >= config.salient_tokens:
-                        break
+            salient = _salient(words, known, config.salient_tokens)
             if salient and not any(used_later(t, e.step) for t in salient) and not any(
                     last_number.get(key, -1) > e.step
                     for value in numbers(content) for key in number_keys(value)):

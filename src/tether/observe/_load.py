@@ -21,6 +21,7 @@ class RunTree:
 
     @property
     def run_id(self) -> str:
+        """The id of the run at this tree's root (its summary's)."""
         return self.summary.run_id
 
     def walk(self) -> list[RunTree]:

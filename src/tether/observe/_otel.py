@@ -150,11 +150,13 @@ def send_otlp(
     """Send spans over OTLP/HTTP (protobuf); return how many were sent.
 
     Args:
+        spans: The spans to send (:func:`otlp_spans` builds them from a run tree).
         endpoint: The full traces URL (``http://host:4318/v1/traces``); default from
             ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_ENDPOINT``.
         headers: Extra request headers (default ``OTEL_EXPORTER_OTLP_HEADERS``).
         timeout_s: Per request (default ``OTEL_EXPORTER_OTLP_TIMEOUT``, 10 s).
         exporter: Any SDK ``SpanExporter`` to use instead of OTLP/HTTP.
+        service_name: ``service.name`` (default ``$OTEL_SERVICE_NAME`` or ``tether``).
 
     Raises:
         TetherError: the collector did not accept the spans.

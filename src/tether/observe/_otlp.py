@@ -438,37 +438,14 @@ def chat_span(
         attrs["tether.request.constraint"] = (constraint if isinstance(constraint, str)
                                               else _json(constraint))
     if response is not None:
-        attrs["gen_ai.usage.input_tokens"] = span.input_tokens
-        attrs["gen_ai.usage.output_tokens"] = span.output_tokens
-        if a.get("response_model"):
-            attrs["gen_ai.response.model"] = str(a["response_model"])
-        if a.get("response_id"):
-            attrs["gen_ai.response.id"] = str(a["response_id"])
-        if a.get("finish_reason"):
-            attrs["gen_ai.response.finish_reasons"] = [str(a["finish_reason"])]
-        if "cost_usd" in response.model_fields_set:
-            attrs["tether.cost_usd"] = span.cost_usd
+        _response_attrs(attrs, span, response)
     if failure is not None:
         for key in ("error_class", "attempts"):
             value = getattr(failure, key)
             if isinstance(value, str | int) and not isinstance(value, bool):
                 attrs[f"tether.{key}"] = value
     if include_content:
-        answer = response.message if response is not None else None
-        if prompt is not None:
-            chat, system = input_messages(prompt.messages)
-            attrs["gen_ai.input.messages"] = chat
-            if system is not None:
-                attrs["gen_ai.system_instructions"] = system
-            attrs["tether.prompt.messages"] = prompt.total
-            if prompt.omitted:
-                attrs["tether.prompt.omitted_messages"] = prompt.omitted
-        if answer is not None:
-            attrs["gen_ai.output.messages"] = output_messages(answer, a.get("finish_reason"))
-        if failure is not None and failure.output is not None:
-            attrs["tether.rejected_output"] = str(failure.output)
-        oi.llm_content(attrs, prompt=prompt.messages if prompt is not None else None,
-                       answer=answer)
+        _chat_content(attrs, span, response, failure, prompt)
     code, message = STATUS_UNSET, ""
     if span.status == "error":
         if failure is not None:
@@ -485,6 +462,46 @@ def chat_span(
         kind=KIND_CLIENT, start_ns=_ns(span.start), end_ns=_ns(end), attributes=attrs,
         status_code=code, status_message=message, events=_events(span.events),
     )
+
+
+def _response_attrs(attrs: dict[str, AttributeValue], span: Span,
+                    response: ModelResponsePayload) -> None:
+    """What an answered model call adds to its ``chat`` span: usage, the response's
+    model, id and finish reason, and its cost when the response carried one."""
+    a = span.attrs
+    attrs["gen_ai.usage.input_tokens"] = span.input_tokens
+    attrs["gen_ai.usage.output_tokens"] = span.output_tokens
+    if a.get("response_model"):
+        attrs["gen_ai.response.model"] = str(a["response_model"])
+    if a.get("response_id"):
+        attrs["gen_ai.response.id"] = str(a["response_id"])
+    if a.get("finish_reason"):
+        attrs["gen_ai.response.finish_reasons"] = [str(a["finish_reason"])]
+    if "cost_usd" in response.model_fields_set:
+        attrs["tether.cost_usd"] = span.cost_usd
+
+
+def _chat_content(attrs: dict[str, AttributeValue], span: Span,
+                  response: ModelResponsePayload | None, failure: ModelErrorPayload | None,
+                  prompt: SpanPrompt | None) -> None:
+    """The messages of a ``chat`` span, captured only when content capture is on: the
+    prompt, the answer, and the output a failed call rejected."""
+    answer = response.message if response is not None else None
+    if prompt is not None:
+        chat, system = input_messages(prompt.messages)
+        attrs["gen_ai.input.messages"] = chat
+        if system is not None:
+            attrs["gen_ai.system_instructions"] = system
+        attrs["tether.prompt.messages"] = prompt.total
+        if prompt.omitted:
+            attrs["tether.prompt.omitted_messages"] = prompt.omitted
+    if answer is not None:
+        attrs["gen_ai.output.messages"] = output_messages(answer,
+                                                          span.attrs.get("finish_reason"))
+    if failure is not None and failure.output is not None:
+        attrs["tether.rejected_output"] = str(failure.output)
+    oi.llm_content(attrs, prompt=prompt.messages if prompt is not None else None,
+                   answer=answer)
 
 
 def tool_span(span: Span, ctx: RunContext, *, include_content: bool) -> OtlpSpan:

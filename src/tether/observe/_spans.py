@@ -85,6 +85,8 @@ class Span:
 
     @property
     def duration_ms(self) -> float | None:
+        """Milliseconds from start to end (never negative, though wall-clock
+        timestamps may step back); None while the span is still open."""
         return None if self.end is None else max(0.0, (self.end - self.start) * 1000)
 
     def walk(self) -> list[Span]:
@@ -164,54 +166,8 @@ def close_call(span: Span, tool_prices: Mapping[str, float] | None) -> None:
     """Fill a model or tool span's times, status and measures from its events."""
     closing: Event | None = None
     for e in span.events:
-        p = e.data
-        if isinstance(p, ModelRequestPayload):
-            span.attrs.setdefault("request_model", p.model)
-            span.attrs.setdefault("provider", p.provider)
-            span.attrs["request_seq"] = e.seq
-            if p.tools is not None:
-                span.attrs["offered"] = p.tools
-            if p.constraint is not None:
-                span.attrs["constraint"] = p.constraint
-        elif isinstance(p, ModelResponsePayload):
+        if _fill_call(span, e, tool_prices):
             closing = e
-            span.input_tokens += int(p.usage.get("input_tokens", 0) or 0)
-            span.output_tokens += int(p.usage.get("output_tokens", 0) or 0)
-            span.cost_usd += float(p.cost_usd or 0)
-            span.attrs["response_model"] = p.model
-            span.attrs["response_provider"] = p.provider
-            span.attrs["finish_reason"] = p.finish_reason
-            span.attrs["response_id"] = p.response_id
-            span.attrs["response_seq"] = e.seq
-            span.attrs["calls"] = [c.get("name") for c in p.message.get("tool_calls") or []]
-            span.status = "ok"
-        elif isinstance(p, ModelErrorPayload):
-            closing = e
-            span.status = "error"
-            span.attrs["error"] = p.error or {}
-            span.attrs["response_model"] = p.model
-            span.attrs["response_provider"] = p.provider
-            for key in ("error_class", "attempts", "output"):
-                if getattr(p, key) is not None:
-                    span.attrs[key] = getattr(p, key)
-        elif isinstance(p, ToolIntentPayload):
-            span.attrs["tool"] = p.tool
-            span.attrs["call_id"] = p.call_id
-            span.attrs["arguments"] = p.arguments
-            span.attrs["idempotency_key"] = p.idempotency_key
-        elif isinstance(p, ToolResultPayload | ToolErrorPayload):
-            closing = e
-            span.attrs["tool"] = p.tool
-            span.attrs["call_id"] = p.call_id
-            span.attrs["result"] = p.content
-            if p.ran:
-                span.attrs["ran"] = p.ran
-            span.cost_usd += tool_cost(e, tool_prices) or 0.0
-            if isinstance(p, ToolErrorPayload):
-                span.status = "error"
-                span.attrs["error"] = p.error or {}
-            else:
-                span.status = "ok"
     first = span.events[0].ts if span.events else span.start
     if closing is not None:
         span.end = closing.ts
@@ -224,6 +180,71 @@ def close_call(span: Span, tool_prices: Mapping[str, float] | None) -> None:
         span.name = f"chat {span.attrs.get('request_model') or span.attrs.get('response_model')}"
     elif span.kind == "tool":
         span.name = f"execute_tool {span.attrs.get('tool')}"
+
+
+def _fill_call(span: Span, e: Event, tool_prices: Mapping[str, float] | None) -> bool:
+    """Fold one event of a model or tool call into its span; whether it ends the call
+    (a response, an error, a tool's outcome)."""
+    p = e.data
+    if isinstance(p, ModelRequestPayload):
+        span.attrs.setdefault("request_model", p.model)
+        span.attrs.setdefault("provider", p.provider)
+        span.attrs["request_seq"] = e.seq
+        if p.tools is not None:
+            span.attrs["offered"] = p.tools
+        if p.constraint is not None:
+            span.attrs["constraint"] = p.constraint
+        return False
+    if isinstance(p, ModelResponsePayload):
+        _fill_response(span, e, p)
+        return True
+    if isinstance(p, ModelErrorPayload):
+        span.status = "error"
+        span.attrs["error"] = p.error or {}
+        span.attrs["response_model"] = p.model
+        span.attrs["response_provider"] = p.provider
+        for key in ("error_class", "attempts", "output"):
+            if getattr(p, key) is not None:
+                span.attrs[key] = getattr(p, key)
+        return True
+    if isinstance(p, ToolIntentPayload):
+        span.attrs["tool"] = p.tool
+        span.attrs["call_id"] = p.call_id
+        span.attrs["arguments"] = p.arguments
+        span.attrs["idempotency_key"] = p.idempotency_key
+        return False
+    if isinstance(p, ToolResultPayload | ToolErrorPayload):
+        _fill_outcome(span, e, p, tool_prices)
+        return True
+    return False
+
+
+def _fill_response(span: Span, e: Event, p: ModelResponsePayload) -> None:
+    span.input_tokens += int(p.usage.get("input_tokens", 0) or 0)
+    span.output_tokens += int(p.usage.get("output_tokens", 0) or 0)
+    span.cost_usd += float(p.cost_usd or 0)
+    span.attrs["response_model"] = p.model
+    span.attrs["response_provider"] = p.provider
+    span.attrs["finish_reason"] = p.finish_reason
+    span.attrs["response_id"] = p.response_id
+    span.attrs["response_seq"] = e.seq
+    span.attrs["calls"] = [c.get("name") for c in p.message.get("tool_calls") or []]
+    span.status = "ok"
+
+
+def _fill_outcome(span: Span, e: Event, p: ToolResultPayload | ToolErrorPayload,
+                  tool_prices: Mapping[str, float] | None) -> None:
+    span.attrs["tool"] = p.tool
+    span.attrs["call_id"] = p.call_id
+    span.attrs["result"] = p.content
+    if p.ran:
+        span.attrs["ran"] = p.ran
+    span.cost_usd += tool_cost(e, tool_prices) or 0.0
+    if isinstance(p, ToolErrorPayload):
+        span.status = "error"
+        span.attrs["error"] = p.error or {}
+    else:
+        span.status = "ok"
 
 
 def build_spans(
@@ -259,25 +280,7 @@ def build_spans(
     for e in events:
         last_step = max(last_step, e.step)
         if e.type in STATUS_AFTER:
-            status = STATUS_AFTER[e.type]
-            root.end = e.ts if status in TERMINAL_STATUSES else None
-            data = e.data
-            if isinstance(data, RunStartedPayload):
-                root.attrs.update(agent=data.agent, task=data.task,
-                                  instructions=data.instructions,
-                                  provider=data.provider, model=data.model,
-                                  tools=data.tools or [],
-                                  parent_run_id=data.parent_run_id,
-                                  price_table=data.price_table)
-                root.name = f"invoke_agent {data.agent}"
-            elif isinstance(data, RunCompletedPayload):
-                root.attrs["output"] = data.output
-                root.attrs.pop("error", None)
-            elif not isinstance(data, RunResumedPayload):
-                error = getattr(data, "error", None) or data.extra("error")
-                if error:
-                    root.attrs["error"] = error
-            root.events.append(e)
+            status = _status_event(root, e)
             continue
         if e.type == EventType.FINDING:  # the doctor's: about the run
             root.events.append(e)
@@ -291,6 +294,46 @@ def build_spans(
             root.events.append(e)
 
     final = status in TERMINAL_STATUSES
+    _close_spans(spans, root, final, tool_prices)
+    root.status = str(status) if status is not None else "running"
+    root.input_tokens = sum(s.input_tokens for s in spans.values() if s.kind == "model")
+    root.output_tokens = sum(s.output_tokens for s in spans.values() if s.kind == "model")
+    root.cost_usd = sum(s.cost_usd for s in spans.values() if s.kind in ("model", "tool"))
+    root.attrs["steps"] = last_step
+    root.children.sort(key=lambda s: (s.start, s.span_id))
+    if root.end is None and not final and events:
+        root.attrs["last_ts"] = events[-1].ts
+    return root
+
+
+def _status_event(root: Span, e: Event) -> RunStatus:
+    """Fold an event that sets the run's status into the root span; the status."""
+    status = STATUS_AFTER[e.type]
+    root.end = e.ts if status in TERMINAL_STATUSES else None
+    data = e.data
+    if isinstance(data, RunStartedPayload):
+        root.attrs.update(agent=data.agent, task=data.task,
+                          instructions=data.instructions,
+                          provider=data.provider, model=data.model,
+                          tools=data.tools or [],
+                          parent_run_id=data.parent_run_id,
+                          price_table=data.price_table)
+        root.name = f"invoke_agent {data.agent}"
+    elif isinstance(data, RunCompletedPayload):
+        root.attrs["output"] = data.output
+        root.attrs.pop("error", None)
+    elif not isinstance(data, RunResumedPayload):
+        error = getattr(data, "error", None) or data.extra("error")
+        if error:
+            root.attrs["error"] = error
+    root.events.append(e)
+    return status
+
+
+def _close_spans(spans: dict[str, Span], root: Span, final: bool,
+                 tool_prices: Mapping[str, float] | None) -> None:
+    """Close every call, other and step span once all events are in; in a run that
+    ended, a call still open is in doubt (a tool) or failed (a model)."""
     for span in spans.values():
         if span.kind in ("model", "tool"):
             close_call(span, tool_prices)
@@ -306,15 +349,6 @@ def build_spans(
     for span in spans.values():
         if span.kind == "step":
             close_step(span, final=final)
-    root.status = str(status) if status is not None else "running"
-    root.input_tokens = sum(s.input_tokens for s in spans.values() if s.kind == "model")
-    root.output_tokens = sum(s.output_tokens for s in spans.values() if s.kind == "model")
-    root.cost_usd = sum(s.cost_usd for s in spans.values() if s.kind in ("model", "tool"))
-    root.attrs["steps"] = last_step
-    root.children.sort(key=lambda s: (s.start, s.span_id))
-    if root.end is None and not final and events:
-        root.attrs["last_ts"] = events[-1].ts
-    return root
 
 
 def requested_arguments(response: Event) -> dict[str, Any]:

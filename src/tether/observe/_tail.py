@@ -27,6 +27,8 @@ async def follow(
     failed, needs_attention, quarantined, paused) once nothing more is committed.
 
     Args:
+        store: The store the run journals to (another process may be driving it).
+        run_id: The run to follow.
         poll_s: Seconds between reads of the journal.
         wait_s: How long to wait for a run that does not exist yet (its process may
             not have started it); then ``RunNotFoundError``.

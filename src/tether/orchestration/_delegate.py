@@ -36,6 +36,7 @@ from ._brief import ARTIFACT_CHARS, ArtifactRef, Brief, SubagentResult, strip_fe
 #: Default limits: how deep sub-runs may nest, and how often one subagent may be given
 #: the same brief by one run before further delegations of it are refused.
 MAX_DEPTH = 3
+#: See :data:`MAX_DEPTH`.
 MAX_REPEATS = 3
 
 _SETTLED = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.NEEDS_ATTENTION,
@@ -280,6 +281,30 @@ async def delegate(
     return result
 
 
+async def _drive_child(
+    runner: Any, child: Agent, child_id: str, started: dict[str, Any], *, fresh: bool,
+    parent: dict[str, Any],
+) -> RunResult:
+    """Drive a child run to an end: started here when it has no journal yet, resumed
+    when a process that died started it, or, when it ended before its parent recorded
+    so, its recorded outcome rather than another drive."""
+    try:
+        events = [] if fresh else await runner.store.read(child_id)
+    except RunNotFoundError:
+        events = []
+    state = fold(child_id, events) if events else None
+    if state is not None and state.status in _SETTLED:
+        return RunResult(run_id=child_id, status=state.status, output=state.output,
+                         steps=state.step, usage=state.usage, cost_usd=state.cost_usd,
+                         error=None if state.error is None
+                         else TetherError.from_dict(state.error))
+    if state is not None:
+        return await _resume_when_free(runner, child_id, child)
+    result: RunResult = await runner.run(child, started["task"], run_id=child_id,
+                                         parent=parent)
+    return result
+
+
 async def _delegate_once(
     ctx: ToolContext, agent: Agent, brief: Brief, branch: str, max_depth: int,
     max_repeats: int,
@@ -346,24 +371,10 @@ async def _delegate_once(
     led.reserved[child_id] = budget
     try:
         child = _child_agent(agent, brief, budget)
-        try:
-            events = [] if fresh else await runner.store.read(child_id)
-        except RunNotFoundError:
-            events = []
-        state = fold(child_id, events) if events else None
-        if state is not None and state.status in _SETTLED:
-            # It ended before the parent recorded so: its outcome, not another drive.
-            run = RunResult(run_id=child_id, status=state.status, output=state.output,
-                            steps=state.step, usage=state.usage, cost_usd=state.cost_usd,
-                            error=None if state.error is None
-                            else TetherError.from_dict(state.error))
-        elif state is not None:
-            run = await _resume_when_free(runner, child_id, child)
-        else:
-            run = await runner.run(child, started["task"], run_id=child_id, parent={
-                "parent_run_id": parent_id, "depth": led.depth + 1,
-                "delegated_by": ctx.call_id, "brief_digest": started["brief_digest"],
-            })
+        run = await _drive_child(runner, child, child_id, started, fresh=fresh, parent={
+            "parent_run_id": parent_id, "depth": led.depth + 1,
+            "delegated_by": ctx.call_id, "brief_digest": started["brief_digest"],
+        })
     finally:
         led.reserved.pop(child_id, None)
     if run.status in (RunStatus.RUNNING, RunStatus.PAUSED):

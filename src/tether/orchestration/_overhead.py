@@ -46,14 +46,18 @@ class DelegationOverhead:
 
     @property
     def coordination_tokens(self) -> int:
+        """Input plus output tokens of the runs that delegated (planning, briefing,
+        reading children's results)."""
         return self.coordination_input_tokens + self.coordination_output_tokens
 
     @property
     def work_tokens(self) -> int:
+        """Input plus output tokens of the runs that did the work themselves."""
         return self.work_input_tokens + self.work_output_tokens
 
     @property
     def total_tokens(self) -> int:
+        """Every token of the run and its descendants: coordination plus work."""
         return self.coordination_tokens + self.work_tokens
 
     @property

@@ -112,6 +112,19 @@ async def _decide(ctx: ToolContext, key: str, payload: dict[str, Any]) -> None:
                               span=call_span(ex, ctx))])
 
 
+def _check_names(plan: Plan, agents: Mapping[str, Agent],
+                 schemas: Mapping[str, type[BaseModel]]) -> None:
+    """Refuse a plan naming a subagent or an output schema it was not given, before
+    anything is journaled or started."""
+    for s in plan.subtasks:
+        if s.agent not in agents:
+            raise UsageError(f"subtask {s.id!r} names unknown subagent {s.agent!r}",
+                             hint=f"subagents: {sorted(agents)}")
+        if s.output_schema is not None and s.output_schema not in schemas:
+            raise UsageError(f"subtask {s.id!r} names unknown schema {s.output_schema!r}",
+                             hint=f"schemas: {sorted(schemas)}")
+
+
 async def run_plan(
     ctx: ToolContext, plan: Plan, agents: Mapping[str, Agent], *,
     schemas: Mapping[str, type[BaseModel]] | None = None, concurrency: int = 4,
@@ -131,13 +144,7 @@ async def run_plan(
         replanner: Turns a failed subtask into the next attempt (None: give up).
     """
     schemas = schemas or {}
-    for s in plan.subtasks:
-        if s.agent not in agents:
-            raise UsageError(f"subtask {s.id!r} names unknown subagent {s.agent!r}",
-                             hint=f"subagents: {sorted(agents)}")
-        if s.output_schema is not None and s.output_schema not in schemas:
-            raise UsageError(f"subtask {s.id!r} names unknown schema {s.output_schema!r}",
-                             hint=f"schemas: {sorted(schemas)}")
+    _check_names(plan, agents, schemas)
     key = ctx.idempotency_key
     waves = plan.order()
     await _decide(ctx, f"{key}/plan", {

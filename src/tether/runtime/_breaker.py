@@ -17,17 +17,40 @@ from ._policy import BreakerSettings
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Transition:
+    """A breaker changed state: what the caller journals as one ``breaker`` event.
+
+    Args:
+        name: The breaker's name (the model endpoint or tool, with its settings when
+            another agent configured the same dependency differently).
+        from_state: ``closed``, ``open`` or ``half_open``, before.
+        to_state: The state after.
+        reason: Why, for a human reading the journal (the failure that opened it).
+    """
+
     name: str
     from_state: str
     to_state: str
     reason: str
 
     def payload(self) -> dict[str, str]:
+        """The ``breaker`` event's payload (a ``BreakerPayload``'s fields)."""
         return {"name": self.name, "from_state": self.from_state, "to_state": self.to_state,
                 "reason": self.reason}
 
 
 class Breaker:
+    """One dependency's circuit breaker (see the module's docstring for its states).
+
+    Not thread-safe and not journaled itself: a caller asks :meth:`before_call`, reports
+    the outcome with :meth:`on_success`, :meth:`on_failure` or :meth:`release`, and
+    journals every :class:`Transition` these return. Times are seconds on the runtime's
+    clock (``Clock.now``).
+
+    Args:
+        name: What the breaker guards, as journaled.
+        settings: Its threshold and reset timeout.
+    """
+
     def __init__(self, name: str, settings: BreakerSettings) -> None:
         self.name = name
         self.settings = settings
@@ -69,6 +92,8 @@ class Breaker:
         self.probing = False
 
     def on_success(self) -> Transition | None:
+        """A call went through and the dependency answered: reset the failure count
+        and close the breaker; the transition, if it was not closed, else None."""
         self.failures = 0
         self.probing = False
         if self.state != "closed":
@@ -76,6 +101,9 @@ class Breaker:
         return None
 
     def on_failure(self, now: float, error: str) -> Transition | None:
+        """A call failed at ``now`` (seconds, the runtime's clock) with ``error`` (its
+        message, kept in the transition's reason): count it; the transition to
+        ``open`` at the threshold or after a failed probe, else None."""
         self.probing = False
         if self.state == "half_open":
             self.opened_at = now
@@ -101,6 +129,8 @@ class BreakerBoard:
         self._first: dict[str, BreakerSettings] = {}
 
     def get(self, name: str, settings: BreakerSettings | None = None) -> Breaker:
+        """The breaker for ``name`` with ``settings`` (None: the board's default),
+        created closed on first use and shared by every later caller asking the same."""
         chosen = settings or self.settings
         breaker = self._breakers.get((name, chosen))
         if breaker is None:
@@ -112,4 +142,5 @@ class BreakerBoard:
         return breaker
 
     def states(self) -> dict[str, str]:
+        """Each breaker's state by its name (``closed``, ``open``, ``half_open``)."""
         return {b.name: b.state for b in self._breakers.values()}

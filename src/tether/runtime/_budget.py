@@ -35,6 +35,8 @@ class Budget:
         return dataclasses.replace(self, **overrides)
 
     def deadline(self, started_at: float) -> float | None:
+        """When a run started at ``started_at`` must stop (both seconds on the runtime's
+        clock); None when ``max_seconds`` sets no limit."""
         return None if self.max_seconds is None else started_at + self.max_seconds
 
     def check(self, *, steps: int, usage: Usage, cost_usd: float, elapsed_s: float) -> None:

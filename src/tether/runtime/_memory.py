@@ -627,7 +627,7 @@ def _query(task: str, messages: Sequence[Message]) -> str:
 
 
 def _valid_text(text: str) -> str:
-    """``text`` storable as UTF-8: lone surrogates (a tool's ``json.loads`` of
+    r"""``text`` storable as UTF-8: lone surrogates (a tool's ``json.loads`` of
     ``"\\ud800"``) become U+FFFD, as ``tether.memory`` stores them."""
     try:
         text.encode("utf-8")

@@ -244,8 +244,13 @@ class Runner:
         """Start a run of ``agent`` on ``task`` and drive it to an end.
 
         Args:
+            agent: What to run (model, tools, instructions, budget, policy).
+            task: The user's request, the run's first user message.
             agent_spec: ``module:attribute`` of the agent, recorded so that
                 ``tether resume`` in another process can load it.
+            run_id: The run's id; default a new one from the Runner's id source. An id
+                already in the store is refused (``ConcurrentWriteError``): use
+                :meth:`resume` to continue a run.
             parent: For a sub-run (``tether.orchestration``): ``parent_run_id`` and the
                 delegation's fields, recorded in ``run.started``.
             thread: Continue this conversation: an agent with memory sees the earlier
@@ -302,6 +307,7 @@ class Runner:
         """Continue a run from its journal, in this process.
 
         Args:
+            run_id: The run to continue (``RunNotFoundError`` if the store has none).
             agent: Defaults to the one recorded by ``agent_spec`` when the run started.
             model: A model selection string to continue on instead of the one the run
                 started with (journaled as a ``decision``). By default the run keeps the

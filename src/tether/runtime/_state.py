@@ -294,6 +294,8 @@ class RunState:
             self.step_calls = ()
 
 
+#: A fold step a package registers (:func:`register_fold`): called with the state and each
+#: event of its type, it updates the state in place and must not do I/O or read the clock.
 FoldHandler = Callable[[RunState, Event], None]
 
 _BUILTIN: dict[str, FoldHandler] = {

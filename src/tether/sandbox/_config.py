@@ -116,4 +116,6 @@ class ExecResult:
 
     @property
     def ok(self) -> bool:
+        """The command exited with status 0 and Tether did not kill it (a timeout or
+        too much output); a truncated output or file list is still ``ok``."""
         return self.exit_code == 0 and self.killed is None

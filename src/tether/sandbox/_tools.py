@@ -55,6 +55,7 @@ def python_tool(sandbox: Sandbox, *, name: str = "run_python", persist_files: bo
 
         Args:
             code: The complete program. Print what you want to see.
+            ctx: The call's context (not shown to the model).
         """
         workdir = sandbox.workdir_for(ctx.run_id) if persist_files else None
         return result_payload(await sandbox.run_python(code, workdir=workdir))
@@ -79,6 +80,7 @@ def shell_tool(sandbox: Sandbox, *, name: str = "run_shell", persist_files: bool
 
         Args:
             command: The shell command line.
+            ctx: The call's context (not shown to the model).
         """
         workdir = sandbox.workdir_for(ctx.run_id) if persist_files else None
         return result_payload(await sandbox.run_shell(command, workdir=workdir))

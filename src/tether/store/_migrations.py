@@ -102,6 +102,9 @@ LEASES_SINCE = 2
 #: The schema version that added the run table's ``thread`` column.
 THREADS_SINCE = 3
 
+#: The core schema version this release writes: one per core migration. A file of a
+#: newer version is refused (``SchemaVersionError``); an older one is migrated when
+#: opened writable.
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: The table that records each set's version.

@@ -20,6 +20,8 @@ def open_store(
     ``$TETHER_BUSY_TIMEOUT_MS`` how long to wait for another process's lock (30000).
 
     Args:
+        location: A SQLite file's path (a ``postgres://`` URL is refused in this
+            version with ``ConfigurationError``).
         readonly: Open for inspection only (see :class:`SQLiteStore`); a missing file
             is ``StoreNotFoundError``, never a new one.
         create: With ``False``, a missing file is ``StoreNotFoundError``.

@@ -38,6 +38,7 @@ def project_run(previous: RunSummary | None, events: Sequence[Event]) -> RunSumm
     Args:
         previous: The row before them; None for a new run, whose first event must be
             ``run.started``.
+        events: What one append commits, in ``seq`` order.
 
     Raises:
         StoreError: A new run whose first event is not ``run.started``, or no events.

@@ -53,8 +53,12 @@ from ._migrations import (
 )
 from ._protocol import Lease, LedgerEntry, RunSummary, Within
 
+#: SQLite's ``synchronous`` settings a Tether file may use: ``FULL`` survives power loss,
+#: ``NORMAL`` only process crashes (and commits faster).
 Synchronous = Literal["FULL", "NORMAL"]
 
+#: Where a store is opened when neither ``location`` nor ``$TETHER_DB`` says: relative
+#: to the working directory.
 DEFAULT_PATH = Path(".tether") / "tether.db"
 #: How long a write waits for another process's lock before ``StoreLockedError``.
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
@@ -299,6 +303,10 @@ class SQLiteStore:
         """See :meth:`Store.append`.
 
         Args:
+            events: Consecutive events of one run, the first following its last
+                committed ``seq`` (else ``ConcurrentWriteError``, nothing written).
+            lease: The run's lease, checked and extended in the same transaction
+                (``LeaseLostError`` if another process took the run over).
             within: Called with the connection inside the append's transaction, after
                 the lease and before ``events`` are written; it may write rows of its
                 own (a memory's) and returns further events of the run, numbered to
@@ -323,6 +331,16 @@ class SQLiteStore:
     async def acquire(
         self, events: Sequence[Event], *, owner: str, ttl_s: float, takeover: str | None = None
     ) -> Lease:
+        """See :meth:`Store.acquire`: commit ``events`` and take the run's lease in one
+        ``BEGIN IMMEDIATE`` transaction.
+
+        Raises:
+            ConfigurationError: ``owner`` is not a non-empty text, or ``ttl_s`` not a
+                positive, finite number of seconds.
+            StoreReadOnlyError: The store was opened ``readonly``.
+            RunLeasedError: Another owner's lease is live; nothing is written.
+            ConcurrentWriteError: ``seq`` does not follow the run's last one.
+        """
         if not events:
             raise UsageError("acquire needs the events that start or resume the run")
         if not isinstance(owner, str) or not owner or not _encodable(owner):
@@ -398,6 +416,13 @@ class SQLiteStore:
         )
 
     async def renew(self, lease: Lease) -> None:
+        """See :meth:`Store.renew`: the new expiry is this host's wall clock now plus
+        ``lease.ttl_s`` seconds.
+
+        Raises:
+            LeaseLostError: The run's lease has another token now (taken over).
+            StoreReadOnlyError: The store was opened ``readonly``.
+        """
         if self.readonly:
             raise read_only(self.path, "the store was opened read-only")
 
@@ -414,6 +439,9 @@ class SQLiteStore:
         await self._conn.run(work, write=True)
 
     async def release(self, lease: Lease) -> None:
+        """See :meth:`Store.release`: the lease expires now, so the next
+        :meth:`acquire` takes the run without waiting; a lease taken over since (another
+        token) is left alone. Raises ``StoreReadOnlyError`` on a ``readonly`` store."""
         if self.readonly:
             raise read_only(self.path, "the store was opened read-only")
         await self._conn.run(lambda db: db.execute(
@@ -424,6 +452,9 @@ class SQLiteStore:
     # -- reading --------------------------------------------------------------------
 
     async def lease(self, run_id: str) -> Lease | None:
+        """See :meth:`Store.lease`: the stored lease, live or not (compare
+        ``expires_at`` with ``time.time()``); None for a run that never had one, an
+        unknown run, or a journal written before leases."""
         if not self._leases:  # a read-only look at a journal from before leases
             return None
         rows = await self._conn.run(lambda db: _rows(
@@ -436,6 +467,13 @@ class SQLiteStore:
                      expires_at=expires_at)
 
     async def read(self, run_id: str, *, after_seq: int = 0) -> list[Event]:
+        """See :meth:`Store.read`: payloads as journaled (redacted, secrets sealed), with
+        large values moved to blobs put back.
+
+        Raises:
+            RunNotFoundError: No run ``run_id`` in this file.
+            StoreCorruptError: A blob an event refers to is missing.
+        """
         rows, payloads, blobs = await self._conn.run(
             partial(self._read, run_id=run_id, after_seq=after_seq), write=False)
         return [
@@ -498,9 +536,13 @@ class SQLiteStore:
         return summary(rows[0])
 
     async def run(self, run_id: str) -> RunSummary:
+        """See :meth:`Store.run`: the run-table row (status, counts, cost) kept with
+        every commit. Raises ``RunNotFoundError`` for an id not in this file."""
         return await self._conn.run(partial(self._summary, run_id=run_id), write=False)
 
     async def match_run_ids(self, prefix: str, *, limit: int = 6) -> list[str]:
+        """See :meth:`Store.match_run_ids`: what the CLI uses to expand a short run id;
+        more than one match means the prefix is ambiguous."""
         # A range on the unique index: prefix <= run_id < prefix + the highest character.
         rows = await self._conn.run(lambda db: _rows(
             db, "SELECT run_id FROM runs WHERE run_id >= ? AND run_id < ? ORDER BY run_id "
@@ -517,6 +559,10 @@ class SQLiteStore:
         thread: str | None = None,
         limit: int = 50,
     ) -> list[RunSummary]:
+        """See :meth:`Store.runs`: newest first (``created_at``, seconds since the
+        epoch; ``since`` keeps runs created at or after it), at most ``limit``. Filters
+        left None match everything; ``thread`` on a journal from before threads finds
+        nothing."""
         clauses: list[str] = []
         args: list[Any] = []
         if thread is not None and self._columns == RUN_COLUMNS:
@@ -535,6 +581,8 @@ class SQLiteStore:
         return [summary(r) for r in rows]
 
     async def ledger(self, run_id: str) -> list[LedgerEntry]:
+        """See :meth:`Store.ledger`: one entry per tool call with an intent, in intent
+        order; an unknown run has none (an empty list, not an error)."""
         rows = await self._conn.run(lambda db: _rows(
             db, "SELECT call_id, tool, step, idempotency_key, status, intent_seq, result_seq "
                 "FROM tool_ledger WHERE run_key = (SELECT run_key FROM runs WHERE run_id = ?) "
@@ -560,4 +608,5 @@ class SQLiteStore:
         return self._conn.longest_wait_s
 
     async def close(self) -> None:
+        """Close the database connection; the store cannot be used afterwards."""
         self._conn.close()

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+#: Every fault kind a :class:`Fault` may name (the module's docstring says what each does).
 FAULTS = ("ok", "rate_limit", "server_error", "unavailable", "reset", "hang", "truncated",
           "malformed_args", "unknown_tool", "empty_choice", "context_length", "unauthorized",
           "not_json", "truncated_json", "html_200", "html_502", "trickle", "huge",
@@ -143,10 +144,12 @@ class FaultServer:
 
     @property
     def port(self) -> int:
+        """The loopback port the server listens on (chosen when ``port=0``)."""
         return int(self._server.server_address[1])
 
     @property
     def base_url(self) -> str:
+        """The OpenAI-compatible base URL to give a model: ``http://127.0.0.1:PORT/v1``."""
         return f"http://127.0.0.1:{self.port}/v1"
 
     def __enter__(self) -> FaultServer:
@@ -162,6 +165,8 @@ class FaultServer:
         self._plan = [f if isinstance(f, Fault) else Fault(kind=f) for f in plan]
 
     def faults(self) -> list[str]:
+        """The fault kind each request got so far, in arrival order (``"ok"`` for a
+        normal answer): what a test asserts on to know which attempts were made."""
         return [r.fault for r in self.received]
 
     def _next(self, body: dict[str, Any]) -> Fault:
@@ -175,146 +180,172 @@ class FaultServer:
             return fault
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
+        return type("Handler", (_Handler,), {"fault_server": self})
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:
-                return
+#: Faults answered with an error status and an OpenAI-shaped error body.
+_ERRORS: dict[str, tuple[int, dict[str, Any]]] = {
+    "server_error": (500, _error("The server had an error", "server_error")),
+    "unavailable": (503, _error("The engine is currently overloaded", "server_error")),
+    "unauthorized": (401, _error("Incorrect API key provided", "invalid_request_error",
+                                 "invalid_api_key")),
+    "context_length": (400, _error(
+        "This model's maximum context length is 128 tokens. However, your messages "
+        "resulted in 900 tokens.", "invalid_request_error", "context_length_exceeded")),
+}
 
-            def _send(self, status: int, payload: dict[str, Any] | bytes,
-                      headers: dict[str, str] | None = None,
-                      content_type: str = "application/json") -> None:
-                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(data)
 
-            def _trickle(self, data: bytes, interval_s: float) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
+def _corrupt_call(kind: str, message: dict[str, Any]) -> dict[str, Any]:
+    """``message`` with its first tool call spoiled as the fault ``kind`` says."""
+    call = dict(message["tool_calls"][0])
+    function = dict(call["function"])
+    if kind == "malformed_args":
+        function["arguments"] = function["arguments"][:-1] + ", "
+    elif kind == "wrong_type_args":
+        # an object, not JSON text; and a string where a number goes
+        arguments = json.loads(function["arguments"])
+        function["arguments"] = {k: f"#{v}" for k, v in arguments.items()}
+    else:
+        function["name"] = "no_such_tool"
+    call["function"] = function
+    return {**message, "tool_calls": [call]}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Answers each POST with the next fault of :attr:`fault_server`'s plan."""
+
+    protocol_version = "HTTP/1.1"
+    fault_server: FaultServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def _send(self, status: int, payload: dict[str, Any] | bytes,
+              headers: dict[str, str] | None = None,
+              content_type: str = "application/json") -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _answer_bytes(self, body: dict[str, Any]) -> bytes:
+        return json.dumps(_completion(body, self.fault_server.responder(body))).encode()
+
+    def _rate_limit(self, body: dict[str, Any], fault: Fault) -> None:
+        self._send(429, _error("Rate limit reached, slow down", "requests",
+                               "rate_limit_exceeded"),
+                   {"Retry-After": f"{fault.retry_after_s:g}",
+                    "retry-after-ms": str(int(fault.retry_after_s * 1000))})
+
+    def _cut(self, body: dict[str, Any], fault: Fault) -> None:
+        """Half the answer under a full Content-Length, then a reset or a clean close."""
+        data = self._answer_bytes(body)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2])
+        self.wfile.flush()
+        if fault.kind == "reset":
+            self._abort()
+        else:
+            self.close_connection = True
+
+    def _hang(self, body: dict[str, Any], fault: Fault) -> None:
+        time.sleep(self.fault_server.hang_s)
+        self._abort()
+
+    def _not_json(self, body: dict[str, Any], fault: Fault) -> None:
+        self._send(200, b"upstream request timeout")
+
+    def _truncated_json(self, body: dict[str, Any], fault: Fault) -> None:
+        data = self._answer_bytes(body)
+        self._send(200, data[: len(data) // 2])
+
+    def _html(self, body: dict[str, Any], fault: Fault) -> None:
+        self._send(200 if fault.kind == "html_200" else 502, GATEWAY_PAGE.encode(),
+                   content_type="text/html")
+
+    def _trickle(self, body: dict[str, Any], fault: Fault) -> None:
+        data = self._answer_bytes(body)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        try:
+            for i in range(len(data)):
+                self.wfile.write(data[i:i + 1])
                 self.wfile.flush()
-                self.close_connection = True
-                try:
-                    for i in range(len(data)):
-                        self.wfile.write(data[i:i + 1])
-                        self.wfile.flush()
-                        time.sleep(interval_s)
-                except OSError:  # the client gave up: what a trickle is for
-                    return
+                time.sleep(fault.interval_s)
+        except OSError:  # the client gave up: what a trickle is for
+            return
 
-            def _huge(self, body: dict[str, Any], fault: Fault) -> None:
-                head, tail = json.dumps(_completion(body, {
-                    "role": "assistant", "content": "<FILL>"})).encode().split(b"<FILL>")
-                fill = max(0, fault.size_bytes - len(head) - len(tail))
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                if fault.declare_length:
-                    self.send_header("Content-Length", str(len(head) + fill + len(tail)))
-                else:
-                    self.send_header("Connection", "close")
-                self.end_headers()
-                self.close_connection = True
-                chunk = b"all work and no play " * 3000
-                try:
-                    self.wfile.write(head)
-                    while fill > 0:
-                        piece = chunk[:fill]
-                        self.wfile.write(piece)
-                        fill -= len(piece)
-                    self.wfile.write(tail)
-                    self.wfile.flush()
-                except OSError:  # the client stopped reading at its cap
-                    return
+    def _huge(self, body: dict[str, Any], fault: Fault) -> None:
+        head, tail = json.dumps(_completion(body, {
+            "role": "assistant", "content": "<FILL>"})).encode().split(b"<FILL>")
+        fill = max(0, fault.size_bytes - len(head) - len(tail))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        if fault.declare_length:
+            self.send_header("Content-Length", str(len(head) + fill + len(tail)))
+        else:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        chunk = b"all work and no play " * 3000
+        try:
+            self.wfile.write(head)
+            while fill > 0:
+                piece = chunk[:fill]
+                self.wfile.write(piece)
+                fill -= len(piece)
+            self.wfile.write(tail)
+            self.wfile.flush()
+        except OSError:  # the client stopped reading at its cap
+            return
 
-            def _abort(self) -> None:
-                # SO_LINGER 0: close with a TCP reset rather than a clean FIN.
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                           struct.pack("ii", 1, 0))
-                self.close_connection = True
-                self.connection.close()
+    def _empty_choice(self, body: dict[str, Any], fault: Fault) -> None:
+        payload = _completion(body, {"role": "assistant", "content": ""})
+        payload["choices"] = []
+        self._send(200, payload)
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                length = int(self.headers.get("Content-Length", "0"))
-                body = json.loads(self.rfile.read(length) or b"{}")
-                fault = server._next(body)
-                kind = fault.kind
-                if kind == "rate_limit":
-                    self._send(429, _error("Rate limit reached, slow down", "requests",
-                                           "rate_limit_exceeded"),
-                               {"Retry-After": f"{fault.retry_after_s:g}",
-                                "retry-after-ms": str(int(fault.retry_after_s * 1000))})
-                elif kind == "server_error":
-                    self._send(500, _error("The server had an error", "server_error"))
-                elif kind == "unavailable":
-                    self._send(503, _error("The engine is currently overloaded",
-                                           "server_error"))
-                elif kind == "unauthorized":
-                    self._send(401, _error("Incorrect API key provided",
-                                           "invalid_request_error", "invalid_api_key"))
-                elif kind == "context_length":
-                    self._send(400, _error(
-                        "This model's maximum context length is 128 tokens. However, your "
-                        "messages resulted in 900 tokens.", "invalid_request_error",
-                        "context_length_exceeded"))
-                elif kind in ("reset", "truncated"):
-                    data = json.dumps(_completion(body, server.responder(body))).encode()
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data[: len(data) // 2])
-                    self.wfile.flush()
-                    if kind == "reset":
-                        self._abort()
-                    else:
-                        self.close_connection = True
-                elif kind == "hang":
-                    time.sleep(server.hang_s)
-                    self._abort()
-                elif kind == "not_json":
-                    self._send(200, b"upstream request timeout")
-                elif kind == "truncated_json":
-                    data = json.dumps(_completion(body, server.responder(body))).encode()
-                    self._send(200, data[: len(data) // 2])
-                elif kind in ("html_200", "html_502"):
-                    self._send(200 if kind == "html_200" else 502, GATEWAY_PAGE.encode(),
-                               content_type="text/html")
-                elif kind == "trickle":
-                    data = json.dumps(_completion(body, server.responder(body))).encode()
-                    self._trickle(data, fault.interval_s)
-                elif kind == "huge":
-                    self._huge(body, fault)
-                elif kind == "empty_choice":
-                    payload = _completion(body, {"role": "assistant", "content": ""})
-                    payload["choices"] = []
-                    self._send(200, payload)
-                else:
-                    message = server.responder(body)
-                    if kind in ("malformed_args", "unknown_tool", "wrong_type_args") \
-                            and message.get("tool_calls"):
-                        call = dict(message["tool_calls"][0])
-                        function = dict(call["function"])
-                        if kind == "malformed_args":
-                            function["arguments"] = function["arguments"][:-1] + ", "
-                        elif kind == "wrong_type_args":
-                            # an object, not JSON text; and a string where a number goes
-                            arguments = json.loads(function["arguments"])
-                            function["arguments"] = {k: f"#{v}" for k, v in arguments.items()}
-                        else:
-                            function["name"] = "no_such_tool"
-                        call["function"] = function
-                        message = {**message, "tool_calls": [call]}
-                    self._send(200, _completion(body, message))
+    def _ok(self, body: dict[str, Any], fault: Fault) -> None:
+        """The responder's answer; for a tool-call fault, its first call spoiled."""
+        message = self.fault_server.responder(body)
+        if fault.kind in ("malformed_args", "unknown_tool", "wrong_type_args") \
+                and message.get("tool_calls"):
+            message = _corrupt_call(fault.kind, message)
+        self._send(200, _completion(body, message))
 
-        return Handler
+    def _abort(self) -> None:
+        # SO_LINGER 0: close with a TCP reset rather than a clean FIN.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                   struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
+
+    #: What each fault does that is not an error status nor a plain answer.
+    _ACTIONS: dict[str, Callable[[_Handler, dict[str, Any], Fault], None]] = {
+        "rate_limit": _rate_limit, "reset": _cut, "truncated": _cut, "hang": _hang,
+        "not_json": _not_json, "truncated_json": _truncated_json, "html_200": _html,
+        "html_502": _html, "trickle": _trickle, "huge": _huge,
+        "empty_choice": _empty_choice,
+    }
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        length = int(self.headers.get("Content-Length", "0"))
+        body = json.loads(self.rfile.read(length) or b"{}")
+        fault = self.fault_server._next(body)
+        if fault.kind in _ERRORS:
+            self._send(*_ERRORS[fault.kind])
+        else:
+            self._ACTIONS.get(fault.kind, _Handler._ok)(self, body, fault)
 
 
 def closed_port() -> int:

@@ -405,6 +405,7 @@ def tool(
     and is hidden from the model.
 
     Args:
+        function: The function, when used as ``@tool`` without parentheses.
         name: The tool's name for the model; defaults to the function's name.
         description: Overrides the docstring.
         idempotent: Running the call twice has the same effect as once. A call left in
