@@ -70,7 +70,10 @@ async def _run(store: SQLiteStore, agent: Agent) -> list[Event]:
 
 
 def _kinds(events: Sequence[Event]) -> list[str]:
-    return [f.kind for f in diagnose(events)]
+    """The kinds found, but ``outlier_step``: it reads the wall-clock durations of these
+    real runs, where a step the machine stalled is a true outlier (it has its own tests,
+    on journals with planted durations)."""
+    return [f.kind for f in diagnose(events) if f.kind != "outlier_step"]
 
 
 async def test_repeated_call(store: SQLiteStore) -> None:
