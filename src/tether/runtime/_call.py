@@ -111,6 +111,31 @@ class ToolCalls(Protocol):
     async def reconcile(self, name: str, key: str) -> Any: ...
 
 
+class Named(Protocol):
+    """Anything with a name (an ``Agent`` is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+
+class Driving(Protocol):
+    """A run's driver as its helpers (toolsets, the live token stream) see it: the
+    Runner that hosts it, its folded state, its agent's name, events to build
+    (``Execution`` is one). Typing them by this keeps them off ``_execution``."""
+
+    @property
+    def runner(self) -> Host: ...
+    @property
+    def state(self) -> RunState: ...
+    @property
+    def agent(self) -> Named: ...
+
+    def event(
+        self, kind: EventType, step: int, payload: dict[str, Any], *,
+        span: str | None = None, duration_ms: float | None = None,
+    ) -> Event: ...
+
+
 #: One model attempt (the live stream's token deltas go out from here); default
 #: ``model.complete``.
 Attempt = Callable[[Model, ModelRequest], Awaitable[ModelResponse]]

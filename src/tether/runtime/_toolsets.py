@@ -29,7 +29,7 @@ from ._eager import Awaiting, result_payload, start
 __all__ = ["Awaiting", "RunTools", "attention", "result_payload", "start", "waiting_calls"]
 
 if TYPE_CHECKING:
-    from ._execution import Execution
+    from ._call import Driving
     from ._state import OpenCall
     from ._tool_call import InDoubt
 
@@ -42,7 +42,7 @@ class RunTools:
     ``[name]``) to their :class:`~tether.tools.ToolDef`.
     """
 
-    def __init__(self, ex: Execution, toolsets: Sequence[Toolset]) -> None:
+    def __init__(self, ex: Driving, toolsets: Sequence[Toolset]) -> None:
         self.ex = ex
         self.toolsets = list(toolsets)
         self._defs: dict[str, ToolDef] = {}
@@ -180,7 +180,7 @@ def waiting_calls(events: Sequence[Event]) -> tuple[dict[str, Awaiting], set[str
     return held, approved
 
 
-def attention(ex: Execution, calls: Sequence[tuple[OpenCall, InDoubt]]) -> Event:
+def attention(ex: Driving, calls: Sequence[tuple[OpenCall, InDoubt]]) -> Event:
     """The ``run.needs_attention`` of a step whose ``calls`` stay open: in doubt (a
     human checks the world and resolves them), waiting for approval, or waiting for a
     result from outside. Each call says which (``awaiting``) and what to do."""
