@@ -260,7 +260,6 @@ class OpenAIModel:
                 code=error.code,
                 error_type=error.type,
                 credential_var=self._credential_var,
-                clock=self._clock,
             )
         return ModelBehaviorError(
             f"{provider} model {model!r}: {type(error).__name__}: {error}",
