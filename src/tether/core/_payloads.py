@@ -266,6 +266,8 @@ class DecisionPayload(Payload):
     drop: list[int] | None = None
     budget: int | None = None
     was: int | None = None
+    #: The plan an orchestrator journaled (``decision: "plan"``), as JSON.
+    plan: JSON | None = None
     key: str | None = None
 
     @property

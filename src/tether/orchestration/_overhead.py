@@ -20,13 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..core import (
-    Event,
-    EventType,
-    ModelResponsePayload,
-    ToolErrorPayload,
-    ToolResultPayload,
-)
+from ..core import Event, EventType
 from ..store import Store
 
 #: Most child runs read per parent.
@@ -95,18 +89,24 @@ class DelegationOverhead:
 
 
 def _spent(events: Sequence[Event]) -> tuple[int, int, float, bool]:
+    # Reads the stored dicts, not the typed models, on purpose: a journal with missing
+    # or hostile fields (a damaged or foreign file) is counted as zero, never refused.
     inputs = outputs = 0
     usd = 0.0
     delegated = False
     for e in events:
-        p = e.data
-        if isinstance(p, ModelResponsePayload):
-            inputs += int(p.usage.get("input_tokens", 0) or 0)
-            outputs += int(p.usage.get("output_tokens", 0) or 0)
-            usd += float(p.cost_usd)
-        elif isinstance(p, ToolResultPayload | ToolErrorPayload):
-            if p.cost_usd is not None:
-                usd += float(p.cost_usd)
+        p = e.payload
+        if e.type == EventType.MODEL_RESPONSE:
+            usage = p.get("usage") or {}
+            inputs += int(usage.get("input_tokens", 0) or 0)
+            outputs += int(usage.get("output_tokens", 0) or 0)
+            cost = p.get("cost_usd")
+            if isinstance(cost, int | float):
+                usd += float(cost)
+        elif e.type in (EventType.TOOL_RESULT, EventType.TOOL_ERROR):
+            cost = p.get("cost_usd")
+            if isinstance(cost, int | float):
+                usd += float(cost)
         elif e.type == EventType.SUBRUN_STARTED:
             delegated = True
     return inputs, outputs, usd, delegated
