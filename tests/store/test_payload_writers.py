@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 
 from tests.data import journal_agents as ja
-from tether.core import PAYLOADS, Event, ToolCall, parse_payload
-from tether.models import ScriptedModel
+from tether.core import PAYLOADS, Event, FatalModelError, ToolCall, parse_payload
+from tether.models import FunctionModel, ModelRequest, ScriptedModel
 from tether.runtime import Agent, Runner
 from tether.store import SQLiteStore
 from tether.tools import ApprovalRequiredToolset, FunctionToolset, tool
@@ -70,12 +70,20 @@ async def test_todays_writers_store_exactly_their_models_dump(tmp_path: Path) ->
     await runner.approve(held.run_id, "w1", deny=True, reason="freeze week")
     denied = await runner.resume(held.run_id, payer)
     assert denied.status == "completed", denied
+    def down(request: ModelRequest) -> str:
+        raise FatalModelError("the account is closed", hint="pay", provider="function")
+
+    moved = await runner.run(Agent(name="mover", model=FunctionModel(down),
+                                   fallbacks=[ScriptedModel(["fine"])]), "go")
+    assert moved.status == "completed", moved
+    failed = await runner.run(Agent(name="failer", model=FunctionModel(down)), "go")
+    assert failed.status == "failed", failed
     seen: set[str] = set()
     for run in await store.runs(limit=100):
         seen |= _check(await store.read(run.run_id))
     mstore.close()
     await store.close()
     assert {"run.started", "run.completed", "run.needs_attention", "model.request",
-            "model.response", "retry", "breaker", "tool.intent",
+            "model.response", "model.error", "fallback", "run.failed", "retry", "breaker", "tool.intent",
             "tool.result", "tool.error", "decision", "context.built", "memory.recall",
             "memory.write", "subrun.started", "subrun.completed"} <= seen, seen

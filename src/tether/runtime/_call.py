@@ -26,6 +26,7 @@ from ..core import (
     EventType,
     IdSource,
     Redactor,
+    RunFailedPayload,
     Sealer,
     TetherError,
     ToolResult,
@@ -239,9 +240,9 @@ def failure_event(
 ) -> Event:
     """The ``run.failed`` event of ``error`` at ``step`` (the error learns both)."""
     error.run_id, error.step = journal.state.run_id, step
-    return journal.event(EventType.RUN_FAILED, step, {
-        "reason": reason, "error": error.to_dict(), **extra,
-    })
+    return journal.event(EventType.RUN_FAILED, step, RunFailedPayload(
+        reason=reason, error=error.to_dict(), **extra,
+    ).dump())
 
 
 def transition_events(
