@@ -84,6 +84,7 @@ async def test_todays_writers_store_exactly_their_models_dump(tmp_path: Path) ->
     mstore.close()
     await store.close()
     assert {"run.started", "run.completed", "run.needs_attention", "model.request",
-            "model.response", "model.error", "fallback", "run.failed", "retry", "breaker", "tool.intent",
+            "model.response", "model.error", "fallback", "run.failed", "retry", "breaker",
+            "tool.intent",
             "tool.result", "tool.error", "decision", "context.built", "memory.recall",
             "memory.write", "subrun.started", "subrun.completed"} <= seen, seen
