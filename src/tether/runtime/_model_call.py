@@ -20,18 +20,16 @@ import asyncio
 import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..core import (
     BudgetExceededError,
     ContextLengthError,
     Event,
     EventType,
-    FallbackPayload,
     FatalModelError,
     ModelBehaviorError,
     ModelError,
-    ModelErrorPayload,
-    RetryPayload,
     TetherError,
     TransientModelError,
 )
@@ -114,16 +112,16 @@ def _error_events(
 ) -> list[Event]:
     """``model.request`` and ``model.error`` for a call (or a rejected answer) that failed."""
     error.step = request.step
+    payload: dict[str, Any] = {
+        "provider": model.provider, "model": model.model_name, "model_key": key,
+        "error": error.to_dict(), "error_class": error_class(error), "attempts": attempts,
+    }
     output = getattr(error, "output", None)
-    payload = ModelErrorPayload(
-        provider=model.provider, model=model.model_name, model_key=key,
-        error=error.to_dict(), error_class=error_class(error), attempts=attempts,
-        **({"output": output[:OUTPUT_KEPT]} if isinstance(output, str) and output else {}),
-    )
+    if isinstance(output, str) and output:
+        payload["output"] = output[:OUTPUT_KEPT]
     span = f"s{request.step}.m"
     return [*ctx.model_request_events(request, model),
-            ctx.journal.event(EventType.MODEL_ERROR, request.step, payload.dump(),
-                              span=span)]
+            ctx.journal.event(EventType.MODEL_ERROR, request.step, payload, span=span)]
 
 
 #: Fits the prompt back into the context window (an agent with memory rebuilds it
@@ -182,12 +180,11 @@ async def _call_chain(
         except _MoveOn as move:
             last_error = move.error
             if following is not None:
-                await ctx.journal.commit([ctx.journal.event(
-                    EventType.FALLBACK, request.step, FallbackPayload(
-                        from_model=model_label(model), to_model=model_label(following),
-                        from_key=keys[index], to_key=keys[index + 1],
-                        reason=move.reason, error=move.error.to_dict(),
-                    ).dump())])
+                await ctx.journal.commit([ctx.journal.event(EventType.FALLBACK, request.step, {
+                    "from_model": model_label(model), "to_model": model_label(following),
+                    "from_key": keys[index], "to_key": keys[index + 1],
+                    "reason": move.reason, "error": move.error.to_dict(),
+                })])
     if last_error is None:  # pragma: no cover - a chain always has a model
         raise FatalModelError("the agent has no model")
     raise last_error
@@ -281,11 +278,11 @@ async def _decide(
     events: list[Event] = []
     if isinstance(error, ModelBehaviorError):  # a rejected answer: journal what it was
         events = _error_events(ctx, request, model, key, error, {key: attempt})
-    events.append(ctx.journal.event(EventType.RETRY, request.step, RetryPayload(
-        target="model", model_key=key, provider=model.provider,
-        model=model.model_name, attempt=attempt, error=error.to_dict(),
-        error_class=error_class(error), delay_s=round(decision.delay_s, 4),
-    ).dump()))
+    events.append(ctx.journal.event(EventType.RETRY, request.step, {
+        "target": "model", "model_key": key, "provider": model.provider,
+        "model": model.model_name, "attempt": attempt, "error": error.to_dict(),
+        "error_class": error_class(error), "delay_s": round(decision.delay_s, 4),
+    }))
     await ctx.journal.commit(events)
     await ctx.clock.sleep(decision.delay_s)
 
