@@ -95,3 +95,32 @@ def test_stream_errors_keep_their_meaning() -> None:
     )
     assert isinstance(limited, RateLimitError)
     assert "HTTP" not in limited.message
+
+
+def test_a_retry_after_date_is_counted_from_the_injected_clock() -> None:
+    from tether.testing import FakeClock
+
+    # a clock years away from the real time: the wait is from it, not from time.time()
+    clock = FakeClock(start=2_000_000_000.0)
+    later = email.utils.formatdate(2_000_000_045.0, usegmt=True)
+    assert parse_retry_after({"Retry-After": later}, clock=clock) == pytest.approx(45.0)
+    clock.advance(40.0)
+    assert parse_retry_after({"Retry-After": later}, clock=clock) == pytest.approx(5.0)
+    clock.advance(100.0)
+    assert parse_retry_after({"Retry-After": later}, clock=clock) == 0.0
+    # an explicit ``now`` wins over the clock
+    assert parse_retry_after({"Retry-After": later}, now=2_000_000_000.0,
+                             clock=clock) == pytest.approx(45.0)
+
+
+def test_a_rate_limit_error_waits_by_the_injected_clock() -> None:
+    from tether.core import RateLimitError
+    from tether.models._failures import status_error
+    from tether.testing import FakeClock
+
+    clock = FakeClock(start=1_500_000_000.0)
+    later = email.utils.formatdate(1_500_000_012.0, usegmt=True)
+    error = status_error(provider="p", model="m", status=429, message="slow down",
+                         headers={"Retry-After": later}, clock=clock)
+    assert isinstance(error, RateLimitError)
+    assert error.retry_after == pytest.approx(12.0)

@@ -13,7 +13,16 @@ from typing import IO, Annotated, Any
 import typer
 from rich.text import Text
 
-from ..core import Event, EventType, Redactor, RunStatus, StoreError, TetherError
+from ..core import (
+    Event,
+    EventType,
+    ModelRequestPayload,
+    Redactor,
+    RunStatus,
+    StoreError,
+    TetherError,
+    payload_of,
+)
 from ..observe import (
     CAPTURE_CONTENT_ENV,
     RunCost,
@@ -121,10 +130,11 @@ def trace(
 def prompt_json(events: Sequence[Event], step: int) -> list[dict[str, Any]]:
     """``tether trace --prompt STEP --json``: each model call of the step and its prompt."""
     everything = prompts(events)
-    return [{"seq": e.seq, "step": e.step, "provider": e.payload.get("provider"),
-             "model": e.payload.get("model"), "tools": e.payload.get("tools"),
-             "constraint": e.payload.get("constraint"), "messages": everything.get(e.seq, [])}
-            for e in events if e.type == EventType.MODEL_REQUEST and e.step == step]
+    return [{"seq": e.seq, "step": e.step, "provider": p.provider, "model": p.model,
+             "tools": p.tools, "constraint": p.constraint,
+             "messages": everything.get(e.seq, [])}
+            for e in events if e.type == EventType.MODEL_REQUEST and e.step == step
+            for p in [payload_of(e, ModelRequestPayload)]]
 
 
 # -- tail -------------------------------------------------------------------------------

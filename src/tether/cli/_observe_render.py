@@ -17,7 +17,14 @@ from typing import IO, Any
 from rich.console import Console
 from rich.text import Text
 
-from ..core import Event, EventType
+from ..core import (
+    Event,
+    EventType,
+    ModelErrorPayload,
+    ModelRequestPayload,
+    ModelResponsePayload,
+    payload_of,
+)
 from ..observe import (
     Finding,
     RunCost,
@@ -196,7 +203,7 @@ class PromptIndex:
         last = 0
         for e in events:
             if e.type == EventType.MODEL_REQUEST:
-                kept = min(int(e.payload.get("prefix", 0) or 0), last)
+                kept = min(payload_of(e, ModelRequestPayload).prefix, last)
                 prefix[e.seq], previous[e.seq] = kept, last
                 last = length[e.seq] = kept + len(news.get(e.seq, []))
         return cls(news=news, prefix=prefix, length=length, previous=previous)
@@ -228,10 +235,10 @@ def _details(span: Span, index: PromptIndex | None) -> list[Text]:
         for e in span.events:
             if e.type == EventType.MODEL_RESPONSE:
                 lines.append(Text("response:", "dim"))
-                lines.extend(_message_lines(e.payload.get("message") or {}))
-            elif e.type == MODEL_ERROR and e.payload.get("output"):
-                lines.append(Text.assemble(("rejected output: ", "dim"),
-                                           as_text(e.payload["output"])))
+                lines.extend(_message_lines(payload_of(e, ModelResponsePayload).message))
+            elif e.type == MODEL_ERROR and (rejected := payload_of(
+                    e, ModelErrorPayload).output):
+                lines.append(Text.assemble(("rejected output: ", "dim"), as_text(rejected)))
         return lines
     if span.kind == "tool":
         lines = [Text.assemble(("arguments: ", "dim"), json.dumps(
@@ -334,7 +341,8 @@ def span_json(span: Span, *, full: bool = False) -> dict[str, Any]:
             data["prompt"] = None
             if index is not None and isinstance(seq, int) and seq in index.length:
                 data["prompt"] = {"prefix": index.prefix[seq], "new": index.news.get(seq, [])}
-            data["response"] = next((e.payload.get("message") for e in s.events
+            data["response"] = next((payload_of(e, ModelResponsePayload).message
+                                     for e in s.events
                                      if e.type == EventType.MODEL_RESPONSE), None)
         data["children"] = [encode(c) for c in s.children]
         return data

@@ -12,7 +12,12 @@ from rich.console import Console
 from rich.status import Status
 from rich.text import Text
 
-from ..core import Event, EventType
+from ..core import (
+    Event,
+    ModelResponsePayload,
+    ToolErrorPayload,
+    ToolResultPayload,
+)
 from ..runtime import Delta, EventStream, Subscription
 
 
@@ -73,15 +78,14 @@ class Progress:
     def apply(self, events: Sequence[Event]) -> None:
         """Committed events."""
         for e in events:
-            p = e.payload
+            p = e.data
             self.step = max(self.step, e.step)
-            if e.type == EventType.MODEL_RESPONSE:
-                usage = p.get("usage") or {}
-                self.tokens += int(usage.get("input_tokens", 0)) + int(
-                    usage.get("output_tokens", 0))
-                self.cost += float(p.get("cost_usd") or 0.0)
-            elif e.type in (EventType.TOOL_RESULT, EventType.TOOL_ERROR):
-                self.running.pop(str(p.get("call_id")), None)
+            if isinstance(p, ModelResponsePayload):
+                self.tokens += int(p.usage.get("input_tokens", 0)) + int(
+                    p.usage.get("output_tokens", 0))
+                self.cost += float(p.cost_usd or 0.0)
+            elif isinstance(p, ToolResultPayload | ToolErrorPayload):
+                self.running.pop(p.call_id, None)
         if self._status is not None:
             self._status.update(self.line())
 

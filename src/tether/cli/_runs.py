@@ -162,12 +162,15 @@ def run(
             loaded = dataclasses.replace(loaded, budget=loaded.budget.raised(limits))
         except TypeError as e:
             raise ConfigurationError(f"not a budget limit: {e}") from e
-    run_id = new_id("run_")
-    errors.print(f"run {run_id} started (Ctrl-C stops it cleanly; `tether show {run_id}`)",
-                 highlight=False, markup=False)
     spec = absolute_spec(agent)
-    _finish(_drive(db, log_file, lambda runner: runner.run(loaded, task, agent_spec=spec,
-                                                           run_id=run_id, thread=thread)))
+
+    async def start(runner: Runner) -> RunResult:
+        run_id = new_id("run_", runner.ids)  # the Runner's injected id source
+        errors.print(f"run {run_id} started (Ctrl-C stops it cleanly; `tether show {run_id}`)",
+                     highlight=False, markup=False)
+        return await runner.run(loaded, task, agent_spec=spec, run_id=run_id, thread=thread)
+
+    _finish(_drive(db, log_file, start))
 
 
 @app.command()

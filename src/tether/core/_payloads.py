@@ -261,6 +261,9 @@ class DecisionPayload(Payload):
     decision: str
     call_id: str | None = None
     tool: str | None = None
+    #: The subtask a ``replan`` is about, and its attempt.
+    subtask: str | None = None
+    attempt: int | None = None
     options: list[Any] | None = None
     chosen: Any = None
     reason: str | None = None
@@ -268,6 +271,10 @@ class DecisionPayload(Payload):
     drop: list[int] | None = None
     budget: int | None = None
     was: int | None = None
+    #: A ``replan``'s new objective (None: given up).
+    objective: str | None = None
+    #: The plan an orchestrator journaled (``decision: "plan"``), as JSON.
+    plan: JSON | None = None
     key: str | None = None
 
     @property

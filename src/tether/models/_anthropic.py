@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from ..core import ConfigurationError, ModelBehaviorError, ModelError
+from ..core import Clock, ConfigurationError, ModelBehaviorError, ModelError
 from ._anthropic_wire import (
     DEFAULT_MAX_TOKENS,
     MessagesStreamDecoder,
@@ -67,6 +67,8 @@ class AnthropicModel:
         credential_var: The environment variable the key came from, named in errors.
         max_response_bytes: Largest response body read; a larger one is a
             ``ModelBehaviorError`` and is not read further.
+        clock: Where a ``Retry-After`` HTTP date is counted from (inject the
+            Runner's clock; default the real time).
     """
 
     provider = "anthropic"
@@ -81,6 +83,7 @@ class AnthropicModel:
         max_tokens: int = DEFAULT_MAX_TOKENS,
         credential_var: str | None = "ANTHROPIC_API_KEY",
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        clock: Clock | None = None,
     ) -> None:
         self._anthropic = _import_anthropic()
         if not model:
@@ -91,6 +94,7 @@ class AnthropicModel:
         self._timeout_s = timeout_s
         self._max_tokens = max_tokens
         self._credential_var = credential_var
+        self._clock = clock
         self._clients: LoopBound[anthropic.AsyncAnthropic] = LoopBound(
             lambda: self._anthropic.AsyncAnthropic(
                 api_key=self._api_key, base_url=self._base_url, max_retries=0,
@@ -217,6 +221,7 @@ class AnthropicModel:
                 code=error.error_code,
                 error_type=error.type,
                 credential_var=self._credential_var,
+                clock=self._clock,
             )
         if isinstance(error, sdk.APIResponseValidationError):
             return ModelBehaviorError(

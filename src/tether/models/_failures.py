@@ -19,16 +19,19 @@ from __future__ import annotations
 
 import email.utils
 import re
-import time
 from collections.abc import Mapping
 
 from ..core import (
+    Clock,
     ContextLengthError,
     FatalModelError,
     ModelError,
     RateLimitError,
+    SystemClock,
     TransientModelError,
 )
+
+_SYSTEM_CLOCK = SystemClock()
 
 _CONTEXT_OVERFLOW = re.compile(
     r"context[ _-]?(length|window)|prompt is too long|too many tokens|maximum context"
@@ -42,7 +45,8 @@ _TRANSIENT_TYPES = frozenset(
 )
 
 
-def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None,
+                      clock: Clock | None = None) -> float | None:
     """Seconds to wait before retrying, from ``retry-after-ms`` or ``Retry-After``.
 
     ``Retry-After`` may be a number of seconds or an HTTP date (RFC 9110); a date in
@@ -51,6 +55,8 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
     Args:
         headers: Response headers; looked up case-insensitively.
         now: Current UTC time in seconds since the epoch (for HTTP dates).
+        clock: Where to read the current time when ``now`` is not given (the
+            Runner's injected clock); default the real time.
     """
     lowered = {k.lower(): v for k, v in headers.items()}
     millis = lowered.get("retry-after-ms")
@@ -73,7 +79,7 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
         return None
     if when.tzinfo is None:  # RFC 9110 dates are GMT
         return None
-    current = time.time() if now is None else now
+    current = now if now is not None else (clock or _SYSTEM_CLOCK).now()
     return max(0.0, when.timestamp() - current)
 
 
@@ -92,6 +98,7 @@ def status_error(
     code: str | None = None,
     error_type: str | None = None,
     credential_var: str | None = None,
+    clock: Clock | None = None,
 ) -> ModelError:
     """The Tether error for an error response from a provider's HTTP API.
 
@@ -104,6 +111,7 @@ def status_error(
         code: The machine-readable error code from the body, if any.
         error_type: The error type from the body, if any (``overloaded_error``...).
         credential_var: The environment variable holding this provider's key.
+        clock: Where to read the time a ``Retry-After`` date is counted from.
     """
     where = f"{provider} model {model!r}"
     text = f"{where}: HTTP {status}: {message}" if message else f"{where}: HTTP {status}"
@@ -119,7 +127,7 @@ def status_error(
             status_code=status,
         )
     if status == 429 or kinds & {"rate_limit_error", "rate_limit_exceeded"}:
-        retry_after = parse_retry_after(headers)
+        retry_after = parse_retry_after(headers, clock=clock)
         wait = f" (provider asked to wait {retry_after:g}s)" if retry_after is not None else ""
         return RateLimitError(
             text + wait,

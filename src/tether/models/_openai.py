@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from ..core import ConfigurationError, ModelBehaviorError, ModelError
+from ..core import Clock, ConfigurationError, ModelBehaviorError, ModelError
 from ._failures import connection_error, status_error, stream_error
 from ._http import (
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -70,6 +70,8 @@ class OpenAIModel:
             none for OpenAI (whose reasoning models need the room).
         max_response_bytes: Largest response body read; a larger one is a
             ``ModelBehaviorError`` and is not read further.
+        clock: Where a ``Retry-After`` HTTP date is counted from (inject the
+            Runner's clock; default the real time).
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class OpenAIModel:
         credential_var: str | None = "OPENAI_API_KEY",
         max_tokens: int | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        clock: Clock | None = None,
     ) -> None:
         self._openai = _import_openai()
         if not model:
@@ -95,6 +98,7 @@ class OpenAIModel:
         self._compatible = provider != "openai" if compatible is None else compatible
         self._timeout_s = timeout_s
         self._credential_var = credential_var
+        self._clock = clock
         if max_tokens is None and self._compatible:
             max_tokens = DEFAULT_COMPATIBLE_MAX_TOKENS
         self._max_tokens = max_tokens
@@ -237,6 +241,7 @@ class OpenAIModel:
                 code=error.code,
                 error_type=error.type,
                 credential_var=self._credential_var,
+                clock=self._clock,
             )
         if isinstance(error, sdk.APIResponseValidationError):
             return ModelBehaviorError(

@@ -21,10 +21,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..core import (
+    DecisionPayload,
     EventType,
     RunLeasedError,
     RunNotFoundError,
+    RunStartedPayload,
     RunStatus,
+    SubrunCompletedPayload,
+    SubrunStartedPayload,
     TetherError,
     Usage,
     UsageError,
@@ -56,15 +60,15 @@ class _Ledger:
     up to date by the delegations of this process."""
 
     depth: int = 0
-    started: dict[str, dict[str, Any]] = field(default_factory=dict)
-    completed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    started: dict[str, SubrunStartedPayload] = field(default_factory=dict)
+    completed: dict[str, SubrunCompletedPayload] = field(default_factory=dict)
     decisions: set[str] = field(default_factory=set)
     #: Budget shares of children in flight (not yet in ``subrun.completed``).
     reserved: dict[str, Budget] = field(default_factory=dict)
 
     def repeats(self, agent: str, digest: str) -> int:
         return sum(1 for p in self.started.values()
-                   if p.get("agent") == agent and p.get("brief_digest") == digest)
+                   if p.agent == agent and p.brief_digest == digest)
 
 
 _ledgers: weakref.WeakKeyDictionary[Any, _Ledger] = weakref.WeakKeyDictionary()
@@ -81,15 +85,15 @@ async def ledger(ex: RunHandle) -> _Ledger:
     events = await ex.runner.store.read(ex.state.run_id)
     led = _Ledger()
     for e in events:
-        p = e.payload
-        if e.type == EventType.RUN_STARTED:
-            led.depth = int(p.get("depth") or 0)
-        elif e.type == EventType.SUBRUN_STARTED:
-            led.started[p["child_run_id"]] = p
-        elif e.type == EventType.SUBRUN_COMPLETED:
-            led.completed[p["child_run_id"]] = p
-        elif e.type == EventType.DECISION and p.get("key"):
-            led.decisions.add(str(p["key"]))
+        p = e.data
+        if isinstance(p, RunStartedPayload):
+            led.depth = int(p.depth or 0)
+        elif isinstance(p, SubrunStartedPayload):
+            led.started[p.child_run_id] = p
+        elif isinstance(p, SubrunCompletedPayload):
+            led.completed[p.child_run_id] = p
+        elif isinstance(p, DecisionPayload) and p.key:
+            led.decisions.add(p.key)
     return _ledgers.setdefault(ex, led)
 
 
@@ -282,7 +286,7 @@ async def delegate(
 
 
 async def _drive_child(
-    runner: Any, child: Agent, child_id: str, started: dict[str, Any], *, fresh: bool,
+    runner: Any, child: Agent, child_id: str, started: SubrunStartedPayload, *, fresh: bool,
     parent: dict[str, Any],
 ) -> RunResult:
     """Drive a child run to an end: started here when it has no journal yet, resumed
@@ -300,7 +304,7 @@ async def _drive_child(
                          else TetherError.from_dict(state.error))
     if state is not None:
         return await _resume_when_free(runner, child_id, child)
-    result: RunResult = await runner.run(child, started["task"], run_id=child_id,
+    result: RunResult = await runner.run(child, started.task or "", run_id=child_id,
                                          parent=parent)
     return result
 
@@ -323,7 +327,7 @@ async def _delegate_once(
         )
     done = led.completed.get(child_id)
     if done is not None:  # finished before a crash: its recorded result, never a re-run
-        return SubagentResult.model_validate(done["result"])
+        return SubagentResult.model_validate(done.result)
     runner = ex.runner
     span = call_span(ex, ctx)
     parent_id = ex.state.run_id
@@ -352,9 +356,9 @@ async def _delegate_once(
                             f"the parent run has no {budget} left to give subagent "
                             f"{agent.name!r}", "answer with what you have, or resume "
                             "the run with a raised budget", limit=budget)
-        started = {"child_run_id": child_id, "agent": agent.name, "task": brief.task(),
-                   "brief_digest": digest, "branch": branch,
-                   "budget": dataclasses.asdict(budget)}
+        started = SubrunStartedPayload(child_run_id=child_id, agent=agent.name,
+                                       task=brief.task(), brief_digest=digest,
+                                       branch=branch, budget=dataclasses.asdict(budget))
         # Known as started (and reserved) before the commit is awaited, so nothing that
         # runs meanwhile can journal a second start of it. A commit that raises may
         # still have been written (cancelled while the store wrote it): the child stays
@@ -362,18 +366,18 @@ async def _delegate_once(
         led.started[child_id] = started
         led.reserved[child_id] = budget
         try:
-            await ex.commit([ex.event(EventType.SUBRUN_STARTED, ctx.step, started,
-                                      span=span)])
+            await ex.commit([ex.event(EventType.SUBRUN_STARTED, ctx.step,
+                                      started.dump(), span=span)])
         except BaseException:
             led.reserved.pop(child_id, None)
             raise
-    budget = Budget(**started["budget"])
+    budget = Budget(**(started.budget or {}))
     led.reserved[child_id] = budget
     try:
         child = _child_agent(agent, brief, budget)
         run = await _drive_child(runner, child, child_id, started, fresh=fresh, parent={
             "parent_run_id": parent_id, "depth": led.depth + 1,
-            "delegated_by": ctx.call_id, "brief_digest": started["brief_digest"],
+            "delegated_by": ctx.call_id, "brief_digest": started.brief_digest,
         })
     finally:
         led.reserved.pop(child_id, None)
@@ -395,17 +399,18 @@ async def _delegate_once(
                     steps=run.steps, usage=run.usage + sub_usage,
                     cost_usd=run.cost_usd + sub_cost, error=run.error)
     result = to_result(agent.name, run, brief)
-    completed = {
-        "child_run_id": child_id, "agent": agent.name, "status": str(run.status),
-        "output": run.output if len(run.output or "") <= ARTIFACT_CHARS else None,
-        "result": json.loads(result.model_dump_json()),
-        "usage": run.usage.model_dump(), "cost_usd": run.cost_usd,
-        "steps": run.steps + sub_steps,
-    }
-    await ex.commit([ex.event(EventType.SUBRUN_COMPLETED, ctx.step, completed, span=span)])
+    completed = SubrunCompletedPayload(
+        child_run_id=child_id, agent=agent.name, status=str(run.status),
+        output=run.output if len(run.output or "") <= ARTIFACT_CHARS else None,
+        result=json.loads(result.model_dump_json()),
+        usage=run.usage.model_dump(), cost_usd=run.cost_usd,
+        steps=run.steps + sub_steps,
+    )
+    await ex.commit([ex.event(EventType.SUBRUN_COMPLETED, ctx.step, completed.dump(),
+                              span=span)])
     led.completed[child_id] = completed
     if led.depth > 0:  # this run is itself a child: its parent will want the roll-up
         usage, cost, steps = _rollups.get(parent_id, (Usage(), 0.0, 0))
         _rollups[parent_id] = (usage + run.usage, cost + run.cost_usd,
-                               steps + completed["steps"])
+                               steps + (completed.steps or 0))
     return result

@@ -18,7 +18,15 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..core import Event, EventType
+from ..core import (
+    Event,
+    EventType,
+    ModelResponsePayload,
+    RunCompletedPayload,
+    SubrunCompletedPayload,
+    SubrunStartedPayload,
+    payload_of,
+)
 from ..store import Store
 
 _WORD = re.compile(r"[A-Za-z0-9_]{4,}")
@@ -32,11 +40,12 @@ def team_findings(
     started = [e for e in parent if e.type == EventType.SUBRUN_STARTED]
     same: dict[tuple[str, str], list[Event]] = defaultdict(list)
     for e in started:
-        digest = e.payload.get("brief_digest") or e.payload.get("task")
-        same[(str(e.payload.get("agent")), str(digest))].append(e)
+        sp = payload_of(e, SubrunStartedPayload)
+        digest = sp.brief_digest or sp.task
+        same[(str(sp.agent), str(digest))].append(e)
     findings: list[dict[str, Any]] = []
     for (agent, _), events in same.items():
-        ids = sorted({str(e.payload.get("child_run_id")) for e in events})
+        ids = sorted({payload_of(e, SubrunStartedPayload).child_run_id for e in events})
         if len(ids) < 2:
             continue
         steps = sorted({e.step for e in events})
@@ -52,35 +61,39 @@ def team_findings(
     later_text: list[tuple[int, str]] = []
     for e in parent:
         if e.type == EventType.MODEL_RESPONSE:
-            msg = e.payload.get("message") or {}
+            msg = payload_of(e, ModelResponsePayload).message or {}
             args = " ".join(str(c.get("arguments", "")) for c in msg.get("tool_calls") or [])
             later_text.append((e.seq, f"{msg.get('content') or ''} {args}"))
         elif e.type == EventType.SUBRUN_STARTED:  # what a later brief was given
-            later_text.append((e.seq, str(e.payload.get("task", "")).partition(
-                "Inputs (JSON):")[2]))
+            task = payload_of(e, SubrunStartedPayload).task or ""
+            later_text.append((e.seq, task.partition("Inputs (JSON):")[2]))
         elif e.type == EventType.RUN_COMPLETED:
-            later_text.append((e.seq, str(e.payload.get("output", ""))))
+            later_text.append((e.seq, payload_of(e, RunCompletedPayload).output or ""))
     for e in parent:
-        if e.type != EventType.SUBRUN_COMPLETED or e.payload.get("status") != "completed":
+        if e.type != EventType.SUBRUN_COMPLETED:
             continue
-        output = e.payload.get("output")
+        done = payload_of(e, SubrunCompletedPayload)
+        if done.status != "completed":
+            continue
+        output = done.output
         if output is None:
-            output = next((c.payload.get("output") for c in
-                           children.get(str(e.payload.get("child_run_id")), ())
+            output = next((payload_of(c, RunCompletedPayload).output for c in
+                           children.get(done.child_run_id, ())
                            if c.type == EventType.RUN_COMPLETED), None)
         words = set(_WORD.findall(str(output or "")))
-        brief = next((str(s.payload.get("task", "")) for s in started if
-                      s.payload.get("child_run_id") == e.payload.get("child_run_id")), "")
+        brief = next((payload_of(s, SubrunStartedPayload).task or "" for s in started if
+                      payload_of(s, SubrunStartedPayload).child_run_id == done.child_run_id),
+                     "")
         words = (words - set(_WORD.findall(brief))) or words  # what the child added
         if not words:
             continue
         after = " ".join(text for seq, text in later_text if seq > e.seq)
         if not any(w in after for w in words):
-            child = e.payload.get("child_run_id")
+            child = done.child_run_id
             findings.append({
                 "kind": "unused_subrun_output", "steps": [e.step],
                 "subject": str(child),
-                "message": (f"the answer of subagent {e.payload.get('agent')!r} (run "
+                "message": (f"the answer of subagent {done.agent!r} (run "
                             f"{child}) is never used by what the parent did next: the "
                             "work was wasted or its result ignored"),
                 "how_to_look": f"tether show {child}",

@@ -93,6 +93,8 @@ class DelegationOverhead:
 
 
 def _spent(events: Sequence[Event]) -> tuple[int, int, float, bool]:
+    # Reads the stored dicts, not the typed models, on purpose: a journal with missing
+    # or hostile fields (a damaged or foreign file) is counted as zero, never refused.
     inputs = outputs = 0
     usd = 0.0
     delegated = False

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..core import EventType, UsageError
+from ..core import DecisionPayload, EventType, UsageError
 from ..runtime import Agent, Budget
 from ..tools import Tool, ToolContext, tool
 from ._brief import Brief, Status, SubagentResult
@@ -101,14 +101,15 @@ def retry_with_error(subtask: Subtask, result: SubagentResult, attempt: int) -> 
                                       f"{attempt + 1}; the previous attempt failed: {error})"})
 
 
-async def _decide(ctx: ToolContext, key: str, payload: dict[str, Any]) -> None:
+async def _decide(ctx: ToolContext, key: str, payload: DecisionPayload) -> None:
     """Commit a ``decision`` once per key (a re-run after a crash does not repeat it)."""
     ex = execution_of(ctx)
     led = await ledger(ex)
     if key in led.decisions:
         return
     led.decisions.add(key)
-    await ex.commit([ex.event(EventType.DECISION, ctx.step, {**payload, "key": key},
+    await ex.commit([ex.event(EventType.DECISION, ctx.step,
+                              payload.model_copy(update={"key": key}).dump(),
                               span=call_span(ex, ctx))])
 
 
@@ -147,12 +148,12 @@ async def run_plan(
     _check_names(plan, agents, schemas)
     key = ctx.idempotency_key
     waves = plan.order()
-    await _decide(ctx, f"{key}/plan", {
-        "decision": "plan", "options": [s.id for s in plan.subtasks],
-        "chosen": [[s.id for s in w] for w in waves],
-        "reason": "subtasks in dependency order; each wave runs in parallel",
-        "plan": plan.model_dump(mode="json"),
-    })
+    await _decide(ctx, f"{key}/plan", DecisionPayload(
+        decision="plan", options=[s.id for s in plan.subtasks],
+        chosen=[[s.id for s in w] for w in waves],
+        reason="subtasks in dependency order; each wave runs in parallel",
+        plan=plan.model_dump(mode="json"),
+    ))
     # Each subtask's budget: what it asks for, capped by an equal part of what the
     # parent has left now (replans draw on what is left when they start).
     ex = execution_of(ctx)
@@ -202,13 +203,13 @@ async def run_plan(
                                    "last attempt: " + str((result.error or {}).get(
                                        "message", "it failed")),
                         "hint": "fix the replanner, then resume the run"}})
-                await _decide(ctx, f"{key}/{s.id}/replan{attempt + 1}", {
-                    "decision": "replan", "subtask": s.id, "attempt": attempt + 1,
-                    "options": ["replan", "give_up"],
-                    "chosen": "give_up" if nxt is None else "replan",
-                    "reason": (result.error or {}).get("message", "the subtask failed"),
-                    "objective": None if nxt is None else nxt.objective,
-                })
+                await _decide(ctx, f"{key}/{s.id}/replan{attempt + 1}", DecisionPayload(
+                    decision="replan", subtask=s.id, attempt=attempt + 1,
+                    options=["replan", "give_up"],
+                    chosen="give_up" if nxt is None else "replan",
+                    reason=(result.error or {}).get("message", "the subtask failed"),
+                    objective=None if nxt is None else nxt.objective,
+                ))
                 if nxt is None:
                     return
                 if nxt.agent not in agents:

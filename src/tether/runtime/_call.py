@@ -26,6 +26,7 @@ from ..core import (
     EventType,
     IdSource,
     Redactor,
+    RunFailedPayload,
     Sealer,
     TetherError,
     ToolResult,
@@ -109,6 +110,31 @@ class ToolCalls(Protocol):
                    ) -> ToolResult: ...
 
     async def reconcile(self, name: str, key: str) -> Any: ...
+
+
+class Named(Protocol):
+    """Anything with a name (an ``Agent`` is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+
+class Driving(Protocol):
+    """A run's driver as its helpers (toolsets, the live token stream) see it: the
+    Runner that hosts it, its folded state, its agent's name, events to build
+    (``Execution`` is one). Typing them by this keeps them off ``_execution``."""
+
+    @property
+    def runner(self) -> Host: ...
+    @property
+    def state(self) -> RunState: ...
+    @property
+    def agent(self) -> Named: ...
+
+    def event(
+        self, kind: EventType, step: int, payload: dict[str, Any], *,
+        span: str | None = None, duration_ms: float | None = None,
+    ) -> Event: ...
 
 
 #: One model attempt (the live stream's token deltas go out from here); default
@@ -214,9 +240,9 @@ def failure_event(
 ) -> Event:
     """The ``run.failed`` event of ``error`` at ``step`` (the error learns both)."""
     error.run_id, error.step = journal.state.run_id, step
-    return journal.event(EventType.RUN_FAILED, step, {
-        "reason": reason, "error": error.to_dict(), **extra,
-    })
+    return journal.event(EventType.RUN_FAILED, step, RunFailedPayload(
+        reason=reason, error=error.to_dict(), **extra,
+    ).dump())
 
 
 def transition_events(

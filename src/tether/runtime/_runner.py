@@ -13,14 +13,20 @@ from typing import Any
 
 from ..core import (
     JOURNAL_FORMAT,
+    BudgetPayload,
     Clock,
     ConfigurationError,
+    DecisionPayload,
     Event,
     EventType,
     IdSource,
     QuarantinedError,
     Redactor,
     RunLeasedError,
+    RunNeedsAttentionPayload,
+    RunQuarantinedPayload,
+    RunResumedPayload,
+    RunStartedPayload,
     RunStatus,
     SealedValueError,
     Sealer,
@@ -28,6 +34,7 @@ from ..core import (
     SystemClock,
     SystemIds,
     TetherError,
+    ToolResultPayload,
     UsageError,
     new_id,
 )
@@ -278,24 +285,24 @@ class Runner:
                              user=agent.memory.user if agent.memory is not None else None)
             threaded = {"thread": thread, "thread_key": key,
                         "thread_runs": await thread_runs(self.store, key)}
-        await execution.commit([execution.event(EventType.RUN_STARTED, 0, {
+        await execution.commit([execution.event(EventType.RUN_STARTED, 0, RunStartedPayload(
             **threaded,
-            "agent": agent.name,
-            "agent_spec": agent_spec,
-            "task": task,
-            "instructions": agent.instructions,
-            "provider": model.provider,
-            "model": model.model_name,
-            "fallbacks": [f"{m.provider}:{m.model_name}" for m in execution.models[1:]],
-            "selection": {"model": _selection(agent.model),
-                          "fallbacks": [_selection(f) for f in agent.fallbacks]},
-            "tools": [spec.model_dump() for spec in execution.tools.specs],
-            "price_table": self.prices.version,
+            agent=agent.name,
+            agent_spec=agent_spec,
+            task=task,
+            instructions=agent.instructions,
+            provider=model.provider,
+            model=model.model_name,
+            fallbacks=[f"{m.provider}:{m.model_name}" for m in execution.models[1:]],
+            selection={"model": _selection(agent.model),
+                       "fallbacks": [_selection(f) for f in agent.fallbacks]},
+            tools=[spec.model_dump() for spec in execution.tools.specs],
+            price_table=self.prices.version,
             # The limits the run started with; a resume keeps them (budget events raise them).
-            "budget": dataclasses.asdict(agent.budget),
+            budget=dataclasses.asdict(agent.budget),
             **(parent or {}),
-            "format": JOURNAL_FORMAT,
-        })])
+            format=JOURNAL_FORMAT,
+        ).dump())])
         return await self._drive(execution, in_doubt=False)
 
     async def resume(
@@ -348,15 +355,16 @@ class Runner:
                     hint="it crashes the process on recovery: inspect it with `tether show`, "
                          "fix the cause, then `tether resume RUN_ID --release`",
                     recoveries=state.recoveries, run_id=run_id, step=state.step)
-                await execution.commit([execution.event(EventType.RUN_QUARANTINED, state.step, {
-                    "error": error.to_dict(), "recoveries": state.recoveries})])
+                await execution.commit([execution.event(
+                    EventType.RUN_QUARANTINED, state.step, RunQuarantinedPayload(
+                        error=error.to_dict(), recoveries=state.recoveries).dump())])
             finally:
                 await self._release(execution.journal)
             return result_of(execution.state)
-        events = [execution.event(EventType.RUN_RESUMED, state.step, {
-            "attempt": state.recoveries + 1,
-            "from_status": str(state.status),
-        })]
+        events = [execution.event(EventType.RUN_RESUMED, state.step, RunResumedPayload(
+            attempt=state.recoveries + 1,
+            from_status=str(state.status),
+        ).dump())]
         if decision:
             events.append(execution.event(EventType.DECISION, state.step, decision))
         if budget is not None:
@@ -370,9 +378,9 @@ class Runner:
                     hint="limits: max_steps, max_input_tokens, max_output_tokens, "
                          "max_cost_usd, max_seconds",
                 ) from e
-            events.append(execution.event(EventType.BUDGET, state.step, {
-                "raised": raised, "reason": "resumed with a raised budget",
-            }))
+            events.append(execution.event(EventType.BUDGET, state.step, BudgetPayload(
+                raised=raised, reason="resumed with a raised budget",
+            ).dump()))
         execution.tools.held, execution.tools.approved = waiting_calls(journal)
         async with execution.tools:  # entered again on every resume
             await execution.commit(events)
@@ -382,8 +390,9 @@ class Runner:
         """Stop a run whose journal cannot be unsealed, saying why and what to do."""
         journal = Journal(self, state)
         try:
-            await journal.commit([journal.event(EventType.RUN_NEEDS_ATTENTION, state.step, {
-                "error": error.to_dict(), "reason": "sealed_values"})])
+            await journal.commit([journal.event(
+                EventType.RUN_NEEDS_ATTENTION, state.step, RunNeedsAttentionPayload(
+                    error=error.to_dict(), reason="sealed_values").dump())])
         finally:
             await self._release(journal)
         return result_of(journal.state)
@@ -405,10 +414,10 @@ class Runner:
             )
         journal = Journal(self, state)
         try:  # refused (RunLeasedError) while another process drives the run
-            await journal.commit([journal.event(EventType.TOOL_RESULT, call.step, {
-                "call_id": call.call_id, "tool": call.tool, "content": result,
-                "resolved_by": "user",
-            }, span=tool_span(call))])
+            await journal.commit([journal.event(EventType.TOOL_RESULT, call.step,
+                                                ToolResultPayload(
+                call_id=call.call_id, tool=call.tool, content=result, resolved_by="user",
+            ).dump(), span=tool_span(call))])
         finally:
             await self._release(journal)
 
@@ -436,14 +445,16 @@ class Runner:
                      f"none waits; see `tether show {run_id}`")
         chosen = "deny" if deny else "approve"
         journal = Journal(self, state)
-        events = [journal.event(EventType.DECISION, state.step, {
-            "decision": "approval", "call_id": call_id, "tool": call.tool,
-            "options": ["approve", "deny"], "chosen": chosen,
-            "reason": reason or ("approved by a human" if not deny else "denied by a human"),
-        }, span=tool_span(call))]
+        events = [journal.event(EventType.DECISION, state.step, DecisionPayload(
+            decision="approval", call_id=call_id, tool=call.tool,
+            options=["approve", "deny"], chosen=chosen,
+            reason=reason or ("approved by a human" if not deny else "denied by a human"),
+        ).dump(), span=tool_span(call))]
         if deny:
             note = f"A human denied this call of {call.tool}" + (f": {reason}" if reason else
                                                                   ".")
+            # A dict, not the model: its fields' order (content, denied, then error) is
+            # not the model's, and the stored bytes stay as they were.
             events.append(journal.event(EventType.TOOL_ERROR, call.step, {
                 "call_id": call_id, "tool": call.tool, "content": note, "denied": True,
                 "error": {"type": "ApprovalDenied", "message": note},

@@ -34,7 +34,7 @@ from ..core import Event, ModelBehaviorError, UsageError
 from ..models import Model, ModelRequest, ModelResponse, StreamingModel
 
 if TYPE_CHECKING:
-    from ._execution import Execution
+    from ._call import Driving
 
 _log = logging.getLogger("tether")
 
@@ -353,7 +353,7 @@ class EventStream:
         return True
 
 
-async def complete(ex: Execution, model: Model, request: ModelRequest) -> ModelResponse:
+async def complete(ex: Driving, model: Model, request: ModelRequest) -> ModelResponse:
     """One model attempt: ``model.complete``, or, while a subscriber takes this run's
     tokens and the model can stream, its stream, each chunk published (redacted on its
     own) as a ``model.token`` delta. Either way the answer is the complete response."""

@@ -15,12 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import (
     CallInDoubtError,
+    DecisionPayload,
     Event,
     EventType,
+    RunNeedsAttentionPayload,
     TetherError,
     ToolDefinitionError,
     ToolError,
+    ToolErrorPayload,
     ToolResult,
+    ToolResultPayload,
     ToolSpec,
 )
 from ..tools import StepContext, ToolContext, ToolDef, Toolset, as_result
@@ -29,7 +33,7 @@ from ._eager import Awaiting, result_payload, start
 __all__ = ["Awaiting", "RunTools", "attention", "result_payload", "start", "waiting_calls"]
 
 if TYPE_CHECKING:
-    from ._execution import Execution
+    from ._call import Driving
     from ._state import OpenCall
     from ._tool_call import InDoubt
 
@@ -42,7 +46,7 @@ class RunTools:
     ``[name]``) to their :class:`~tether.tools.ToolDef`.
     """
 
-    def __init__(self, ex: Execution, toolsets: Sequence[Toolset]) -> None:
+    def __init__(self, ex: Driving, toolsets: Sequence[Toolset]) -> None:
         self.ex = ex
         self.toolsets = list(toolsets)
         self._defs: dict[str, ToolDef] = {}
@@ -169,25 +173,25 @@ def waiting_calls(events: Sequence[Event]) -> tuple[dict[str, Awaiting], set[str
     approved: set[str] = set()
     fresh: set[str] = set()  # approved, and no resume has started since
     for e in events:
-        p = e.payload
-        if e.type == EventType.RUN_NEEDS_ATTENTION:
-            for c in p.get("calls") or ():
+        p = e.data
+        if isinstance(p, RunNeedsAttentionPayload):
+            for c in p.calls or ():  # each call a plain JSON object
                 if c.get("awaiting") in ("approval", "result"):
                     held[c["call_id"]] = c["awaiting"]
-        elif e.type == EventType.DECISION and p.get("decision") == "approval":
-            if p.get("chosen") == "approve":
-                approved.add(p["call_id"])
-                fresh.add(p["call_id"])
+        elif isinstance(p, DecisionPayload) and p.decision == "approval":
+            if p.chosen == "approve" and p.call_id is not None:
+                approved.add(p.call_id)
+                fresh.add(p.call_id)
         elif e.type == EventType.RUN_RESUMED:
             for call_id in fresh:  # that drive may have started it
                 held.pop(call_id, None)
             fresh = set()
-        elif e.type in (EventType.TOOL_RESULT, EventType.TOOL_ERROR):
-            held.pop(str(p.get("call_id")), None)
+        elif isinstance(p, ToolResultPayload | ToolErrorPayload):
+            held.pop(p.call_id, None)
     return held, approved
 
 
-def attention(ex: Execution, calls: Sequence[tuple[OpenCall, InDoubt]]) -> Event:
+def attention(ex: Driving, calls: Sequence[tuple[OpenCall, InDoubt]]) -> Event:
     """The ``run.needs_attention`` of a step whose ``calls`` stay open: in doubt (a
     human checks the world and resolves them), waiting for approval, or waiting for a
     result from outside. Each call says which (``awaiting``) and what to do."""
@@ -218,10 +222,10 @@ def attention(ex: Execution, calls: Sequence[tuple[OpenCall, InDoubt]]) -> Event
         kind = "ApprovalRequired" if approval else "CallDeferred"
         error = {"type": kind, "message": "; ".join(parts), "retryable": False,
                  "hint": hint}
-    return ex.event(EventType.RUN_NEEDS_ATTENTION, step, {
-        "error": error,
-        "calls": [{"call_id": c.call_id, "tool": c.runs, "arguments": c.arguments,
-                   "idempotency_key": c.idempotency_key, "why": d.why,
-                   **({"awaiting": d.awaiting} if d.awaiting else {})}
-                  for c, d in calls],
-    })
+    return ex.event(EventType.RUN_NEEDS_ATTENTION, step, RunNeedsAttentionPayload(
+        error=error,
+        calls=[{"call_id": c.call_id, "tool": c.runs, "arguments": c.arguments,
+                "idempotency_key": c.idempotency_key, "why": d.why,
+                **({"awaiting": d.awaiting} if d.awaiting else {})}
+               for c, d in calls],
+    ).dump())
