@@ -70,12 +70,6 @@ def test_public_dataclasses_are_keyword_only(package: str) -> None:
 
 #: The call path's leaf: what it may import of the runtime (plain data, no driver).
 CALL_LEAF_MAY_IMPORT = {"_breaker", "_budget", "_policy", "_state", "_working"}
-#: Edges left that close a cycle, each with why: ``_memory`` (the memory layer's hook
-#: in the step loop) still types the ``Execution`` it is handed by name (a
-#: ``TYPE_CHECKING`` import) while the ``Execution`` imports it. ``_toolsets`` and
-#: ``_stream`` are typed by ``_call.Driving`` now; ``_memory`` moves to it once the
-#: memory work on that file is merged. The call path itself is outside every cycle.
-KNOWN_CYCLE_EDGES = {("_memory", "_execution")}
 
 
 def _runtime_imports(path: Path) -> set[str]:
@@ -139,11 +133,10 @@ def test_the_call_path_never_reaches_back_to_its_driver(module: str) -> None:
     assert not reached & {"_execution", "_runner", module}, sorted(reached)
 
 
-def test_the_runtime_has_no_import_cycle_but_the_known_ones() -> None:
+def test_the_runtime_has_no_import_cycle() -> None:
+    """Helpers of a run (memory, toolsets, the stream, the call path) are typed by the
+    protocols of ``_call``, never by the ``Execution`` that imports them."""
     graph = _runtime_graph()
-    for source, target in KNOWN_CYCLE_EDGES:
-        assert target in graph[source], f"{source} -> {target} is gone: drop it from the list"
-        graph[source] = graph[source] - {target}
     assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
 
 

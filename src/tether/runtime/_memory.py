@@ -21,11 +21,21 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..core import ContextLengthError, Event, EventType, Message, ToolCall, message_of
+from ..core import (
+    ContextLengthError,
+    Event,
+    EventType,
+    Message,
+    TetherError,
+    ToolCall,
+    message_of,
+)
 from ..store import RunSummary, SQLiteStore, Store
 from ..tools import Tool, ToolContext
+from ._call import Driving
+from ._journal import Within
 from ._state import OpenCall, fold
 from ._working import StepView
 
@@ -40,7 +50,31 @@ if TYPE_CHECKING:  # tether.memory needs the "memory" extra: imported when first
         TokenCounter,
         WriteOutcome,
     )
-    from ._execution import Execution
+
+
+class _Instructed(Protocol):
+    """What memory reads of the agent: its name and instructions."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def instructions(self) -> str: ...
+
+
+class _Run(Driving, Protocol):
+    """The run as memory drives it (``Execution`` is one): a :class:`Driving` that
+    commits with a unit of work and fails the run; typed by this, not by the
+    ``Execution``, so the runtime has no import cycle."""
+
+    @property
+    def agent(self) -> _Instructed: ...
+
+    async def commit(self, events: list[Event], *, within: Within | None = None) -> None:
+        """Commit ``events`` in one transaction, with ``within``'s rows."""
+
+    async def fail(self, error: TetherError, reason: str, *, step: int | None = None,
+                   events: Sequence[Event] = (), **extra: Any) -> None:
+        """Commit ``run.failed``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,7 +164,7 @@ async def list_threads(store: Store, *, limit: int = 1000, agent: str | None = N
 class RunMemory:
     """One execution's memory: the store, the builder, and what the step loop calls."""
 
-    def __init__(self, ex: Execution, config: MemoryConfig) -> None:
+    def __init__(self, ex: _Run, config: MemoryConfig) -> None:
         from ..memory import SQLiteMemoryStore, default_counter
 
         self.ex = ex
