@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.text import Text
@@ -55,6 +55,7 @@ from ._observe_render import (
     render_trace,
     show,
     span_json,
+    write_chunks,
     write_json,
 )
 
@@ -273,25 +274,11 @@ def export(
 def _write(output: Path | None, chunks: Iterable[str]) -> None:
     """Write ``chunks`` as they come, to stdout or ``output``."""
     if output is None:
-        _write_to(sys.stdout, chunks)
+        write_chunks(sys.stdout, chunks)
         return
     output.parent.mkdir(parents=True, exist_ok=True)
     with output.open("w", encoding="utf-8") as f:
-        _write_to(f, chunks)
-
-
-def _write_to(file: IO[str], chunks: Iterable[str]) -> None:
-    buffer: list[str] = []
-    size = 0
-    for chunk in chunks:
-        buffer.append(chunk)
-        size += len(chunk)
-        if size > 1 << 16:
-            file.write("".join(buffer))
-            buffer.clear()
-            size = 0
-    file.write("".join(buffer))
-    file.flush()
+        write_chunks(f, chunks)
 
 
 # -- doctor -----------------------------------------------------------------------------

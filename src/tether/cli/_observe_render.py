@@ -441,21 +441,25 @@ def render_events(header: str, events: Iterable[Event]) -> Iterator[Text]:
         yield event_line(event)
 
 
-def write_json(file: IO[str], value: Any, *, indent: int | None = 2) -> None:
-    """Write ``value`` as JSON in chunks (no whole-output string in memory)."""
-    encoder = json.JSONEncoder(indent=indent, ensure_ascii=False, default=str)
+def write_chunks(file: IO[str], chunks: Iterable[str]) -> None:
+    """Write ``chunks`` in writes of about 64 KiB (no whole-output string in memory)."""
     buffer: list[str] = []
     size = 0
-    for chunk in encoder.iterencode(value):
+    for chunk in chunks:
         buffer.append(chunk)
         size += len(chunk)
         if size > 1 << 16:
             file.write("".join(buffer))
             buffer.clear()
             size = 0
-    buffer.append("\n")
     file.write("".join(buffer))
     file.flush()
+
+
+def write_json(file: IO[str], value: Any, *, indent: int | None = 2) -> None:
+    """Write ``value`` as JSON, then a newline, in chunks (see :func:`write_chunks`)."""
+    encoder = json.JSONEncoder(indent=indent, ensure_ascii=False, default=str)
+    write_chunks(file, itertools.chain(encoder.iterencode(value), ("\n",)))
 
 
 def write_json_array(file: IO[str], items: Iterable[Any]) -> None:
