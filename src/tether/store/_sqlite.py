@@ -66,12 +66,14 @@ DEFAULT_BUSY_TIMEOUT_MS = 30_000
 
 #: A run's key, last seq and lease, on every write. Scalar subqueries: SQLite runs this
 #: in a third of the time of the equivalent LEFT JOIN (the hot path of every commit).
+#: The row's task is read as '': an append never rewrites it, and reading a long task
+#: on every commit made appends cost with its length.
 _LOOKUP = (
     "SELECT run_key, last_seq, "
     "(SELECT owner FROM leases l WHERE l.run_key = runs.run_key), "
     "(SELECT token FROM leases l WHERE l.run_key = runs.run_key), "
     "(SELECT expires_at FROM leases l WHERE l.run_key = runs.run_key), "
-    f"{RUN_COLUMNS_THREAD} FROM runs WHERE run_id = ?"
+    + RUN_COLUMNS_THREAD.replace(" task,", " '' AS task,", 1) + " FROM runs WHERE run_id = ?"
 )
 
 
