@@ -82,7 +82,9 @@ async def ledger(ex: RunHandle) -> _Ledger:
     found = _ledgers.get(ex)
     if found is not None:
         return found
-    events = await ex.runner.store.read(ex.state.run_id)
+    # Unsealed: a child started again after a crash gets the brief the parent gave,
+    # and a finished child's recorded result comes back as it was, not redacted.
+    events = ex.runner.sealer.unseal_all(await ex.runner.store.read(ex.state.run_id))
     led = _Ledger()
     for e in events:
         p = e.data

@@ -57,6 +57,10 @@ class RunnerView(Protocol):
     def store(self) -> Any:
         """The store every run of this Runner journals to (a ``tether.store.Store``)."""
 
+    @property
+    def sealer(self) -> Any:
+        """Unseals what the journal stores redacted (a ``tether.core.Sealer``)."""
+
     async def run(self, agent: Any, task: str, *, run_id: str | None = None,
                   parent: Mapping[str, Any] | None = None) -> Any:
         """Start ``agent`` on ``task`` and drive it until it stops (a ``RunResult``).
